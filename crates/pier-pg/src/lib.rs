@@ -1,0 +1,257 @@
+//! The PG layer: what Pier asks of a payment gateway, and the gateways Pier ships.
+//!
+//! `Pg` is the connector trait. A connector holds no per-payment state: every call carries what
+//! the PG needs, and the PG's own ledger is the truth about money. Two connectors ship:
+//! `testpg::InProcess` (the simulated acquirer called directly, zero network) and
+//! `pgsim::Client` (the same engine behind `pier pgsim`, over HTTP, with injectable faults).
+//!
+//! Outcomes are three-valued on purpose. `Ok` is a known approval, `Err(PgError::Declined)` and
+//! `Err(PgError::Rejected)` are known refusals, and `Err(PgError::Unknown)` means the request may or
+//! may not have reached the PG (timeout, reset, 5xx, unreadable answer): the caller must never
+//! treat it as a failure, only record it for the reconciler.
+
+use async_trait::async_trait;
+use pier_domain::{Birth, CardNumber, Expiry, Pwd2Digit};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub mod pgsim;
+pub mod testpg;
+
+/// Which merchant account at the PG a call is for (the channel's MID).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mid(pub String);
+
+impl Mid {
+    pub fn new(mid: impl Into<String>) -> Self {
+        Self(mid.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Card data for one call. Passed by value to the connector and dropped there.
+#[derive(Clone, Debug)]
+pub struct CardData {
+    pub number: CardNumber,
+    pub expiry: Expiry,
+    pub birth: Option<Birth>,
+    pub pwd_2digit: Option<Pwd2Digit>,
+}
+
+/// The order as the PG sees it. `order_id` is Pier's `imp_uid` of the attempt: unique per attempt,
+/// so an inquiry or a net-cancel names exactly one attempt. `merchant_uid` is carried for the
+/// PG's ledger (double-charge checks compare by it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub merchant_uid: String,
+    pub amount_krw: i64,
+    pub tax_free_krw: i64,
+    pub name: Option<String>,
+    pub buyer_name: Option<String>,
+    /// Installment months; 0 = lump sum.
+    pub card_quota: i64,
+}
+
+/// A known approval.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Approval {
+    pub pg_tid: String,
+    pub apply_num: Option<String>,
+    pub approved_at: i64,
+    pub amount_krw: i64,
+    pub card_code: Option<String>,
+    pub card_name: Option<String>,
+    /// Masked the Korean way (digits 9–12 hidden).
+    pub card_number: Option<String>,
+    /// 0 credit, 1 check.
+    pub card_type: Option<i64>,
+    /// Installment months actually applied (0 below 50,000 KRW).
+    pub card_quota: i64,
+    pub bank_code: Option<String>,
+    pub bank_name: Option<String>,
+    pub receipt_url: Option<String>,
+    /// Set when a billing key was issued in the same call (window billing with a first payment).
+    pub billing_key: Option<String>,
+}
+
+/// A billing key issued by the PG, and the card facts it may reveal.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BillingKey {
+    pub billing_key: String,
+    pub card_code: Option<String>,
+    pub card_name: Option<String>,
+    pub card_number: Option<String>,
+    pub card_type: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub order_id: String,
+    /// The PG transaction being cancelled.
+    pub pg_tid: String,
+    pub amount_krw: i64,
+    pub tax_free_krw: i64,
+    pub reason: Option<String>,
+    /// Pier's id for this cancel; the PG treats a repeated id as the same cancel (idempotent).
+    pub cancellation_id: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// The PG's id of the cancel transaction.
+    pub pg_cancel_tid: String,
+    pub cancelled_at: i64,
+    pub amount_krw: i64,
+    pub receipt_url: Option<String>,
+}
+
+/// What the PG thinks happened to an order.
+// Boxing `Approval` would change the public shape for a value that only lives for one call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Inquiry {
+    /// The PG never saw the order (or saw it and refused: nothing to settle).
+    NotFound,
+    Declined {
+        code: String,
+        message: String,
+    },
+    Approved(Approval),
+    /// Approved, then voided by a net-cancel or fully cancelled.
+    Voided {
+        pg_tid: String,
+    },
+}
+
+/// Virtual account issuance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VbankRequest {
+    pub order: Order,
+    pub bank_code: String,
+    pub due_unix: i64,
+    pub holder: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VbankIssued {
+    pub pg_tid: String,
+    pub bank_code: String,
+    pub bank_name: String,
+    pub account_num: String,
+    pub holder: String,
+    pub due_unix: i64,
+    pub issued_at: i64,
+}
+
+/// Start of a window (authenticated) payment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthBegin {
+    pub order: Order,
+    /// `card`, `trans`, `phone` or `vbank`.
+    pub pay_method: String,
+    /// Issue a billing key too (`customer_uid` given to `request_pay`).
+    pub issue_billing_key: bool,
+    /// Where the PG's window sends the browser back with the authentication result.
+    pub return_url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthSession {
+    /// Where the buyer's browser goes to authenticate.
+    pub redirect_url: String,
+    pub auth_session_id: String,
+}
+
+/// Authentication result, as posted back by the PG's window to `return_url`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthComplete {
+    pub order: Order,
+    pub auth_session_id: String,
+    /// The one-time token the PG window handed back.
+    pub auth_token: String,
+}
+
+/// What a completed window authentication produced.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuthOutcome {
+    /// A payment (card, trans, phone); `Approval::billing_key` is set when a key was issued too.
+    Paid(Approval),
+    /// Billing key only (window billing with amount 0).
+    BillingKeyOnly(BillingKey),
+    /// A virtual account was issued; the payment stays `ready` until the deposit.
+    Vbank(VbankIssued),
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PgError {
+    /// The issuer or PG refused after a real attempt: record a failed payment.
+    #[error("[{code}] {message}")]
+    Declined { code: String, message: String },
+    /// Refused before any attempt (card data invalid, unknown billing key…): no payment happened.
+    #[error("[{code}] {message}")]
+    Rejected { code: String, message: String },
+    /// The outcome is not known. Never treat this as a failure.
+    #[error("PG outcome unknown: {0}")]
+    Unknown(String),
+    /// The PG could not be reached at all: nothing was sent, so nothing happened.
+    #[error("PG unreachable: {0}")]
+    Unreachable(String),
+}
+
+pub type PgResult<T> = Result<T, PgError>;
+
+/// Something the PG tells Pier on its own initiative, not as the answer to a call.
+///
+/// The in-process test PG hands these out through `testpg::Engine::subscribe`; pgsim POSTs them as
+/// JSON to its `notify_url`. Delivery is at-least-once at best and may be lost (a lagging
+/// subscriber, Pier down), so a receiver must be idempotent and must not rely on them alone: an
+/// `inquire` of a waiting virtual account answers `Approved` once the money is in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PgEvent {
+    /// Money arrived on a virtual account issued for `order_id`.
+    VbankDeposited {
+        mid: Mid,
+        order_id: String,
+        merchant_uid: String,
+        amount_krw: i64,
+        /// The PG transaction of the virtual account (the `pg_tid` of `VbankIssued`).
+        pg_tid: String,
+        deposited_at: i64,
+    },
+}
+
+/// Per-call deadline default; every connector call is bounded.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+#[async_trait]
+pub trait Pg: Send + Sync + 'static {
+    /// Approve a keyed (card data) payment.
+    async fn approve_keyed(&self, mid: &Mid, order: &Order, card: CardData) -> PgResult<Approval>;
+    /// Issue a billing key from card data.
+    async fn issue_billing_key(
+        &self,
+        mid: &Mid,
+        customer_uid: &str,
+        card: CardData,
+    ) -> PgResult<BillingKey>;
+    async fn delete_billing_key(&self, mid: &Mid, billing_key: &str) -> PgResult<()>;
+    async fn pay_with_key(&self, mid: &Mid, order: &Order, billing_key: &str)
+        -> PgResult<Approval>;
+    /// Full or partial cancel of an approved transaction.
+    async fn cancel(&self, mid: &Mid, req: &CancelRequest) -> PgResult<CancelOutcome>;
+    async fn inquire(&self, mid: &Mid, order_id: &str) -> PgResult<Inquiry>;
+    /// Void an approval whose response was lost. Idempotent; voiding an unknown order is Ok.
+    async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()>;
+    async fn issue_vbank(&self, mid: &Mid, req: &VbankRequest) -> PgResult<VbankIssued>;
+    /// Begin the window flow: where does the buyer's browser go?
+    async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession>;
+    /// Approve server-to-server after the buyer authenticated in the PG window.
+    async fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> PgResult<AuthOutcome>;
+}

@@ -1,0 +1,146 @@
+//! The test PG: a deterministic simulated acquirer, and `InProcess`, the connector that calls it
+//! directly.
+//!
+//! Outcomes are chosen by card number (`TEST_CARDS`, documented in `docs/test-cards.md`), so a
+//! test picks a behaviour by picking a card: approve, the usual issuer declines, an invalid number,
+//! a charge that times out, an approval whose answer is lost, billing-key failures. The engine
+//! keeps its own ledger (`Engine::ledger_snapshot`), which reliability tests compare with Pier's
+//! database, and can journal it to disk so that billing keys survive a restart of an in-process
+//! demo. pgsim (`crate::pgsim`) serves the very same engine over HTTP.
+//!
+//! Module map: `cards` (test-card and BIN tables, holder rules), `engine` (state, connector
+//! operations, deposits), `auth` (payment-window sessions), `ledger` (records and snapshot),
+//! `journal` (append-only file), `crypto` (AES-256-GCM sealing of card data), `window` (pages).
+
+mod auth;
+pub mod cards;
+mod crypto;
+mod engine;
+mod journal;
+mod ledger;
+pub mod window;
+
+pub use auth::{SessionStatus, SessionView, MAX_SMS_FAILURES, PHONE_CARRIERS};
+pub use cards::{Behaviour, TestCard, TEST_CARDS};
+pub use engine::{
+    parse_encryption_key, Deposit, DepositTarget, Engine, EngineConfig, MAX_AMOUNT_KRW,
+};
+pub use ledger::{
+    LedgerBillingKey, LedgerCancel, LedgerOrder, LedgerSnapshot, LedgerStatus, LedgerVbank,
+    LedgerVbankStatus, MerchantTotal, PayMethod,
+};
+
+pub(crate) use engine::{EngineResult, Fail};
+
+use crate::{
+    Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,
+    CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgResult, VbankIssued, VbankRequest,
+    DEFAULT_DEADLINE,
+};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// The test PG called directly: no network, no serialization. Every call is bounded by the
+/// deadline; the cards that make the PG fall silent make the call wait for it and answer
+/// `Unknown`, exactly as a network connector would.
+#[derive(Clone, Debug)]
+pub struct InProcess {
+    engine: Engine,
+    deadline: Duration,
+}
+
+impl InProcess {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            deadline: DEFAULT_DEADLINE,
+        }
+    }
+
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    async fn answer<T>(&self, result: EngineResult<T>) -> PgResult<T> {
+        let silence = async {
+            match result {
+                Ok(v) => Ok(v),
+                Err(Fail::Pg(e)) => Err(e),
+                Err(Fail::NoAnswer) => std::future::pending().await,
+            }
+        };
+        match tokio::time::timeout(self.deadline, silence).await {
+            Ok(answer) => answer,
+            Err(_) => Err(PgError::Unknown(format!(
+                "no answer from the test PG within {} ms",
+                self.deadline.as_millis()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Pg for InProcess {
+    async fn approve_keyed(&self, mid: &Mid, order: &Order, card: CardData) -> PgResult<Approval> {
+        self.answer(self.engine.approve_keyed(mid, order, card))
+            .await
+    }
+
+    async fn issue_billing_key(
+        &self,
+        mid: &Mid,
+        customer_uid: &str,
+        card: CardData,
+    ) -> PgResult<BillingKey> {
+        self.answer(self.engine.issue_billing_key(mid, customer_uid, card))
+            .await
+    }
+
+    async fn delete_billing_key(&self, mid: &Mid, billing_key: &str) -> PgResult<()> {
+        self.answer(self.engine.delete_billing_key(mid, billing_key))
+            .await
+    }
+
+    async fn pay_with_key(
+        &self,
+        mid: &Mid,
+        order: &Order,
+        billing_key: &str,
+    ) -> PgResult<Approval> {
+        self.answer(self.engine.pay_with_key(mid, order, billing_key))
+            .await
+    }
+
+    async fn cancel(&self, mid: &Mid, req: &CancelRequest) -> PgResult<CancelOutcome> {
+        self.answer(self.engine.cancel(mid, req)).await
+    }
+
+    async fn inquire(&self, mid: &Mid, order_id: &str) -> PgResult<Inquiry> {
+        self.answer(self.engine.inquire(mid, order_id)).await
+    }
+
+    async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()> {
+        self.answer(self.engine.net_cancel(mid, order_id)).await
+    }
+
+    async fn issue_vbank(&self, mid: &Mid, req: &VbankRequest) -> PgResult<VbankIssued> {
+        self.answer(self.engine.issue_vbank(mid, req)).await
+    }
+
+    async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession> {
+        self.answer(self.engine.begin_auth(mid, req)).await
+    }
+
+    async fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> PgResult<AuthOutcome> {
+        self.answer(self.engine.complete_auth(mid, req)).await
+    }
+}

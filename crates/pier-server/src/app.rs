@@ -1,0 +1,145 @@
+//! Startup and shutdown in one place: open the store, build the engine and its PG connectors,
+//! create the demo merchant on a fresh database, start the background jobs and the HTTP server,
+//! and stop them all gracefully (in-flight requests finish).
+
+use crate::config::Config;
+use crate::engine::merchants::Credentials;
+use crate::engine::{Engine, PgRegistry};
+use crate::http;
+use pier_domain::Clock;
+use pier_pg::Pg;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running Pier.
+pub struct Pier {
+    pub addr: SocketAddr,
+    pub engine: Arc<Engine>,
+    /// Set when this start created the demo merchant.
+    pub demo: Option<Credentials>,
+    /// The in-process test PG behind `inprocess` channels.
+    pub testpg: pier_pg::testpg::Engine,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+/// Builds the engine on an opened store.
+pub async fn build_engine(
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<Engine>, pier_pg::testpg::Engine)> {
+    http::ops::init_metrics();
+    let (store, _kind) = pier_store::connect(&cfg.database_url, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    let base_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.listen));
+    let mut pg_cfg = pier_pg::testpg::EngineConfig::new(
+        derive_key(&cfg.server_key, b"pier testpg card data"),
+        base_url,
+    );
+    if let Some(j) = &cfg.testpg_journal {
+        pg_cfg = pg_cfg.with_journal(j.clone());
+    }
+    let testpg = pier_pg::testpg::Engine::new(pg_cfg, clock.clone())
+        .map_err(|e| anyhow::anyhow!("starting the test PG: {e}"))?;
+    let deadline = cfg.pg_deadline;
+    let inprocess: Arc<dyn Pg> =
+        Arc::new(pier_pg::testpg::InProcess::new(testpg.clone()).with_deadline(deadline));
+    let registry = PgRegistry::new(
+        inprocess,
+        Box::new(move |url: &str| -> Arc<dyn Pg> {
+            match pier_pg::pgsim::Client::with_deadline(url, deadline) {
+                Ok(c) => Arc::new(c),
+                Err(e) => Arc::new(crate::engine::BrokenPg(format!(
+                    "channel target {url}: {e}"
+                ))),
+            }
+        }),
+    );
+    Ok((Arc::new(Engine::new(store, clock, registry, cfg)), testpg))
+}
+
+impl Pier {
+    /// Starts Pier on `listener` (bind `127.0.0.1:0` in tests).
+    pub async fn start(
+        mut cfg: Config,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Pier> {
+        let addr = listener.local_addr().map_err(|e| anyhow::anyhow!(e))?;
+        cfg.listen = addr;
+        let (engine, testpg) = build_engine(cfg, clock).await?;
+        let demo = if engine.cfg.create_demo {
+            engine
+                .ensure_demo()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the demo merchant: {e}"))?
+        } else {
+            None
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let mut jobs = Vec::new();
+        if engine.cfg.run_jobs {
+            jobs.push(tokio::spawn(crate::jobs::idempotency_expiry(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let app = http::router(engine.clone());
+        let app = tower::Layer::layer(
+            &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+            app,
+        );
+        let mut srx = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(app),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = srx.wait_for(|v| *v).await;
+            })
+            .await
+        });
+        Ok(Pier {
+            addr,
+            engine,
+            demo,
+            testpg,
+            stop,
+            server,
+            jobs,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops the jobs.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        for j in self.jobs {
+            let _ = j.await;
+        }
+        let _ = self.testpg.flush_journal().await;
+    }
+}
+
+/// A key for one purpose, derived from the server key (HMAC-SHA256 as a KDF).
+pub fn derive_key(server_key: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(server_key).expect("any key length");
+    mac.update(purpose);
+    mac.finalize().into_bytes().into()
+}

@@ -1,0 +1,437 @@
+//! Charging a card without a window: `onetime` (card data) and `again` (billing key).
+//!
+//! The order of effects is the whole point:
+//! 1. insert the attempt `ready` with the merchant_uid guard taken (`uid_lock`): a concurrent
+//!    second attempt for the same merchant_uid fails on the unique index, before any PG call;
+//! 2. call the PG with a deadline, outside any transaction;
+//! 3. record the answer (paid → webhook row in the same transaction; declined → failed and the
+//!    guard released; unknown → left for the reconciler, guard kept).
+//!
+//! Steps 2–3 run in a spawned task so a client that hangs up cannot strand an attempt between
+//! the PG's answer and its record.
+
+use super::{Engine, Error, Result};
+use pier_domain::{Amount, CustomerUid, MerchantUid};
+use pier_pg::{Approval, CardData, Mid, Order, Pg, PgError};
+use pier_store::{Channel, Customer, OutboxEvent, Payment, PgState, Settlement, StoreError};
+use std::sync::Arc;
+
+/// Delay before the reconciler first looks at an unknown outcome.
+pub const FIRST_RECONCILE_DELAY_SECS: i64 = 5;
+pub const MSG_ALREADY_PAID: &str = "이미 결제가 이루어진 거래건입니다.";
+pub const MSG_IN_PROGRESS: &str = "이미 결제가 진행중인 거래건입니다. 결제 결과를 조회해주세요. (another attempt for this merchant_uid is in progress)";
+pub const MSG_UNKNOWN: &str = "PG사로부터 결제 결과를 확인하지 못했습니다. 결제 결과는 자동으로 확인되며, 잠시 후 결제 내역을 조회해주세요. (the PG's answer is unknown; Pier will reconcile it)";
+pub const MSG_UNKNOWN_CUSTOMER: &str = "등록되지 않은 구매자입니다.";
+
+#[derive(Debug, Clone, Default)]
+pub struct Buyer {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub tel: Option<String>,
+    pub addr: Option<String>,
+    pub postcode: Option<String>,
+}
+
+/// The order part of a charge request, already validated.
+#[derive(Debug, Clone)]
+pub struct OrderInput {
+    pub merchant_uid: MerchantUid,
+    pub amount: Amount,
+    pub currency: String,
+    pub tax_free: i64,
+    pub vat_amount: Option<i64>,
+    pub name: Option<String>,
+    pub buyer: Buyer,
+    pub card_quota: i64,
+    pub custom_data: Option<String>,
+    pub notice_urls: Vec<String>,
+    pub pg: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnetimeInput {
+    pub order: OrderInput,
+    pub card: CardData,
+    pub customer_uid: Option<CustomerUid>,
+    pub customer_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgainInput {
+    pub order: OrderInput,
+    pub customer_uid: CustomerUid,
+    /// `payment` for API charges, `payment.scheduled` for the scheduler.
+    pub usage: &'static str,
+}
+
+/// A charge that reached the PG: paid, or declined with the PG's reason.
+#[derive(Debug, Clone)]
+pub struct ChargeOutcome {
+    pub payment: Payment,
+    pub declined: Option<String>,
+}
+
+/// What the PG was asked to do.
+enum Call {
+    Keyed(CardData),
+    BillingKey(String),
+}
+
+impl Engine {
+    pub async fn onetime(
+        self: &Arc<Self>,
+        merchant_id: &str,
+        input: OnetimeInput,
+    ) -> Result<ChargeOutcome> {
+        let channel = self
+            .select_channel(merchant_id, input.order.pg.as_deref())
+            .await?;
+        let mut p = self.new_attempt(merchant_id, &input.order, &channel);
+        p.card_number = Some(input.card.number.masked());
+        if let Some(uid) = &input.customer_uid {
+            p.customer_uid = Some(uid.to_string());
+            p.customer_uid_usage = Some("issue".into());
+        }
+        let card = input.card.clone();
+        let outcome = self
+            .run_charge(p, channel.clone(), Call::Keyed(card))
+            .await?;
+        if let (Some(uid), None) = (&input.customer_uid, &outcome.declined) {
+            // The card paid: store it as a billing key too (spec §9.3, on success only).
+            let pg = self.pgs.for_channel(&channel);
+            match self
+                .issue_key_at_pg(&pg, &channel, uid.as_str(), input.card)
+                .await
+            {
+                Ok(key) => {
+                    let now = self.now();
+                    let c = Customer {
+                        merchant_id: merchant_id.to_owned(),
+                        customer_uid: uid.to_string(),
+                        channel_id: channel.id.clone(),
+                        pg_provider: channel.pg_provider.clone(),
+                        pg_id: channel.mid.clone(),
+                        sandbox: channel.sandbox,
+                        billing_key: key.billing_key,
+                        customer_id: input.customer_id.clone(),
+                        card_name: key.card_name,
+                        card_code: key.card_code,
+                        card_number: key.card_number,
+                        card_type: key.card_type,
+                        customer_name: input.order.buyer.name.clone(),
+                        customer_tel: input.order.buyer.tel.clone(),
+                        customer_email: input.order.buyer.email.clone(),
+                        customer_addr: input.order.buyer.addr.clone(),
+                        customer_postcode: input.order.buyer.postcode.clone(),
+                        inserted: now,
+                        updated: now,
+                    };
+                    self.store.upsert_customer(&c).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(imp_uid = %outcome.payment.imp_uid, error = %e, "paid, but the billing key was not issued")
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub async fn again(
+        self: &Arc<Self>,
+        merchant_id: &str,
+        input: AgainInput,
+    ) -> Result<ChargeOutcome> {
+        let Some(customer) = self
+            .store
+            .get_customer(merchant_id, input.customer_uid.as_str())
+            .await?
+        else {
+            return Err(Error::Refused(MSG_UNKNOWN_CUSTOMER.into()));
+        };
+        let Some(channel) = self.store.get_channel(&customer.channel_id).await? else {
+            return Err(Error::Refused("빌링키를 발급한 PG 설정정보가 존재하지 않습니다. (the billing key's channel is gone)".into()));
+        };
+        let mut order = input.order;
+        // Buyer fields default to the customer's (spec §3.5).
+        let b = &mut order.buyer;
+        b.name = b.name.take().or(customer.customer_name.clone());
+        b.email = b.email.take().or(customer.customer_email.clone());
+        b.tel = b.tel.take().or(customer.customer_tel.clone());
+        b.addr = b.addr.take().or(customer.customer_addr.clone());
+        b.postcode = b.postcode.take().or(customer.customer_postcode.clone());
+        let mut p = self.new_attempt(merchant_id, &order, &channel);
+        p.customer_uid = Some(customer.customer_uid.clone());
+        p.customer_uid_usage = Some(input.usage.into());
+        p.card_code = customer.card_code.clone();
+        p.card_name = customer.card_name.clone();
+        p.card_number = customer.card_number.clone();
+        p.card_type = customer.card_type;
+        self.run_charge(p, channel, Call::BillingKey(customer.billing_key))
+            .await
+    }
+
+    fn new_attempt(&self, merchant_id: &str, o: &OrderInput, channel: &Channel) -> Payment {
+        let now = self.now();
+        let mut p = Payment::new(
+            pier_domain::ImpUid::generate().into_string(),
+            merchant_id.to_owned(),
+            o.merchant_uid.to_string(),
+            o.amount.krw(),
+            now,
+        );
+        p.uid_lock = true;
+        p.pg_state = PgState::InFlight;
+        p.channel_id = Some(channel.id.clone());
+        p.pay_method = Some("card".into());
+        p.channel = Some("api".into());
+        p.pg_provider = Some(channel.pg_provider.clone());
+        p.pg_id = Some(channel.mid.clone());
+        p.sandbox = channel.sandbox;
+        p.name = o.name.clone();
+        p.currency = o.currency.clone();
+        p.tax_free = o.tax_free;
+        p.vat_amount = o.vat_amount;
+        p.card_quota = o.card_quota;
+        p.buyer_name = o.buyer.name.clone();
+        p.buyer_email = o.buyer.email.clone();
+        p.buyer_tel = o.buyer.tel.clone();
+        p.buyer_addr = o.buyer.addr.clone();
+        p.buyer_postcode = o.buyer.postcode.clone();
+        p.custom_data = o.custom_data.clone();
+        if !o.notice_urls.is_empty() {
+            p.notice_url = serde_json::to_string(&o.notice_urls).ok();
+        }
+        p
+    }
+
+    /// Inserts the attempt with the guard taken, or explains why the merchant_uid is not free.
+    pub(crate) async fn insert_guarded(&self, p: &Payment) -> Result<()> {
+        match self.store.insert_payment(p).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                let holder = self
+                    .store
+                    .locked_payment(&p.merchant_id, &p.merchant_uid)
+                    .await?;
+                match holder {
+                    Some(h) if h.status == "ready" => Err(Error::Refused(MSG_IN_PROGRESS.into())),
+                    // paid, or paid then cancelled: the merchant_uid is spent.
+                    _ => Err(Error::Refused(MSG_ALREADY_PAID.into())),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run_charge(
+        self: &Arc<Self>,
+        p: Payment,
+        channel: Channel,
+        call: Call,
+    ) -> Result<ChargeOutcome> {
+        self.check_prepared(&p.merchant_id, &p.merchant_uid, p.amount)
+            .await?;
+        self.insert_guarded(&p).await?;
+        let this = self.clone();
+        // Detached: the attempt gets its record even if the client disconnects.
+        let task = tokio::spawn(async move {
+            let pg = this.pgs.for_channel(&channel);
+            let order = order_of(&p);
+            let mid = Mid(channel.mid.clone());
+            let deadline = this.cfg.pg_deadline + std::time::Duration::from_secs(1);
+            let answer = tokio::time::timeout(deadline, async {
+                match call {
+                    Call::Keyed(card) => pg.approve_keyed(&mid, &order, card).await,
+                    Call::BillingKey(key) => pg.pay_with_key(&mid, &order, &key).await,
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+            this.record_answer(&p, answer).await
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "charge task failed");
+                Err(Error::Unavailable(
+                    "결제 처리 중 오류가 발생했습니다. (internal error)".into(),
+                ))
+            }
+        }
+    }
+
+    /// Records the PG's answer on an attempt and turns it into the API's outcome.
+    async fn record_answer(
+        &self,
+        p: &Payment,
+        answer: std::result::Result<Approval, PgError>,
+    ) -> Result<ChargeOutcome> {
+        let now = self.now();
+        match answer {
+            Ok(a) => {
+                let paid = self.settle_paid(p, &a).await?;
+                Ok(ChargeOutcome {
+                    payment: paid,
+                    declined: None,
+                })
+            }
+            Err(PgError::Declined { code, message }) => {
+                let reason = declined_reason(&code, &message);
+                let failed = self
+                    .store
+                    .settle(
+                        &p.imp_uid,
+                        &Settlement::Failed {
+                            reason: reason.clone(),
+                            failed_at: now,
+                        },
+                        now,
+                        &[],
+                    )
+                    .await?;
+                Ok(ChargeOutcome {
+                    payment: failed,
+                    declined: Some(reason),
+                })
+            }
+            Err(PgError::Rejected { code, message }) => {
+                let reason = declined_reason(&code, &message);
+                self.store
+                    .settle(
+                        &p.imp_uid,
+                        &Settlement::Failed {
+                            reason: reason.clone(),
+                            failed_at: now,
+                        },
+                        now,
+                        &[],
+                    )
+                    .await?;
+                Err(Error::PgRefused(format!(
+                    "카드정보 인증에 실패하였습니다. {reason}"
+                )))
+            }
+            Err(PgError::Unreachable(why)) => {
+                tracing::warn!(imp_uid = %p.imp_uid, %why, "PG unreachable");
+                let reason =
+                    "PG사 연결에 실패하였습니다. (PG unreachable; no payment was made)".to_string();
+                self.store
+                    .settle(
+                        &p.imp_uid,
+                        &Settlement::Failed {
+                            reason: reason.clone(),
+                            failed_at: now,
+                        },
+                        now,
+                        &[],
+                    )
+                    .await?;
+                Err(Error::PgRefused(reason))
+            }
+            Err(PgError::Unknown(why)) => {
+                tracing::warn!(imp_uid = %p.imp_uid, %why, "PG outcome unknown; left for the reconciler");
+                metrics::counter!("pier_pg_unknown_outcomes_total").increment(1);
+                let s = Settlement::Unknown {
+                    told_failed: false,
+                    next_reconcile_at: now + FIRST_RECONCILE_DELAY_SECS,
+                };
+                self.store.settle(&p.imp_uid, &s, now, &[]).await?;
+                Err(Error::PgUnknown {
+                    message: MSG_UNKNOWN.into(),
+                    imp_uid: p.imp_uid.clone(),
+                })
+            }
+        }
+    }
+
+    /// Records an approval with its `paid` webhook row, in one transaction.
+    pub(crate) async fn settle_paid(&self, p: &Payment, a: &Approval) -> Result<Payment> {
+        let now = self.now();
+        let s = Settlement::Paid {
+            pg_tid: a.pg_tid.clone(),
+            apply_num: a.apply_num.clone(),
+            paid_at: if a.approved_at > 0 {
+                a.approved_at
+            } else {
+                now
+            },
+            card_code: a.card_code.clone(),
+            card_name: a.card_name.clone(),
+            card_number: a.card_number.clone(),
+            card_type: a.card_type,
+            card_quota: a.card_quota,
+            bank_code: a.bank_code.clone(),
+            bank_name: a.bank_name.clone(),
+            receipt_url: a.receipt_url.clone(),
+        };
+        let ev = self.event_for(p, "paid", None);
+        Ok(self.store.settle(&p.imp_uid, &s, now, &[ev]).await?)
+    }
+
+    /// A webhook announcement for a payment (targets resolved at delivery).
+    pub fn event_for(
+        &self,
+        p: &Payment,
+        status: &str,
+        cancellation_id: Option<String>,
+    ) -> OutboxEvent {
+        OutboxEvent {
+            id: format!("evt_{}", pier_domain::ids::random_hex(12)),
+            merchant_id: p.merchant_id.clone(),
+            imp_uid: p.imp_uid.clone(),
+            merchant_uid: p.merchant_uid.clone(),
+            status: status.into(),
+            cancellation_id,
+            notice_urls: p.notice_url.clone(),
+            created_at: self.now(),
+        }
+    }
+
+    /// Refuses an amount that differs from the one pre-registered for the merchant_uid.
+    /// (Pre-registration is stored by the prepare API; without it every amount passes.)
+    pub(crate) async fn check_prepared(
+        &self,
+        _merchant_id: &str,
+        _merchant_uid: &str,
+        _amount: i64,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The order as the PG sees it.
+pub(crate) fn order_of(p: &Payment) -> Order {
+    Order {
+        order_id: p.imp_uid.clone(),
+        merchant_uid: p.merchant_uid.clone(),
+        amount_krw: p.amount,
+        tax_free_krw: p.tax_free,
+        name: p.name.clone(),
+        buyer_name: p.buyer_name.clone(),
+        card_quota: p.card_quota,
+    }
+}
+
+fn declined_reason(code: &str, message: &str) -> String {
+    if message.starts_with('[') || code.is_empty() {
+        message.to_owned()
+    } else {
+        format!("[{code}] {message}")
+    }
+}
+
+impl Engine {
+    pub(crate) async fn issue_key_at_pg(
+        &self,
+        pg: &Arc<dyn Pg>,
+        channel: &Channel,
+        customer_uid: &str,
+        card: CardData,
+    ) -> std::result::Result<pier_pg::BillingKey, PgError> {
+        let mid = Mid(channel.mid.clone());
+        let deadline = self.cfg.pg_deadline + std::time::Duration::from_secs(1);
+        tokio::time::timeout(deadline, pg.issue_billing_key(&mid, customer_uid, card))
+            .await
+            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())))
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP layer: one module per i'mport resource, the envelope, and the middleware that every
+//! route shares (auth, idempotency keys, metrics, request ids, limits).
+//!
+//! Where is a REST path handled? `router()` below lists every route and the module that serves it.
+
+pub mod auth;
+pub mod codes;
+pub mod error;
+pub mod idempotency;
+pub mod ops;
+pub mod params;
+pub mod payments;
+pub mod subscribe;
+pub mod wire;
+
+use crate::engine::Engine;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub type AppState = Arc<Engine>;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// No request may take longer than this end to end.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every route. Authenticated routes sit behind the token check and the idempotency layer.
+pub fn router(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/users/pg", get(auth::list_pg))
+        .route("/payments", get(payments::get_many))
+        .route("/payments/{imp_uid}", get(payments::get_one))
+        .route("/payments/find/{merchant_uid}", get(payments::find))
+        .route(
+            "/payments/find/{merchant_uid}/{status}",
+            get(payments::find_with_status),
+        )
+        .route("/payments/findAll/{merchant_uid}", get(payments::find_all))
+        .route(
+            "/payments/findAll/{merchant_uid}/{status}",
+            get(payments::find_all_with_status),
+        )
+        .route("/payments/status/{status}", get(payments::by_status))
+        .route("/subscribe/payments/onetime", post(subscribe::onetime))
+        .route("/subscribe/payments/again", post(subscribe::again))
+        .route("/subscribe/customers", get(subscribe::get_customers))
+        .route(
+            "/subscribe/customers/{customer_uid}",
+            get(subscribe::get_customer)
+                .post(subscribe::issue_customer)
+                .delete(subscribe::delete_customer),
+        )
+        .route(
+            "/subscribe/customers/{customer_uid}/payments",
+            get(subscribe::customer_payments),
+        )
+        .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+
+    let public = Router::new()
+        .route("/users/getToken", post(auth::get_token))
+        .route("/cards", get(codes::cards))
+        .route("/cards/{code}", get(codes::card))
+        .route("/banks", get(codes::banks))
+        .route("/banks/{code}", get(codes::bank))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(authed)
+        .merge(public)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(from_fn(track_metrics))
+        .layer(from_fn(deadline))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // The path only: bodies (card data) and query strings are never logged.
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("요청하신 API를 찾을 수 없습니다. (no such path)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        -1,
+        "허용되지 않는 메소드입니다. (method not allowed)",
+    )
+}
+
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable("요청 처리 시간이 초과되었습니다. (request timed out)")
+            .into_response(),
+    }
+}
+
+/// Request counts and latency histograms by route template and status.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("pier_http_requests_total", &labels).increment(1);
+    metrics::histogram!("pier_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// The merchant the token resolved to, put in request extensions by `auth::require_token`.
+#[derive(Clone, Debug)]
+pub struct Merchant(pub String);

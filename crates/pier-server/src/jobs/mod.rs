@@ -1,0 +1,23 @@
+//! Background jobs, each a task with one owner that stops on shutdown: idempotency-key expiry
+//! (here), and the webhook dispatcher, reconciler and scheduler as they are added.
+
+use crate::engine::Engine;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Forgets idempotency keys older than twice their retention, every ten minutes.
+pub async fn idempotency_expiry(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = engine.now() - 2 * crate::http::idempotency::RETENTION_SECS;
+        match engine.store.idem_purge(before).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "idempotency expiry failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Test harness: a real Pier on 127.0.0.1:0 with a fresh database (a new SQLite file, or a new
+//! PostgreSQL schema when `PIER_TEST_STORE=postgres` and `PIER_TEST_DATABASE_URL` are set), and
+//! a small HTTP client.
+
+use pier_domain::{Clock, ManualClock};
+use pier_server::{Config, Pier};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEMO_CODE: &str = "imp00000001";
+pub const DEMO_KEY: &str = "1234567890123456";
+pub const DEMO_SECRET: &str = "demo-secret-0123456789abcdef0123456789abcdef";
+/// A card the test PG approves.
+pub const CARD_OK: &str = "1111-2222-3333-4444";
+
+pub struct TestPier {
+    pub pier: Pier,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The database for one test: a fresh SQLite file, or a fresh schema in the test PostgreSQL.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    if std::env::var("PIER_TEST_STORE").as_deref() == Ok("postgres") {
+        let base = std::env::var("PIER_TEST_DATABASE_URL")
+            .expect("PIER_TEST_STORE=postgres needs PIER_TEST_DATABASE_URL");
+        let schema = format!("t_{}", pier_domain::ids::random_hex(6));
+        let pool = sqlx::PgPool::connect(&base)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .expect("create schema");
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-c%20search_path%3D{schema}")
+    } else {
+        format!("sqlite:{}", dir.join("pier.db").display())
+    }
+}
+
+pub struct Opts {
+    pub pg_deadline: Duration,
+    pub start_unix: i64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            pg_deadline: Duration::from_millis(300),
+            start_unix: 1_767_225_600,
+        } // 2026-01-01
+    }
+}
+
+impl TestPier {
+    pub async fn start() -> Self {
+        Self::start_with(Opts::default()).await
+    }
+
+    pub async fn start_with(o: Opts) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_database_url(dir.path()).await;
+        let clock = ManualClock::new(o.start_unix);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = Config::new(listener.local_addr().unwrap(), url, [7u8; 32]);
+        cfg.pg_deadline = o.pg_deadline;
+        cfg.demo.imp_code = Some(DEMO_CODE.into());
+        cfg.demo.imp_key = Some(DEMO_KEY.into());
+        cfg.demo.imp_secret = Some(DEMO_SECRET.into());
+        cfg.webhook_allow_private = true;
+        cfg.testpg_journal = Some(dir.path().join("testpg.jsonl"));
+        let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+        let pier = Pier::start(cfg, clock_dyn, listener)
+            .await
+            .expect("pier starts");
+        let base = pier.base_url();
+        Self {
+            pier,
+            clock,
+            http: reqwest::Client::new(),
+            base,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn token_for(&self, key: &str, secret: &str) -> String {
+        let (s, b) = self
+            .post(
+                "/users/getToken",
+                None,
+                json!({"imp_key": key, "imp_secret": secret}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["response"]["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn token(&self) -> String {
+        self.token_for(DEMO_KEY, DEMO_SECRET).await
+    }
+
+    /// A second merchant with its own channel; returns its token.
+    pub async fn other_merchant(&self) -> String {
+        let c = self
+            .pier
+            .engine
+            .create_merchant("Other", None, None, None, false)
+            .await
+            .unwrap();
+        self.pier
+            .engine
+            .add_channel(&c.imp_code, "jtnet", None, true, None)
+            .await
+            .unwrap();
+        self.token_for(&c.imp_key, &c.imp_secret).await
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = rb.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        assert!(
+            v.get("code").is_some() && v.get("message").is_some() && v.get("response").is_some(),
+            "not an envelope: {v}"
+        );
+        (status, v)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut rb = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            rb = rb.header("Authorization", t);
+        }
+        self.send(rb).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(self.http.get(self.url(path)).header("Authorization", token))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .delete(self.url(path))
+                .header("Authorization", token),
+        )
+        .await
+    }
+
+    /// A paid keyed payment; returns the Payment.
+    pub async fn pay(&self, token: &str, merchant_uid: &str, amount: i64) -> Value {
+        let (s, b) = self
+            .post(
+                "/subscribe/payments/onetime",
+                Some(token),
+                json!({"merchant_uid": merchant_uid, "amount": amount, "card_number": CARD_OK, "expiry": "2030-12", "birth": "880101", "pwd_2digit": "12", "name": "test order"}),
+            )
+            .await;
+        assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
+        assert_eq!(b["response"]["status"], "paid", "{b}");
+        b["response"].clone()
+    }
+}

@@ -1,0 +1,27 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write: the caller lost a race or repeated itself.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A guarded update matched no row (the state had moved on).
+    #[error("state changed concurrently: {0}")]
+    Stale(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Turns a unique-constraint violation into `Conflict`, everything else into `Db`.
+pub(crate) fn on_conflict(e: sqlx::Error, what: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(what.to_owned());
+        }
+    }
+    StoreError::Db(e)
+}

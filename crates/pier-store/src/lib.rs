@@ -1,0 +1,33 @@
+//! Pier's durable store.
+//!
+//! The `Store` trait is the only way the engine reads or changes state. It is split into one
+//! trait per area (merchants, payments, customers, idempotency…) so that each area's SQL lives in
+//! one file. Every area is implemented twice from the same code, for SQLite and for PostgreSQL,
+//! by the `impl_*` macros in its file: one schema (`migrations/`, plain TEXT/BIGINT/BOOLEAN columns
+//! and `$n` placeholders) serves both engines, and the store conformance suite in `tests/` runs
+//! against both.
+//!
+//! Every state change is one transaction, and transitions are guarded in SQL
+//! (`UPDATE … WHERE status = 'ready'`, partial unique indexes), so a concurrency bug shows up as
+//! a conflict, never as a double charge.
+
+mod connect;
+mod customers;
+mod error;
+mod idempotency;
+mod merchants;
+mod models;
+pub mod payments;
+
+pub use connect::{connect, PgStore, SqliteStore, StoreKind};
+pub use customers::CustomerStore;
+pub use error::{StoreError, StoreResult};
+pub use idempotency::{IdemBegin, IdempotencyStore};
+pub use merchants::MerchantStore;
+pub use models::*;
+pub use payments::{PaymentQuery, PaymentStore};
+
+/// Everything the engine needs from storage.
+pub trait Store: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+
+impl<T> Store for T where T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}

@@ -1,0 +1,243 @@
+//! Merchants, their PG channels, and API tokens.
+
+use crate::connect::{PgStore, SqliteStore};
+use crate::error::{on_conflict, StoreResult};
+use crate::models::{Channel, Merchant, Token};
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait MerchantStore: Send + Sync {
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    async fn create_merchant(&self, m: &Merchant) -> StoreResult<()>;
+    async fn update_merchant(&self, m: &Merchant) -> StoreResult<()>;
+    async fn get_merchant(&self, imp_code: &str) -> StoreResult<Option<Merchant>>;
+    async fn get_merchant_by_key(&self, imp_key: &str) -> StoreResult<Option<Merchant>>;
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;
+    /// Adds a channel; a default channel clears the default flag of the merchant's others.
+    async fn add_channel(&self, c: &Channel) -> StoreResult<()>;
+    async fn list_channels(&self, merchant_id: Option<&str>) -> StoreResult<Vec<Channel>>;
+    async fn get_channel(&self, id: &str) -> StoreResult<Option<Channel>>;
+    async fn insert_token(&self, t: &Token) -> StoreResult<()>;
+    /// The newest token of this key still valid at `now`.
+    async fn current_token(&self, imp_key: &str, now: i64) -> StoreResult<Option<Token>>;
+    async fn get_token(&self, token: &str) -> StoreResult<Option<Token>>;
+    /// Moves a token's expiry forward (never backward).
+    async fn extend_token(&self, token: &str, expired_at: i64) -> StoreResult<()>;
+}
+
+const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
+     webhook_secret, allowed_origins, is_demo, created_at";
+const CHANNEL_COLS: &str =
+    "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at";
+const TOKEN_COLS: &str = "token, merchant_id, imp_key, expired_at, created_at";
+
+macro_rules! impl_merchant_store {
+    ($store:ty, $row:ty, $m:ident) => {
+        mod $m {
+            use super::*;
+            use sqlx::Row;
+
+            fn merchant(r: &$row) -> sqlx::Result<Merchant> {
+                Ok(Merchant {
+                    imp_code: r.try_get("imp_code")?,
+                    name: r.try_get("name")?,
+                    imp_key: r.try_get("imp_key")?,
+                    secret_hash: r.try_get("secret_hash")?,
+                    webhook_url: r.try_get("webhook_url")?,
+                    webhook_format: r.try_get("webhook_format")?,
+                    webhook_secret: r.try_get("webhook_secret")?,
+                    allowed_origins: r.try_get("allowed_origins")?,
+                    is_demo: r.try_get("is_demo")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn channel(r: &$row) -> sqlx::Result<Channel> {
+                Ok(Channel {
+                    id: r.try_get("id")?,
+                    merchant_id: r.try_get("merchant_id")?,
+                    pg_provider: r.try_get("pg_provider")?,
+                    mid: r.try_get("mid")?,
+                    is_default: r.try_get("is_default")?,
+                    sandbox: r.try_get("sandbox")?,
+                    target: r.try_get("target")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn token(r: &$row) -> sqlx::Result<Token> {
+                Ok(Token {
+                    token: r.try_get("token")?,
+                    merchant_id: r.try_get("merchant_id")?,
+                    imp_key: r.try_get("imp_key")?,
+                    expired_at: r.try_get("expired_at")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            #[async_trait]
+            impl MerchantStore for $store {
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn create_merchant(&self, m: &Merchant) -> StoreResult<()> {
+                    sqlx::query(&format!(
+                        "INSERT INTO merchants ({MERCHANT_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+                    ))
+                    .bind(&m.imp_code)
+                    .bind(&m.name)
+                    .bind(&m.imp_key)
+                    .bind(&m.secret_hash)
+                    .bind(&m.webhook_url)
+                    .bind(&m.webhook_format)
+                    .bind(&m.webhook_secret)
+                    .bind(&m.allowed_origins)
+                    .bind(m.is_demo)
+                    .bind(m.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| on_conflict(e, "merchant exists"))?;
+                    Ok(())
+                }
+
+                async fn update_merchant(&self, m: &Merchant) -> StoreResult<()> {
+                    sqlx::query(
+                        "UPDATE merchants SET name = $2, secret_hash = $3, webhook_url = $4, \
+                         webhook_format = $5, webhook_secret = $6, allowed_origins = $7 \
+                         WHERE imp_code = $1",
+                    )
+                    .bind(&m.imp_code)
+                    .bind(&m.name)
+                    .bind(&m.secret_hash)
+                    .bind(&m.webhook_url)
+                    .bind(&m.webhook_format)
+                    .bind(&m.webhook_secret)
+                    .bind(&m.allowed_origins)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn get_merchant(&self, imp_code: &str) -> StoreResult<Option<Merchant>> {
+                    let row = sqlx::query(&format!("SELECT {MERCHANT_COLS} FROM merchants WHERE imp_code = $1"))
+                        .bind(imp_code)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.as_ref().map(merchant).transpose()?)
+                }
+
+                async fn get_merchant_by_key(&self, imp_key: &str) -> StoreResult<Option<Merchant>> {
+                    let row = sqlx::query(&format!("SELECT {MERCHANT_COLS} FROM merchants WHERE imp_key = $1"))
+                        .bind(imp_key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.as_ref().map(merchant).transpose()?)
+                }
+
+                async fn list_merchants(&self) -> StoreResult<Vec<Merchant>> {
+                    let rows = sqlx::query(&format!("SELECT {MERCHANT_COLS} FROM merchants ORDER BY created_at, imp_code"))
+                        .fetch_all(&self.pool)
+                        .await?;
+                    Ok(rows.iter().map(merchant).collect::<sqlx::Result<_>>()?)
+                }
+
+                async fn add_channel(&self, c: &Channel) -> StoreResult<()> {
+                    let mut tx = self.pool.begin().await?;
+                    if c.is_default {
+                        sqlx::query("UPDATE channels SET is_default = FALSE WHERE merchant_id = $1")
+                            .bind(&c.merchant_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(&format!(
+                        "INSERT INTO channels ({CHANNEL_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
+                    ))
+                    .bind(&c.id)
+                    .bind(&c.merchant_id)
+                    .bind(&c.pg_provider)
+                    .bind(&c.mid)
+                    .bind(c.is_default)
+                    .bind(c.sandbox)
+                    .bind(&c.target)
+                    .bind(c.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| on_conflict(e, "channel exists"))?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn list_channels(&self, merchant_id: Option<&str>) -> StoreResult<Vec<Channel>> {
+                    let rows = match merchant_id {
+                        Some(m) => sqlx::query(&format!(
+                            "SELECT {CHANNEL_COLS} FROM channels WHERE merchant_id = $1 ORDER BY created_at, id"
+                        ))
+                        .bind(m)
+                        .fetch_all(&self.pool)
+                        .await?,
+                        None => sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels ORDER BY merchant_id, created_at, id"))
+                            .fetch_all(&self.pool)
+                            .await?,
+                    };
+                    Ok(rows.iter().map(channel).collect::<sqlx::Result<_>>()?)
+                }
+
+                async fn get_channel(&self, id: &str) -> StoreResult<Option<Channel>> {
+                    let row = sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.as_ref().map(channel).transpose()?)
+                }
+
+                async fn insert_token(&self, t: &Token) -> StoreResult<()> {
+                    sqlx::query(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1,$2,$3,$4,$5)"))
+                        .bind(&t.token)
+                        .bind(&t.merchant_id)
+                        .bind(&t.imp_key)
+                        .bind(t.expired_at)
+                        .bind(t.created_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| on_conflict(e, "token exists"))?;
+                    Ok(())
+                }
+
+                async fn current_token(&self, imp_key: &str, now: i64) -> StoreResult<Option<Token>> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {TOKEN_COLS} FROM tokens WHERE imp_key = $1 AND expired_at > $2 \
+                         ORDER BY expired_at DESC, token LIMIT 1"
+                    ))
+                    .bind(imp_key)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.as_ref().map(token).transpose()?)
+                }
+
+                async fn get_token(&self, t: &str) -> StoreResult<Option<Token>> {
+                    let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE token = $1"))
+                        .bind(t)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.as_ref().map(token).transpose()?)
+                }
+
+                async fn extend_token(&self, t: &str, expired_at: i64) -> StoreResult<()> {
+                    sqlx::query("UPDATE tokens SET expired_at = $2 WHERE token = $1 AND expired_at < $2")
+                        .bind(t)
+                        .bind(expired_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+impl_merchant_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl);
+impl_merchant_store!(PgStore, sqlx::postgres::PgRow, pg_impl);

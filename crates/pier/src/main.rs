@@ -1,0 +1,339 @@
+//! The `pier` binary: `serve`, `merchant`, `channel`, `migrate`, `pgsim`.
+//!
+//! Every command that touches the database opens it with the same URL and server key as the
+//! server, so they work against a running server's database.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use pier_server::app::{build_engine, Pier};
+use pier_server::config::{Config, DemoCredentials};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "pier",
+    version,
+    about = "Pier: a self-hosted payment gateway that speaks the i'mport (PortOne V1) API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Database URL: `sqlite:PATH` or `postgres://…`. Default: a SQLite file in the data dir.
+    #[arg(long, env = "PIER_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the default SQLite file, the server key and the test PG journal.
+    #[arg(long, env = "PIER_DATA_DIR", default_value = "./pier-data")]
+    data_dir: PathBuf,
+    /// Server key (64 hex chars). Default: read from (or created at) DATA_DIR/server.key.
+    /// Every instance sharing a database needs the same key.
+    #[arg(long, env = "PIER_SERVER_KEY", hide_env_values = true)]
+    server_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run database migrations and exit.
+    Migrate(Common),
+    /// Manage merchants.
+    Merchant {
+        #[command(subcommand)]
+        cmd: MerchantCmd,
+    },
+    /// Manage PG channels.
+    Channel {
+        #[command(subcommand)]
+        cmd: ChannelCmd,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on.
+    #[arg(long, env = "PIER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base URL browsers use to reach this server (default: http://LISTEN).
+    #[arg(long, env = "PIER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Deadline of every PG call, in milliseconds.
+    #[arg(long, env = "PIER_PG_DEADLINE_MS", default_value_t = 5000)]
+    pg_deadline_ms: u64,
+    /// Do not run background jobs in this instance.
+    #[arg(long, env = "PIER_NO_JOBS")]
+    no_jobs: bool,
+    /// Allow webhook targets on loopback and private addresses.
+    #[arg(long, env = "PIER_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    #[arg(long, env = "PIER_DEMO_IMP_CODE")]
+    demo_imp_code: Option<String>,
+    #[arg(long, env = "PIER_DEMO_IMP_KEY")]
+    demo_imp_key: Option<String>,
+    #[arg(long, env = "PIER_DEMO_IMP_SECRET", hide_env_values = true)]
+    demo_imp_secret: Option<String>,
+    /// Do not create the demo merchant on a fresh database.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+#[derive(Subcommand)]
+enum MerchantCmd {
+    /// Create a merchant and print its credentials (shown once).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List merchants.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelCmd {
+    /// Add a PG channel to a merchant.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        pg: String,
+        #[arg(long)]
+        mid: Option<String>,
+        #[arg(long)]
+        default: bool,
+        /// `inprocess` (default) or the base URL of a `pier pgsim`.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// List channels.
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    if std::env::var("PIER_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+impl Common {
+    fn database_url(&self) -> Result<String> {
+        if let Some(u) = &self.database_url {
+            return Ok(u.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        Ok(format!(
+            "sqlite:{}",
+            self.data_dir.join("pier.db").display()
+        ))
+    }
+
+    fn server_key(&self) -> Result<[u8; 32]> {
+        let text = match &self.server_key {
+            Some(k) => k.clone(),
+            None => load_or_create_key(&self.data_dir.join("server.key"))?,
+        };
+        let bytes = hex::decode(text.trim()).context("the server key must be 64 hex characters")?;
+        let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+            bail!("the server key must be 64 hex characters")
+        };
+        Ok(key)
+    }
+
+    fn config(&self, listen: SocketAddr) -> Result<Config> {
+        let mut cfg = Config::new(listen, self.database_url()?, self.server_key()?);
+        cfg.testpg_journal = Some(self.data_dir.join("testpg-journal.jsonl"));
+        Ok(cfg)
+    }
+}
+
+fn load_or_create_key(path: &Path) -> Result<String> {
+    if let Ok(k) = std::fs::read_to_string(path) {
+        return Ok(k);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key);
+    let text = hex::encode(key);
+    std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(text)
+}
+
+async fn engine_for(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
+    let mut cfg = common.config("127.0.0.1:0".parse()?)?;
+    cfg.testpg_journal = None;
+    let (engine, _) = build_engine(cfg, Arc::new(pier_domain::SystemClock)).await?;
+    Ok(engine)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logs();
+    match cli.cmd {
+        Cmd::Serve(a) => serve(a).await,
+        Cmd::Migrate(c) => {
+            let url = c.database_url()?;
+            pier_store::connect(&url, true).await?;
+            println!("migrations applied to {url}");
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd: MerchantCmd::Create { common, name, json },
+        } => {
+            let engine = engine_for(&common).await?;
+            let c = engine
+                .create_merchant(&name, None, None, None, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                println!("merchant created: {}\n  imp_code:   {}\n  imp_key:    {}\n  imp_secret: {}  (shown once; keep it safe)", c.name, c.imp_code, c.imp_key, c.imp_secret);
+                println!(
+                    "add a PG channel: pier channel add --merchant {} --pg jtnet --default",
+                    c.imp_code
+                );
+            }
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd: MerchantCmd::List { common },
+        } => {
+            let engine = engine_for(&common).await?;
+            for m in engine.store.list_merchants().await? {
+                println!(
+                    "{}\t{}\t{}{}",
+                    m.imp_code,
+                    m.imp_key,
+                    m.name,
+                    if m.is_demo { "\t(demo)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        Cmd::Channel {
+            cmd:
+                ChannelCmd::Add {
+                    common,
+                    merchant,
+                    pg,
+                    mid,
+                    default,
+                    target,
+                },
+        } => {
+            let engine = engine_for(&common).await?;
+            let c = engine
+                .add_channel(&merchant, &pg, mid, default, target)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+            Ok(())
+        }
+        Cmd::Channel {
+            cmd: ChannelCmd::List { common, merchant },
+        } => {
+            let engine = engine_for(&common).await?;
+            for c in engine.store.list_channels(merchant.as_deref()).await? {
+                println!(
+                    "{}\t{}\t{}.{}\t{}{}",
+                    c.id,
+                    c.merchant_id,
+                    c.pg_provider,
+                    c.mid,
+                    c.target,
+                    if c.is_default { "\tdefault" } else { "" }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let mut cfg = a.common.config(a.listen)?;
+    cfg.public_url = a.public_url;
+    cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
+    cfg.run_jobs = !a.no_jobs;
+    cfg.webhook_allow_private = a.webhook_allow_private;
+    cfg.create_demo = !a.no_demo;
+    cfg.demo = DemoCredentials {
+        imp_code: a.demo_imp_code,
+        imp_key: a.demo_imp_key,
+        imp_secret: a.demo_imp_secret,
+    };
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let pier = Pier::start(cfg, Arc::new(pier_domain::SystemClock), listener).await?;
+    if let Some(d) = &pier.demo {
+        println!("================ Pier demo merchant (shown once) ================");
+        println!("  imp_code:   {}", d.imp_code);
+        println!("  imp_key:    {}", d.imp_key);
+        println!("  imp_secret: {}", d.imp_secret);
+        println!("  PG channel: jtnet (the built-in test PG; see docs/test-cards.md)");
+        println!("=================================================================");
+    }
+    println!("Pier listening on {}", pier.base_url());
+    tracing::info!(addr = %pier.addr, "listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    pier.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
