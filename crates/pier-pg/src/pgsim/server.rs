@@ -215,7 +215,10 @@ async fn deposit(State(st): State<AppState>, Body(req): Body<wire::DepositReques
             }))
         }
     };
-    reply(st.engine.deposit(&target, req.amount_krw))
+    match st.engine.deposit(&target, req.amount_krw) {
+        Ok(deposit) => Json(deposit).into_response(),
+        Err(e) => reply::<()>(Err(e)),
+    }
 }
 
 /// `GET /admin/ledger`, `GET`/`PUT /admin/faults`, `POST /admin/vbank/deposit`, `GET /healthz`.

@@ -706,12 +706,9 @@ impl Engine {
         let now = self.now();
         let mut books = self.lock();
         let st = &mut books.ledger;
-        if let Some(&i) = st.cancel_ix.get(&req.cancellation_id) {
+        if let Some(i) = st.cancel_index(&req.order_id, &req.cancellation_id) {
             let done = &st.cancels[i];
-            if done.mid == mid.0
-                && done.order_id == req.order_id
-                && done.outcome.amount_krw == req.amount_krw
-            {
+            if done.mid == mid.0 && done.outcome.amount_krw == req.amount_krw {
                 return Ok(done.outcome.clone());
             }
             return Err(rejected(

@@ -60,13 +60,10 @@ impl Journal {
             line.push(b'\n');
             file.write_all(&line)?;
         } else {
-            replay(&mut file, &mut state, &check_key)?;
-            // A torn last line (crash mid-write) must not swallow the next entry.
-            file.seek(SeekFrom::End(-1))?;
-            let mut last = [0u8; 1];
-            file.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n")?;
+            let whole_len = replay(&mut file, &mut state, &check_key)?;
+            if whole_len < len {
+                // Appends go to the (new) end, so the next entry starts on a clean line.
+                file.set_len(whole_len)?;
             }
         }
         let (tx, rx) = mpsc::sync_channel(QUEUE_BOUND);
@@ -140,29 +137,44 @@ impl Journal {
     }
 }
 
-fn replay(file: &mut File, state: &mut State, check_key: &impl Fn(&str) -> bool) -> io::Result<()> {
+/// Replay the journal into `state`. Returns the length of its whole lines: a torn tail after
+/// them (the process died mid-write) is to be cut off before appending.
+fn replay(
+    file: &mut File,
+    state: &mut State,
+    check_key: &impl Fn(&str) -> bool,
+) -> io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
-    let mut lines = BufReader::new(&*file).split(b'\n').peekable();
+    let mut reader = BufReader::new(&*file);
     let bad = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let mut buf = Vec::new();
+    let mut whole_len = 0u64;
     let mut n = 0usize;
-    while let Some(line) = lines.next() {
-        let line = line?;
+    loop {
+        buf.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            break;
+        }
         n += 1;
-        let is_last = lines.peek().is_none();
+        if buf.len() > MAX_LINE_BYTES {
+            return Err(bad(format!("journal line {n} is too long")));
+        }
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            if n == 1 {
+                return Err(bad("not a testpg journal (no header)".to_owned()));
+            }
+            tracing::warn!(line = n, "testpg journal: dropping a torn last line");
+            break;
+        };
+        whole_len += read as u64;
         if line.is_empty() {
             continue;
         }
-        if line.len() > MAX_LINE_BYTES {
-            return Err(bad(format!("journal line {n} is too long")));
-        }
-        let entry: Entry = match serde_json::from_slice(&line) {
-            Ok(e) => e,
-            Err(_) if is_last && n > 1 => {
-                tracing::warn!(line = n, "testpg journal: ignoring a torn last line");
-                continue;
-            }
-            Err(e) => return Err(bad(format!("journal line {n} is unreadable: {e}"))),
-        };
+        let entry: Entry = serde_json::from_slice(line)
+            .map_err(|e| bad(format!("journal line {n} is unreadable: {e}")))?;
         match (&entry, n) {
             (Entry::Header { version, key_check }, 1) => {
                 if *version != VERSION {
@@ -181,7 +193,7 @@ fn replay(file: &mut File, state: &mut State, check_key: &impl Fn(&str) -> bool)
             _ => state.apply(entry),
         }
     }
-    Ok(())
+    Ok(whole_len)
 }
 
 fn write_loop(

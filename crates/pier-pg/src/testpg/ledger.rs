@@ -131,7 +131,8 @@ pub(crate) struct State {
     pub orders: Vec<OrderRec>,
     pub order_ix: HashMap<String, usize>,
     pub cancels: Vec<CancelRec>,
-    pub cancel_ix: HashMap<String, usize>,
+    /// `(order_id, cancellation_id)` → index in `cancels`: Pier's cancel ids are per payment.
+    pub cancel_ix: HashMap<(String, String), usize>,
     pub keys: Vec<KeyRec>,
     pub key_ix: HashMap<String, usize>,
     /// Virtual account number → index in `orders`.
@@ -168,12 +169,18 @@ impl State {
         i
     }
 
+    pub fn cancel_index(&self, order_id: &str, cancellation_id: &str) -> Option<usize> {
+        self.cancel_ix
+            .get(&(order_id.to_owned(), cancellation_id.to_owned()))
+            .copied()
+    }
+
     pub fn put_cancel(&mut self, rec: CancelRec) {
-        match self.cancel_ix.get(&rec.cancellation_id) {
+        let key = (rec.order_id.clone(), rec.cancellation_id.clone());
+        match self.cancel_ix.get(&key) {
             Some(i) => self.cancels[*i] = rec,
             None => {
-                self.cancel_ix
-                    .insert(rec.cancellation_id.clone(), self.cancels.len());
+                self.cancel_ix.insert(key, self.cancels.len());
                 self.cancels.push(rec);
             }
         }

@@ -60,18 +60,18 @@ impl From<pier_domain::FieldError> for Error {
     }
 }
 
+/// Builds the connector for a pgsim base URL.
+pub type RemoteFactory = Box<dyn Fn(&str) -> Arc<dyn Pg> + Send + Sync>;
+
 /// Which connector serves a channel: the in-process test PG, or a pgsim over HTTP.
 pub struct PgRegistry {
     inprocess: Arc<dyn Pg>,
     remote: dashmap::DashMap<String, Arc<dyn Pg>>,
-    make_remote: Box<dyn Fn(&str) -> Arc<dyn Pg> + Send + Sync>,
+    make_remote: RemoteFactory,
 }
 
 impl PgRegistry {
-    pub fn new(
-        inprocess: Arc<dyn Pg>,
-        make_remote: Box<dyn Fn(&str) -> Arc<dyn Pg> + Send + Sync>,
-    ) -> Self {
+    pub fn new(inprocess: Arc<dyn Pg>, make_remote: RemoteFactory) -> Self {
         Self {
             inprocess,
             remote: dashmap::DashMap::new(),

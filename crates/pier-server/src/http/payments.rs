@@ -19,7 +19,7 @@ pub const MAX_MULTI_IDS: usize = 100;
 pub fn paging(q: &Params) -> ApiResult<(i64, i64)> {
     let page = q.int_opt("page")?.unwrap_or(1);
     let limit = q.int_opt("limit")?.unwrap_or(DEFAULT_PAGE_LIMIT);
-    if page < 1 || page > 1_000_000 {
+    if !(1..=1_000_000).contains(&page) {
         return Err(ApiError::bad_request("page must be an integer from 1"));
     }
     if !(1..=MAX_PAGE_LIMIT).contains(&limit) {

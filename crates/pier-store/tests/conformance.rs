@@ -1,0 +1,503 @@
+//! The store conformance suite: the same checks against SQLite and, when
+//! `PIER_TEST_DATABASE_URL` is set, PostgreSQL (each run in a fresh schema).
+
+use pier_store::*;
+use std::sync::Arc;
+
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("s.db").display());
+    let (s, kind) = connect(&url, true).await.unwrap();
+    assert_eq!(kind, StoreKind::Sqlite);
+    (s, dir)
+}
+
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let base = std::env::var("PIER_TEST_DATABASE_URL").ok()?;
+    let schema = format!("conf_{}", pier_domain::ids::random_hex(6));
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .expect("PIER_TEST_DATABASE_URL reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let (s, kind) = connect(
+        &format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kind, StoreKind::Postgres);
+    Some(s)
+}
+
+/// Runs `$check` on SQLite, then on PostgreSQL when configured.
+macro_rules! on_both {
+    ($name:ident, $check:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            let (s, _dir) = sqlite().await;
+            $check(s).await;
+            match postgres().await {
+                Some(p) => $check(p).await,
+                None => eprintln!(
+                    "PIER_TEST_DATABASE_URL not set: {} ran on SQLite only",
+                    stringify!($name)
+                ),
+            }
+        }
+    };
+}
+
+fn merchant(code: &str, key: &str) -> Merchant {
+    Merchant {
+        imp_code: code.into(),
+        name: "M".into(),
+        imp_key: key.into(),
+        secret_hash: "h".into(),
+        webhook_url: None,
+        webhook_format: "json".into(),
+        webhook_secret: None,
+        allowed_origins: None,
+        is_demo: false,
+        created_at: 1,
+    }
+}
+
+fn channel(id: &str, m: &str, mid: &str, d: bool) -> Channel {
+    Channel {
+        id: id.into(),
+        merchant_id: m.into(),
+        pg_provider: "jtnet".into(),
+        mid: mid.into(),
+        is_default: d,
+        sandbox: true,
+        target: "inprocess".into(),
+        created_at: 1,
+    }
+}
+
+async fn seed(s: &Arc<dyn Store>) {
+    s.create_merchant(&merchant("imp1", "key1")).await.unwrap();
+    s.create_merchant(&merchant("imp2", "key2")).await.unwrap();
+}
+
+fn attempt(imp: &str, m: &str, uid: &str, amount: i64, started: i64) -> Payment {
+    let mut p = Payment::new(imp.into(), m.into(), uid.into(), amount, started);
+    p.uid_lock = true;
+    p.pg_state = PgState::InFlight;
+    p
+}
+
+fn paid(at: i64) -> Settlement {
+    Settlement::Paid {
+        pg_tid: "tid".into(),
+        apply_num: Some("12345678".into()),
+        paid_at: at,
+        card_code: Some("366".into()),
+        card_name: Some("신한카드".into()),
+        card_number: Some("45184200****0000".into()),
+        card_type: Some(0),
+        card_quota: 0,
+        bank_code: None,
+        bank_name: None,
+        receipt_url: Some("http://r".into()),
+    }
+}
+
+async fn merchants_channels_tokens(s: Arc<dyn Store>) {
+    seed(&s).await;
+    assert!(matches!(
+        s.create_merchant(&merchant("imp1", "other")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_merchant(&merchant("imp3", "key1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.get_merchant_by_key("key2")
+            .await
+            .unwrap()
+            .unwrap()
+            .imp_code,
+        "imp2"
+    );
+    assert!(s.get_merchant("nope").await.unwrap().is_none());
+    let mut m = s.get_merchant("imp1").await.unwrap().unwrap();
+    m.webhook_url = Some("http://hook".into());
+    s.update_merchant(&m).await.unwrap();
+    assert_eq!(
+        s.get_merchant("imp1")
+            .await
+            .unwrap()
+            .unwrap()
+            .webhook_url
+            .as_deref(),
+        Some("http://hook")
+    );
+    assert_eq!(s.list_merchants().await.unwrap().len(), 2);
+
+    s.add_channel(&channel("c1", "imp1", "a", true))
+        .await
+        .unwrap();
+    s.add_channel(&channel("c2", "imp1", "b", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_channel(&channel("c3", "imp1", "b", false)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let cs = s.list_channels(Some("imp1")).await.unwrap();
+    assert_eq!(
+        cs.iter()
+            .filter(|c| c.is_default)
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c2"]
+    );
+    assert!(s.list_channels(Some("imp2")).await.unwrap().is_empty());
+    assert_eq!(s.get_channel("c1").await.unwrap().unwrap().mid, "a");
+
+    let t = Token {
+        token: "t1".into(),
+        merchant_id: "imp1".into(),
+        imp_key: "key1".into(),
+        expired_at: 100,
+        created_at: 0,
+    };
+    s.insert_token(&t).await.unwrap();
+    assert_eq!(
+        s.current_token("key1", 50).await.unwrap().unwrap().token,
+        "t1"
+    );
+    assert!(s.current_token("key1", 100).await.unwrap().is_none());
+    s.extend_token("t1", 400).await.unwrap();
+    s.extend_token("t1", 200).await.unwrap(); // never backwards
+    assert_eq!(s.get_token("t1").await.unwrap().unwrap().expired_at, 400);
+    s.ping().await.unwrap();
+}
+on_both!(merchants_channels_and_tokens, merchants_channels_tokens);
+
+async fn payments_guard_and_settle(s: Arc<dyn Store>) {
+    seed(&s).await;
+    s.insert_payment(&attempt("imp_a", "imp1", "o1", 1000, 10))
+        .await
+        .unwrap();
+    // The guard: a second in-flight attempt for the same merchant_uid is refused…
+    assert!(matches!(
+        s.insert_payment(&attempt("imp_b", "imp1", "o1", 1000, 11))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // …but another merchant's, or an unguarded (window) row, is fine.
+    s.insert_payment(&attempt("imp_c", "imp2", "o1", 1000, 11))
+        .await
+        .unwrap();
+    let mut window = Payment::new("imp_w".into(), "imp1".into(), "o1".into(), 1000, 12);
+    window.pay_method = Some("card".into());
+    s.insert_payment(&window).await.unwrap();
+    assert_eq!(
+        s.locked_payment("imp1", "o1")
+            .await
+            .unwrap()
+            .unwrap()
+            .imp_uid,
+        "imp_a"
+    );
+    assert!(matches!(
+        s.lock_for_pg("imp_w", 13).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Unknown keeps the row ready and locked, and due for the reconciler.
+    let p = s
+        .settle(
+            "imp_a",
+            &Settlement::Unknown {
+                told_failed: false,
+                next_reconcile_at: 20,
+            },
+            14,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.status.as_str(), p.pg_state, p.uid_lock),
+        ("ready", PgState::Unknown, true)
+    );
+    assert!(s.list_unsettled(19, 0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.list_unsettled(20, 0, 10).await.unwrap()[0].imp_uid,
+        "imp_a"
+    );
+
+    // Paid, with its outbox event in the same transaction.
+    let ev = OutboxEvent {
+        id: "e1".into(),
+        merchant_id: "imp1".into(),
+        imp_uid: "imp_a".into(),
+        merchant_uid: "o1".into(),
+        status: "paid".into(),
+        cancellation_id: None,
+        notice_urls: None,
+        created_at: 15,
+    };
+    let p = s.settle("imp_a", &paid(15), 15, &[ev]).await.unwrap();
+    assert_eq!(
+        (p.status.as_str(), p.paid_at, p.card_code.as_deref()),
+        ("paid", 15, Some("366"))
+    );
+    // Settling twice is refused: the row moved on.
+    assert!(matches!(
+        s.settle("imp_a", &paid(16), 16, &[]).await,
+        Err(StoreError::Stale(_))
+    ));
+    assert!(matches!(
+        s.settle(
+            "imp_a",
+            &Settlement::Failed {
+                reason: "x".into(),
+                failed_at: 16
+            },
+            16,
+            &[]
+        )
+        .await,
+        Err(StoreError::Stale(_))
+    ));
+
+    // A failure releases the guard.
+    s.insert_payment(&attempt("imp_d", "imp1", "o2", 500, 20))
+        .await
+        .unwrap();
+    let f = s
+        .settle(
+            "imp_d",
+            &Settlement::Failed {
+                reason: "declined".into(),
+                failed_at: 21,
+            },
+            21,
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.status.as_str(), f.uid_lock, f.failed_at),
+        ("failed", false, 21)
+    );
+    s.insert_payment(&attempt("imp_e", "imp1", "o2", 500, 22))
+        .await
+        .unwrap();
+
+    // Window flow: take the guard for a ready row once the other attempt is gone.
+    s.insert_payment(&Payment::new(
+        "imp_w2".into(),
+        "imp1".into(),
+        "o3".into(),
+        100,
+        30,
+    ))
+    .await
+    .unwrap();
+    let l = s.lock_for_pg("imp_w2", 31).await.unwrap();
+    assert_eq!((l.uid_lock, l.pg_state), (true, PgState::InFlight));
+    assert!(matches!(
+        s.lock_for_pg("imp_w2", 32).await,
+        Err(StoreError::Stale(_))
+    ));
+
+    // Stale in-flight rows are listed for crash recovery.
+    let stale = s.list_unsettled(1000, 100, 10).await.unwrap();
+    assert!(stale.iter().any(|p| p.imp_uid == "imp_e"));
+    assert!(stale.iter().any(|p| p.imp_uid == "imp_w2"));
+    s.insert_events(&[OutboxEvent {
+        id: "e2".into(),
+        merchant_id: "imp1".into(),
+        imp_uid: "imp_a".into(),
+        merchant_uid: "o1".into(),
+        status: "paid".into(),
+        cancellation_id: None,
+        notice_urls: None,
+        created_at: 40,
+    }])
+    .await
+    .unwrap();
+    // Tenant scoping of reads.
+    assert!(s
+        .get_payment(Some("imp2"), "imp_a")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .get_payment(Some("imp1"), "imp_a")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s.get_payment(None, "imp_a").await.unwrap().is_some());
+}
+on_both!(payments_guard_and_settlement, payments_guard_and_settle);
+
+async fn payment_queries(s: Arc<dyn Store>) {
+    seed(&s).await;
+    for i in 0..5i64 {
+        let imp = format!("imp_{i}");
+        s.insert_payment(&attempt(
+            &imp,
+            "imp1",
+            &format!("o{}", i % 2),
+            100 * (i + 1),
+            100 + i,
+        ))
+        .await
+        .unwrap_or(());
+        if i % 2 == 0 {
+            let _ = s.settle(&imp, &paid(200 + i), 200 + i, &[]).await;
+        } else {
+            let _ = s
+                .settle(
+                    &imp,
+                    &Settlement::Failed {
+                        reason: "no".into(),
+                        failed_at: 300 + i,
+                    },
+                    300 + i,
+                    &[],
+                )
+                .await;
+        }
+    }
+    let q = PaymentQuery {
+        status: None,
+        sorting: Sorting::default(),
+        offset: 0,
+        limit: 10,
+    };
+    let all = s.list_by_status("imp1", 0, 1000, &q).await.unwrap();
+    assert!(all.total >= 2);
+    let newest_first: Vec<i64> = all.items.iter().map(|p| p.started_at).collect();
+    assert!(newest_first.windows(2).all(|w| w[0] >= w[1]));
+    let q_paid = PaymentQuery {
+        status: Some("paid"),
+        sorting: Sorting::Paid { desc: false },
+        offset: 0,
+        limit: 10,
+    };
+    let paid_page = s.list_by_status("imp1", 200, 210, &q_paid).await.unwrap();
+    assert!(paid_page
+        .items
+        .iter()
+        .all(|p| p.status == "paid" && (200..=210).contains(&p.paid_at)));
+    let q1 = PaymentQuery {
+        status: None,
+        sorting: Sorting::default(),
+        offset: 0,
+        limit: 1,
+    };
+    let page = s.find_by_merchant_uid("imp1", "o0", &q1).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let many = s
+        .get_many(
+            "imp1",
+            &["imp_0".to_string(), "nope".to_string()],
+            &["o0".to_string()],
+        )
+        .await
+        .unwrap();
+    assert!(many.iter().any(|p| p.imp_uid == "imp_0"));
+    assert!(s
+        .get_many("imp2", &["imp_0".to_string()], &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+on_both!(payment_lookups, payment_queries);
+
+async fn customers_and_idempotency(s: Arc<dyn Store>) {
+    seed(&s).await;
+    let mut c = Customer {
+        merchant_id: "imp1".into(),
+        customer_uid: "cu".into(),
+        channel_id: "c1".into(),
+        pg_provider: "jtnet".into(),
+        pg_id: "mid".into(),
+        sandbox: true,
+        billing_key: "bk_1".into(),
+        customer_id: None,
+        card_name: Some("신한카드".into()),
+        card_code: Some("366".into()),
+        card_number: Some("45184200****0000".into()),
+        card_type: Some(0),
+        customer_name: Some("홍".into()),
+        customer_tel: None,
+        customer_email: None,
+        customer_addr: None,
+        customer_postcode: None,
+        inserted: 10,
+        updated: 10,
+    };
+    s.upsert_customer(&c).await.unwrap();
+    c.billing_key = "bk_2".into();
+    c.inserted = 20;
+    c.updated = 20;
+    let r = s.upsert_customer(&c).await.unwrap();
+    assert_eq!(
+        (r.billing_key.as_str(), r.inserted, r.updated),
+        ("bk_2", 10, 20)
+    );
+    assert!(s.get_customer("imp2", "cu").await.unwrap().is_none());
+    assert_eq!(
+        s.get_customers("imp1", &["cu".into(), "x".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.delete_customer("imp1", "cu")
+            .await
+            .unwrap()
+            .unwrap()
+            .billing_key,
+        "bk_2"
+    );
+    assert!(s.delete_customer("imp1", "cu").await.unwrap().is_none());
+
+    assert_eq!(
+        s.idem_begin("imp1", "k", "h1", 100).await.unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(
+        s.idem_begin("imp1", "k", "h1", 101).await.unwrap(),
+        IdemBegin::InFlight {
+            request_hash: "h1".into()
+        }
+    );
+    assert_eq!(
+        s.idem_begin("imp2", "k", "h9", 101).await.unwrap(),
+        IdemBegin::Started
+    );
+    s.idem_finish("imp1", "k", 200, "{\"code\":0}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idem_begin("imp1", "k", "h2", 102).await.unwrap(),
+        IdemBegin::Done {
+            request_hash: "h1".into(),
+            http_status: 200,
+            body: "{\"code\":0}".into()
+        }
+    );
+    s.idem_abort("imp2", "k").await.unwrap();
+    assert_eq!(
+        s.idem_begin("imp2", "k", "h9", 103).await.unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(s.idem_purge(101).await.unwrap(), 1);
+}
+on_both!(customers_and_idempotency_keys, customers_and_idempotency);
