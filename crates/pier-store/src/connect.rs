@@ -1,5 +1,6 @@
 //! Opening a store from a URL, and the two store types.
 
+use crate::batch::Writer;
 use crate::error::StoreResult;
 use crate::Store;
 use sqlx::postgres::PgPoolOptions;
@@ -19,12 +20,18 @@ pub enum StoreKind {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
+    /// Group-commit writer for the charge hot path (`None`: write directly).
+    pub(crate) writer: Option<Writer>,
 }
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: sqlx::PgPool,
+    pub(crate) writer: Option<Writer>,
 }
+
+/// PostgreSQL writers sharing the group-commit queue (each holds one connection while writing).
+pub const PG_WRITERS: usize = 4;
 
 impl SqliteStore {
     /// WAL with `synchronous=FULL`: a commit that returned is on disk, so a payment that was
@@ -41,7 +48,16 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        // SQLite has one writer at a time anyway: one group-commit task.
+        let (writer, queue) = Writer::new();
+        tokio::spawn(crate::payments::sqlite_impl::run_writer(
+            pool.clone(),
+            queue,
+        ));
+        Ok(Self {
+            pool,
+            writer: Some(writer),
+        })
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
@@ -61,7 +77,17 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let (writer, queue) = Writer::new();
+        for _ in 0..PG_WRITERS {
+            tokio::spawn(crate::payments::pg_impl::run_writer(
+                pool.clone(),
+                queue.clone(),
+            ));
+        }
+        Ok(Self {
+            pool,
+            writer: Some(writer),
+        })
     }
 
     /// Migrations take an advisory lock, so several instances may start at once.

@@ -11,6 +11,7 @@
 //! (`UPDATE … WHERE status = 'ready'`, partial unique indexes), so a concurrency bug shows up as
 //! a conflict, never as a double charge.
 
+mod batch;
 mod connect;
 mod customers;
 mod error;

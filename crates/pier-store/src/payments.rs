@@ -1,5 +1,6 @@
 //! Payments and their cancel history: insert an attempt, record the PG's answer, look up.
 
+use crate::batch::{Op, OpResult};
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreError, StoreResult};
 use crate::models::{CancelEntry, OutboxEvent, Page, Payment, PgState, Settlement, Sorting};
@@ -338,10 +339,136 @@ macro_rules! impl_payment_store {
                 I(i64),
             }
 
-            #[async_trait]
-            impl PaymentStore for $store {
-                async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
-                    sqlx::query(insert_sql())
+            /// Records the PG's answer on an attempt awaiting it, with its outbox rows, inside `tx`.
+            /// `None` when the row had moved on.
+            pub(crate) async fn settle_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                imp_uid: &str,
+                s: &Settlement,
+                now: i64,
+                events: &[OutboxEvent],
+            ) -> sqlx::Result<Option<Payment>> {
+                let guard = "WHERE imp_uid = $1 AND status = 'ready' AND pg_state IN ('in_flight','unknown')";
+                    let sql;
+                    let q = match s {
+                        Settlement::Paid { pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, card_quota, bank_code, bank_name, receipt_url } => {
+                            sql = format!(
+                                "UPDATE payments SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = $2, \
+                                 pg_tid = $3, apply_num = $4, paid_at = $5, card_code = COALESCE($6, card_code), \
+                                 card_name = COALESCE($7, card_name), card_number = COALESCE($8, card_number), \
+                                 card_type = COALESCE($9, card_type), card_quota = $10, bank_code = COALESCE($11, bank_code), \
+                                 bank_name = COALESCE($12, bank_name), receipt_url = $13 {guard} RETURNING {}",
+                                cols()
+                            );
+                            sqlx::query(&sql)
+                            .bind(imp_uid)
+                            .bind(now)
+                            .bind(pg_tid)
+                            .bind(apply_num)
+                            .bind(*paid_at)
+                            .bind(card_code)
+                            .bind(card_name)
+                            .bind(card_number)
+                            .bind(*card_type)
+                            .bind(*card_quota)
+                            .bind(bank_code)
+                            .bind(bank_name)
+                            .bind(receipt_url)
+                        }
+                        Settlement::Failed { reason, failed_at } => {
+                            sql = format!(
+                            "UPDATE payments SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, updated_at = $2, \
+                             fail_reason = $3, failed_at = $4 {guard} RETURNING {}",
+                            cols()
+                        );
+                        sqlx::query(&sql)
+                        .bind(imp_uid)
+                        .bind(now)
+                        .bind(reason)
+                        .bind(*failed_at)
+                        }
+                        Settlement::Unknown { told_failed, next_reconcile_at } => {
+                            sql = format!(
+                            "UPDATE payments SET pg_state = 'unknown', updated_at = $2, told_failed = (told_failed OR $3), \
+                             next_reconcile_at = $4, reconcile_attempts = reconcile_attempts + 1 {guard} RETURNING {}",
+                            cols()
+                        );
+                        sqlx::query(&sql)
+                        .bind(imp_uid)
+                        .bind(now)
+                        .bind(*told_failed)
+                        .bind(*next_reconcile_at)
+                        }
+                    };
+                let Some(row) = q.fetch_optional(&mut **tx).await? else {
+                    return Ok(None);
+                };
+                for ev in events {
+                    insert_outbox(&mut **tx, ev).await?;
+                }
+                Ok(Some(payment(&row)?))
+            }
+
+            /// The group-commit writer: takes a batch of queued writes, runs them in one
+            /// transaction (one fsync for the lot), and answers each. If the batch fails, each
+            /// write is retried alone so one bad write cannot fail the others.
+            pub(crate) async fn run_writer(pool: sqlx::Pool<$db>, queue: crate::batch::Queue) {
+                loop {
+                    let batch = match crate::batch::next_batch(&queue).await {
+                        Some(b) => b,
+                        None => return,
+                    };
+                    let mut results = Vec::with_capacity(batch.len());
+                    let attempt: sqlx::Result<()> = async {
+                        let mut tx = pool.begin().await?;
+                        for (op, _) in &batch {
+                            results.push(apply(&mut tx, op).await?);
+                        }
+                        tx.commit().await
+                    }
+                    .await;
+                    match attempt {
+                        Ok(()) => {
+                            for ((_, reply), r) in batch.into_iter().zip(results) {
+                                let _ = reply.send(Ok(r));
+                            }
+                        }
+                        Err(_) if batch.len() > 1 => {
+                            for (op, reply) in batch {
+                                let one: sqlx::Result<OpResult> = async {
+                                    let mut tx = pool.begin().await?;
+                                    let r = apply(&mut tx, &op).await?;
+                                    tx.commit().await?;
+                                    Ok(r)
+                                }
+                                .await;
+                                let _ = reply.send(one.map_err(|e| on_conflict(e, "payment exists")));
+                            }
+                        }
+                        Err(e) => {
+                            if let Some((_, reply)) = batch.into_iter().next() {
+                                let _ = reply.send(Err(on_conflict(e, "payment exists")));
+                            }
+                        }
+                    }
+                }
+            }
+
+            async fn apply(tx: &mut sqlx::Transaction<'_, $db>, op: &Op) -> sqlx::Result<OpResult> {
+                Ok(match op {
+                    Op::Insert(p) => OpResult::Inserted(insert_exec(&mut **tx, p).await?),
+                    Op::Settle { imp_uid, s, now, events } => {
+                        OpResult::Settled(settle_tx(tx, imp_uid, s, *now, events).await?.map(Box::new))
+                    }
+                })
+            }
+
+            /// Inserts an attempt; 0 rows when the merchant_uid guard is taken.
+            pub(crate) async fn insert_exec<'e, E>(exec: E, p: &Payment) -> sqlx::Result<u64>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                Ok(sqlx::query(insert_sql())
                         .bind(&p.imp_uid)
                         .bind(&p.merchant_id)
                         .bind(&p.merchant_uid)
@@ -399,10 +526,22 @@ macro_rules! impl_payment_store {
                         .bind(&p.receipt_url)
                         .bind(p.cash_receipt_issued)
                         .bind(&p.customer_uid)
-                        .bind(&p.customer_uid_usage)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(|e| on_conflict(e, "merchant_uid is locked by another attempt"))?;
+                        .bind(&p.customer_uid_usage).execute(exec).await?.rows_affected())
+            }
+
+            #[async_trait]
+            impl PaymentStore for $store {
+                async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
+                    let inserted = match &self.writer {
+                        Some(w) => match w.submit(Op::Insert(p.clone())).await? {
+                            OpResult::Inserted(n) => n,
+                            OpResult::Settled(_) => 0,
+                        },
+                        None => insert_exec(&self.pool, p).await.map_err(|e| on_conflict(e, "payment exists"))?,
+                    };
+                    if inserted == 0 {
+                        return Err(StoreError::Conflict("merchant_uid is locked by another attempt".into()));
+                    }
                     Ok(())
                 }
 
@@ -457,68 +596,22 @@ macro_rules! impl_payment_store {
                 }
 
                 async fn settle(&self, imp_uid: &str, s: &Settlement, now: i64, events: &[OutboxEvent]) -> StoreResult<Payment> {
-                    let guard = "WHERE imp_uid = $1 AND status = 'ready' AND pg_state IN ('in_flight','unknown')";
-                    let sql;
-                    let q = match s {
-                        Settlement::Paid { pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, card_quota, bank_code, bank_name, receipt_url } => {
-                            sql = format!(
-                                "UPDATE payments SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = $2, \
-                                 pg_tid = $3, apply_num = $4, paid_at = $5, card_code = COALESCE($6, card_code), \
-                                 card_name = COALESCE($7, card_name), card_number = COALESCE($8, card_number), \
-                                 card_type = COALESCE($9, card_type), card_quota = $10, bank_code = COALESCE($11, bank_code), \
-                                 bank_name = COALESCE($12, bank_name), receipt_url = $13 {guard} RETURNING {}",
-                                cols()
-                            );
-                            sqlx::query(&sql)
-                            .bind(imp_uid)
-                            .bind(now)
-                            .bind(pg_tid)
-                            .bind(apply_num)
-                            .bind(*paid_at)
-                            .bind(card_code)
-                            .bind(card_name)
-                            .bind(card_number)
-                            .bind(*card_type)
-                            .bind(*card_quota)
-                            .bind(bank_code)
-                            .bind(bank_name)
-                            .bind(receipt_url)
-                        }
-                        Settlement::Failed { reason, failed_at } => {
-                            sql = format!(
-                            "UPDATE payments SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, updated_at = $2, \
-                             fail_reason = $3, failed_at = $4 {guard} RETURNING {}",
-                            cols()
-                        );
-                        sqlx::query(&sql)
-                        .bind(imp_uid)
-                        .bind(now)
-                        .bind(reason)
-                        .bind(*failed_at)
-                        }
-                        Settlement::Unknown { told_failed, next_reconcile_at } => {
-                            sql = format!(
-                            "UPDATE payments SET pg_state = 'unknown', updated_at = $2, told_failed = (told_failed OR $3), \
-                             next_reconcile_at = $4, reconcile_attempts = reconcile_attempts + 1 {guard} RETURNING {}",
-                            cols()
-                        );
-                        sqlx::query(&sql)
-                        .bind(imp_uid)
-                        .bind(now)
-                        .bind(*told_failed)
-                        .bind(*next_reconcile_at)
+                    let row = match &self.writer {
+                        Some(w) => match w
+                            .submit(Op::Settle { imp_uid: imp_uid.to_owned(), s: s.clone(), now, events: events.to_vec() })
+                            .await?
+                        {
+                            OpResult::Settled(p) => p.map(|b| *b),
+                            OpResult::Inserted(_) => None,
+                        },
+                        None => {
+                            let mut tx = self.pool.begin().await?;
+                            let p = settle_tx(&mut tx, imp_uid, s, now, events).await?;
+                            tx.commit().await?;
+                            p
                         }
                     };
-                    let mut tx = self.pool.begin().await?;
-                    let row = q.fetch_optional(&mut *tx).await?;
-                    let Some(row) = row else {
-                        return Err(StoreError::Stale(format!("{imp_uid} is no longer awaiting the PG")));
-                    };
-                    for ev in events {
-                        insert_outbox(&mut *tx, ev).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(payment(&row)?)
+                    row.ok_or_else(|| StoreError::Stale(format!("{imp_uid} is no longer awaiting the PG")))
                 }
 
                 async fn find_by_merchant_uid(&self, merchant_id: &str, merchant_uid: &str, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {

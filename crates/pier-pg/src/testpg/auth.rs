@@ -33,7 +33,12 @@ pub const PHONE_CARRIERS: &[&str] = &["SKT", "KT", "LGT", "SKT_MVNO", "KT_MVNO",
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: HashMap<String, Session>,
+    /// When expired sessions (and the sealed cards in them) are next swept out.
+    next_sweep_at: i64,
 }
+
+/// How often `begin_auth` sweeps expired sessions.
+const SWEEP_EVERY_SECS: i64 = 60;
 
 struct Session {
     mid: Mid,
@@ -152,11 +157,13 @@ impl Engine {
         if books.ledger.order(&req.order.order_id).is_some() {
             return Err(rejected("DUPLICATE_ORDER_ID", "이미 사용된 주문번호입니다.").into());
         }
-        let sessions = &mut books.sessions.map;
         let max = self.inner.config.max_sessions;
-        if sessions.len() >= max {
-            sessions.retain(|_, s| s.expires_at >= now);
+        let sessions = &mut books.sessions;
+        if sessions.map.len() >= max || now >= sessions.next_sweep_at {
+            sessions.map.retain(|_, s| s.expires_at >= now);
+            sessions.next_sweep_at = now + SWEEP_EVERY_SECS;
         }
+        let sessions = &mut sessions.map;
         if sessions.len() >= max {
             return Err(rejected("TOO_MANY_SESSIONS", "잠시 후 다시 시도해주세요.").into());
         }

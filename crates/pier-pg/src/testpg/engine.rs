@@ -719,7 +719,7 @@ impl Engine {
         }
         let no_such = || rejected("NO_SUCH_TRANSACTION", "취소할 거래건이 존재하지 않습니다.");
         let i = st.order_index(&req.order_id).ok_or_else(no_such)?;
-        let rec = &mut st.orders[i];
+        let rec = &mut *st.orders[i];
         let tid = rec.approval.as_ref().map(|a| a.pg_tid.as_str());
         let vbank_tid = rec.vbank.as_ref().map(|v| v.pg_tid.as_str());
         if rec.mid != mid.0
@@ -814,7 +814,7 @@ impl Engine {
             }
             return Ok(());
         };
-        let rec = &mut st.orders[i];
+        let rec = &mut *st.orders[i];
         if rec.mid != mid.0 {
             // Another merchant's order: not ours to touch, and nothing of ours to void.
             return Ok(());
@@ -939,7 +939,7 @@ impl Engine {
         };
         let no_such = || rejected("NO_SUCH_ACCOUNT", "존재하지 않는 가상계좌입니다.");
         let i = i.ok_or_else(no_such)?;
-        let rec = &mut st.orders[i];
+        let rec = &mut *st.orders[i];
         let vbank = rec.vbank.clone().ok_or_else(no_such)?;
         match rec.state {
             OrderState::AwaitingDeposit => {}
@@ -986,5 +986,30 @@ impl Engine {
         // fine: the deposit is in the ledger and `inquire` reports it.
         let _ = self.inner.events.send(deposit.clone().into());
         Ok(deposit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_from_hex_or_base64() {
+        let hex_key = "00".repeat(31) + "ff";
+        assert_eq!(parse_encryption_key(&hex_key).unwrap()[31], 0xff);
+        let b64 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        assert_eq!(parse_encryption_key(b64).unwrap(), [0u8; 32]);
+        assert!(parse_encryption_key("abcd").is_err());
+        assert!(parse_encryption_key(&"00".repeat(31)).is_err());
+    }
+
+    #[test]
+    fn config_debug_hides_the_key() {
+        let config = EngineConfig::new([0xab; 32], "http://x");
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("171"),
+            "{shown}"
+        );
     }
 }

@@ -128,7 +128,8 @@ pub(crate) enum Entry {
 
 #[derive(Default)]
 pub(crate) struct State {
-    pub orders: Vec<OrderRec>,
+    /// Boxed: growing the vector then moves pointers, not records, while the engine's lock is held.
+    pub orders: Vec<Box<OrderRec>>,
     pub order_ix: HashMap<String, usize>,
     pub cancels: Vec<CancelRec>,
     /// `(order_id, cancellation_id)` → index in `cancels`: Pier's cancel ids are per payment.
@@ -142,7 +143,7 @@ pub(crate) struct State {
 
 impl State {
     pub fn order(&self, order_id: &str) -> Option<&OrderRec> {
-        self.order_ix.get(order_id).map(|i| &self.orders[*i])
+        self.order_ix.get(order_id).map(|i| &*self.orders[*i])
     }
 
     pub fn order_index(&self, order_id: &str) -> Option<usize> {
@@ -153,13 +154,13 @@ impl State {
         let account = rec.vbank.as_ref().map(|v| v.account_num.clone());
         let i = match self.order_ix.get(&rec.order_id) {
             Some(i) => {
-                self.orders[*i] = rec;
+                *self.orders[*i] = rec;
                 *i
             }
             None => {
                 self.order_ix
                     .insert(rec.order_id.clone(), self.orders.len());
-                self.orders.push(rec);
+                self.orders.push(Box::new(rec));
                 self.orders.len() - 1
             }
         };

@@ -1,0 +1,383 @@
+//! `load`: Pier's throughput benchmark. Measures, in one run on this machine:
+//! a hello-world HTTP ceiling (axum, same stack as Pier), then Pier's `getToken`,
+//! `GET /payments/{imp_uid}`, `again` and `onetime` — each as requests/s with p50/p99 and as a
+//! ratio of the ceiling. Pier runs in this process on its own runtime; the load generator uses
+//! raw HTTP/1.1 keep-alive connections (hyper) so that it costs as little CPU as possible.
+//!
+//! cargo run --release -p pier-bench --bin load -- --db sqlite --seconds 10 --concurrency 64
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Clone)]
+struct Args {
+    /// sqlite or postgres (PostgreSQL from PIER_TEST_DATABASE_URL, in a fresh schema).
+    #[arg(long, default_value = "sqlite")]
+    db: String,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Worker threads of the server runtime (the load generator gets the same number).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Comma-separated subset of: hello,token,get,again,onetime
+    #[arg(long, default_value = "hello,token,get,again,onetime")]
+    only: String,
+}
+
+const KEY: &str = "9999888877776666";
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+struct Result {
+    name: String,
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+impl Result {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+}
+
+type MakeReq = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// Drives `concurrency` keep-alive connections for `seconds`, each sending `make(seq)`.
+async fn drive(
+    name: &str,
+    addr: std::net::SocketAddr,
+    concurrency: usize,
+    seconds: u64,
+    make: MakeReq,
+    check: fn(&[u8]) -> bool,
+) -> Result {
+    let seq = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let make = make.clone();
+        let seq = seq.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).ok();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            while Instant::now() < deadline {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let ok = match sender.send_request(make(n)).await {
+                    Ok(res) => {
+                        let status = res.status();
+                        let body = res
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        status.is_success() && check(&body)
+                    }
+                    Err(_) => false,
+                };
+                lat.push(t.elapsed().as_micros() as u64);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Result {
+        name: name.into(),
+        requests: all.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+fn req(
+    method: &str,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Full<Bytes>> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    if let Some(t) = token {
+        b = b.header("authorization", t);
+    }
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Bytes::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => Bytes::new(),
+    };
+    b.body(Full::new(body)).unwrap()
+}
+
+fn code_zero(body: &[u8]) -> bool {
+    // `{"code":0,...` — cheap check without parsing the whole body.
+    body.windows(8).take(64).any(|w| w == b"\"code\":0")
+}
+
+fn paid(body: &[u8]) -> bool {
+    code_zero(body) && body.windows(15).any(|w| w == b"\"status\":\"paid\"")
+}
+
+async fn database_url(db: &str, dir: &std::path::Path) -> String {
+    if db == "postgres" {
+        let base = std::env::var("PIER_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("bench_{}", pier_domain::ids::random_hex(4));
+        let pool = sqlx::PgPool::connect(&base)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-c%20search_path%3D{schema}")
+    } else {
+        format!("sqlite:{}", dir.join("bench.db").display())
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let only: Vec<&str> = args.only.split(',').collect();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut results = Vec::new();
+
+    // 1. The ceiling: a hello-world axum server answering a small JSON envelope.
+    let hello_addr = server_rt.block_on(async {
+        let app = axum::Router::new().route(
+            "/hello",
+            axum::routing::get(|| async {
+                axum::Json(json!({"code": 0, "message": null, "response": {"hello": "world"}}))
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        addr
+    });
+    let host = hello_addr.to_string();
+    if only.contains(&"hello") {
+        let h = host.clone();
+        results.push(client_rt.block_on(drive(
+            "hello-world ceiling",
+            hello_addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |_| req("GET", &h, "/hello", None, None)),
+            code_zero,
+        )));
+    }
+
+    // 2. Pier.
+    let dir = tempfile::tempdir().unwrap();
+    let url = server_rt.block_on(database_url(&args.db, dir.path()));
+    let pier = server_rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = pier_server::Config::new(l.local_addr().unwrap(), url, [3u8; 32]);
+        cfg.demo.imp_key = Some(KEY.into());
+        cfg.demo.imp_secret = Some(SECRET.into());
+        pier_server::Pier::start(cfg, Arc::new(pier_domain::SystemClock), l)
+            .await
+            .expect("pier starts")
+    });
+    let addr = pier.addr;
+    let host = addr.to_string();
+    let http = reqwest::Client::new();
+    let base = pier.base_url();
+    let token: String = client_rt.block_on(async {
+        let r: Value = http
+            .post(format!("{base}/users/getToken"))
+            .json(&json!({"imp_key": KEY, "imp_secret": SECRET}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["response"]["access_token"].as_str().unwrap().to_owned()
+    });
+
+    if only.contains(&"token") {
+        let h = host.clone();
+        results.push(client_rt.block_on(drive(
+            "POST /users/getToken",
+            addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |_| {
+                req(
+                    "POST",
+                    &h,
+                    "/users/getToken",
+                    None,
+                    Some(json!({"imp_key": KEY, "imp_secret": SECRET})),
+                )
+            }),
+            code_zero,
+        )));
+    }
+
+    if only.contains(&"get") {
+        let imp_uids: Vec<String> = client_rt.block_on(async {
+            let mut v = Vec::new();
+            for i in 0..200 {
+                let r: Value = http
+                    .post(format!("{base}/subscribe/payments/onetime"))
+                    .header("authorization", &token)
+                    .json(&json!({"merchant_uid": format!("seed-{i}"), "amount": 1000, "card_number": "4518-4200-0000-0000", "expiry": "2030-12"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                v.push(r["response"]["imp_uid"].as_str().unwrap().to_owned());
+            }
+            v
+        });
+        let h = host.clone();
+        let t = token.clone();
+        let ids = Arc::new(imp_uids);
+        results.push(client_rt.block_on(drive(
+            "GET /payments/{imp_uid}",
+            addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |n| {
+                req(
+                    "GET",
+                    &h,
+                    &format!("/payments/{}", ids[n as usize % ids.len()]),
+                    Some(&t),
+                    None,
+                )
+            }),
+            code_zero,
+        )));
+    }
+
+    if only.contains(&"again") {
+        client_rt.block_on(async {
+            let r: Value = http
+                .post(format!("{base}/subscribe/customers/bench-customer"))
+                .header("authorization", &token)
+                .json(&json!({"card_number": "4518-4200-0000-0000", "expiry": "2030-12"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["code"], 0, "{r}");
+        });
+        let h = host.clone();
+        let t = token.clone();
+        results.push(client_rt.block_on(drive(
+            "POST /subscribe/payments/again",
+            addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |n| {
+                req("POST", &h, "/subscribe/payments/again", Some(&t), Some(json!({"customer_uid": "bench-customer", "merchant_uid": format!("again-{n}"), "amount": 1000, "name": "bench"})))
+            }),
+            paid,
+        )));
+    }
+
+    if only.contains(&"onetime") {
+        let h = host.clone();
+        let t = token.clone();
+        results.push(client_rt.block_on(drive(
+            "POST /subscribe/payments/onetime",
+            addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |n| {
+                req(
+                    "POST",
+                    &h,
+                    "/subscribe/payments/onetime",
+                    Some(&t),
+                    Some(json!({"merchant_uid": format!("onetime-{n}"), "amount": 1000, "card_number": "4518-4200-0000-0000", "expiry": "2030-12", "birth": "880101", "pwd_2digit": "12"})),
+                )
+            }),
+            paid,
+        )));
+    }
+
+    let ceiling = results
+        .iter()
+        .find(|r| r.name.starts_with("hello"))
+        .map(|r| r.rps());
+    println!(
+        "\ndb={} concurrency={} seconds={} threads={}+{}",
+        args.db, args.concurrency, args.seconds, args.threads, args.threads
+    );
+    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to ceiling |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in &results {
+        let ratio = ceiling
+            .map(|c| format!("{:.2}", r.rps() / c))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            r.name,
+            r.requests,
+            r.errors,
+            r.rps(),
+            r.p50_us as f64 / 1000.0,
+            r.p99_us as f64 / 1000.0,
+            ratio
+        );
+    }
+    server_rt.block_on(pier.shutdown());
+}

@@ -1,0 +1,72 @@
+//! Group commit for the hot writes of a charge (insert the attempt, record the PG's answer).
+//!
+//! Each write is still acknowledged only after its transaction committed — durability is
+//! unchanged — but concurrent writes share one transaction and so one fsync (SQLite,
+//! `synchronous=FULL`) or one WAL flush (PostgreSQL). Writers take whatever is queued, up to
+//! `MAX_BATCH`, so a lone write is not delayed.
+
+use crate::error::{StoreError, StoreResult};
+use crate::models::{OutboxEvent, Payment, Settlement};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Most writes one transaction carries.
+pub const MAX_BATCH: usize = 256;
+/// Bound of the queue in front of the writers.
+pub const QUEUE_DEPTH: usize = 4096;
+
+pub(crate) enum Op {
+    Insert(Payment),
+    Settle {
+        imp_uid: String,
+        s: Settlement,
+        now: i64,
+        events: Vec<OutboxEvent>,
+    },
+}
+
+pub(crate) enum OpResult {
+    /// Rows inserted (0 = the merchant_uid guard was taken).
+    Inserted(u64),
+    Settled(Option<Box<Payment>>),
+}
+
+pub(crate) type Reply = oneshot::Sender<StoreResult<OpResult>>;
+pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<(Op, Reply)>>>;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<(Op, Reply)>,
+}
+
+impl Writer {
+    pub(crate) fn new() -> (Self, Queue) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        (Self { tx }, Arc::new(Mutex::new(rx)))
+    }
+
+    pub(crate) async fn submit(&self, op: Op) -> StoreResult<OpResult> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((op, reply))
+            .await
+            .map_err(|_| StoreError::Stale("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Stale("the store's writer dropped a write".into()))?
+    }
+}
+
+/// Waits for one write, then takes what else is queued (up to `MAX_BATCH`). `None` when closed.
+pub(crate) async fn next_batch(queue: &Queue) -> Option<Vec<(Op, Reply)>> {
+    let mut rx = queue.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
