@@ -16,7 +16,7 @@ pub const MAX_BATCH: usize = 256;
 pub const QUEUE_DEPTH: usize = 4096;
 
 pub(crate) enum Op {
-    Insert(Payment),
+    Insert(Box<Payment>),
     Settle {
         imp_uid: String,
         s: Settlement,

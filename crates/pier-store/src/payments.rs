@@ -533,7 +533,7 @@ macro_rules! impl_payment_store {
             impl PaymentStore for $store {
                 async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
                     let inserted = match &self.writer {
-                        Some(w) => match w.submit(Op::Insert(p.clone())).await? {
+                        Some(w) => match w.submit(Op::Insert(Box::new(p.clone()))).await? {
                             OpResult::Inserted(n) => n,
                             OpResult::Settled(_) => 0,
                         },
