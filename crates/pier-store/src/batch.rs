@@ -19,7 +19,7 @@ pub(crate) enum Op {
     Insert(Box<Payment>),
     Settle {
         imp_uid: String,
-        s: Settlement,
+        s: Box<Settlement>,
         now: i64,
         events: Vec<OutboxEvent>,
     },

@@ -598,7 +598,7 @@ macro_rules! impl_payment_store {
                 async fn settle(&self, imp_uid: &str, s: &Settlement, now: i64, events: &[OutboxEvent]) -> StoreResult<Payment> {
                     let row = match &self.writer {
                         Some(w) => match w
-                            .submit(Op::Settle { imp_uid: imp_uid.to_owned(), s: s.clone(), now, events: events.to_vec() })
+                            .submit(Op::Settle { imp_uid: imp_uid.to_owned(), s: Box::new(s.clone()), now, events: events.to_vec() })
                             .await?
                         {
                             OpResult::Settled(p) => p.map(|b| *b),

@@ -129,6 +129,7 @@ pub(crate) enum Entry {
 #[derive(Default)]
 pub(crate) struct State {
     /// Boxed: growing the vector then moves pointers, not records, while the engine's lock is held.
+    #[allow(clippy::vec_box)]
     pub orders: Vec<Box<OrderRec>>,
     pub order_ix: HashMap<String, usize>,
     pub cancels: Vec<CancelRec>,
