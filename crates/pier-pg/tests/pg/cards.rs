@@ -342,3 +342,30 @@ async fn expired_cards_behind_billing_keys_decline_later() {
         rig.clock.set(crate::common::T0);
     }
 }
+
+/// `docs/test-cards.md` is the human copy of `TEST_CARDS`: every number and code must be in it.
+#[test]
+fn the_docs_list_every_test_card() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/test-cards.md");
+    let docs = std::fs::read_to_string(&path).expect("docs/test-cards.md");
+    for tc in TEST_CARDS {
+        assert!(
+            docs.contains(&format!("`{}`", tc.number)),
+            "{} missing from the docs",
+            tc.number
+        );
+        if let Behaviour::Decline { decline, .. } | Behaviour::KeyChargesDecline { decline } =
+            tc.behaviour
+        {
+            assert!(
+                docs.contains(decline.message),
+                "{} missing from the docs",
+                decline.message
+            );
+        }
+    }
+    assert!(docs.contains(cards::WRONG_BIRTH.message));
+    for birth in cards::WRONG_BIRTHS {
+        assert!(docs.contains(&format!("`{birth}`")));
+    }
+}

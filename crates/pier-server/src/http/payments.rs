@@ -6,9 +6,9 @@ use super::params::{Params, Query};
 use super::{wire, AppState, Merchant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use pier_store::{PaymentQuery, Sorting};
-use serde_json::Value;
 
 pub const MAX_PAGE_LIMIT: i64 = 1000;
 pub const DEFAULT_PAGE_LIMIT: i64 = 20;
@@ -61,18 +61,18 @@ pub async fn get_one(
     State(engine): State<AppState>,
     Extension(Merchant(m)): Extension<Merchant>,
     Path(imp_uid): Path<String>,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     // Test-channel payments are shown without include_sandbox: every Pier channel is a test
     // channel today, and a client that cannot see its payments is no use.
     let p = engine.payment(&m, &imp_uid).await?;
-    Ok(Envelope::ok(wire::payment(&p)))
+    Ok(Envelope::ok(wire::payment_wire(&p)).into_response())
 }
 
 pub async fn get_many(
     State(engine): State<AppState>,
     Extension(Merchant(m)): Extension<Merchant>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     let imp_uids = q.str_list("imp_uid", MAX_MULTI_IDS)?;
     let merchant_uids = q.str_list("merchant_uid", MAX_MULTI_IDS)?;
     let asked = imp_uids.len() + merchant_uids.len();
@@ -103,7 +103,7 @@ pub async fn get_many(
     } else {
         StatusCode::OK
     };
-    Ok(Envelope(status, wire::payments(&found)))
+    Ok(Envelope(status, wire::payments(&found)).into_response())
 }
 
 async fn find_inner(
@@ -112,7 +112,7 @@ async fn find_inner(
     merchant_uid: String,
     status: Option<String>,
     q: Params,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     let st = match status.as_deref() {
         None | Some("") => None,
         Some(s) => status_filter(s, false)?,
@@ -124,7 +124,7 @@ async fn find_inner(
         limit: 1,
     };
     let p = engine.find_payment(&m, &merchant_uid, pq).await?;
-    Ok(Envelope::ok(wire::payment(&p)))
+    Ok(Envelope::ok(wire::payment_wire(&p)).into_response())
 }
 
 pub async fn find(
@@ -132,7 +132,7 @@ pub async fn find(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(merchant_uid): Path<String>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     find_inner(engine, m, merchant_uid, None, q).await
 }
 
@@ -141,7 +141,7 @@ pub async fn find_with_status(
     Extension(Merchant(m)): Extension<Merchant>,
     Path((merchant_uid, status)): Path<(String, String)>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     find_inner(engine, m, merchant_uid, Some(status), q).await
 }
 
@@ -151,7 +151,7 @@ async fn find_all_inner(
     merchant_uid: String,
     status: Option<String>,
     q: Params,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     let st = match status.as_deref() {
         None | Some("") => None,
         Some(s) => status_filter(s, false)?,
@@ -164,7 +164,7 @@ async fn find_all_inner(
         limit,
     };
     let res = engine.find_all_payments(&m, &merchant_uid, pq).await?;
-    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment)))
+    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment_wire)).into_response())
 }
 
 pub async fn find_all(
@@ -172,7 +172,7 @@ pub async fn find_all(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(merchant_uid): Path<String>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     find_all_inner(engine, m, merchant_uid, None, q).await
 }
 
@@ -181,7 +181,7 @@ pub async fn find_all_with_status(
     Extension(Merchant(m)): Extension<Merchant>,
     Path((merchant_uid, status)): Path<(String, String)>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     find_all_inner(engine, m, merchant_uid, Some(status), q).await
 }
 
@@ -190,7 +190,7 @@ pub async fn by_status(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(status): Path<String>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     let st = status_filter(&status, true)?;
     let (page, limit) = paging(&q)?;
     let from = q.int_opt("from")?.filter(|v| *v > 0);
@@ -202,5 +202,5 @@ pub async fn by_status(
         limit,
     };
     let res = engine.payments_by_status(&m, from, to, pq).await?;
-    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment)))
+    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment_wire)).into_response())
 }

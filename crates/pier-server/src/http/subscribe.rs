@@ -123,7 +123,7 @@ pub fn order_input(p: &Params) -> ApiResult<OrderInput> {
 }
 
 fn charge_response(o: ChargeOutcome) -> Response {
-    let body = wire::payment(&o.payment);
+    let body = wire::payment_wire(&o.payment);
     match o.declined {
         None => Envelope::ok(body).into_response(),
         Some(reason) => EnvelopeWithMessage(reason, body).into_response(),
@@ -243,7 +243,7 @@ pub async fn customer_payments(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(uid): Path<String>,
     Query(q): Query,
-) -> ApiResult<Envelope<Value>> {
+) -> ApiResult<Response> {
     let (page, limit) = paging(&q)?;
     let pq = PaymentQuery {
         status: None,
@@ -252,5 +252,5 @@ pub async fn customer_payments(
         limit,
     };
     let res = engine.customer_payments(&m, &uid, pq).await?;
-    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment)))
+    Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment_wire)).into_response())
 }
