@@ -83,7 +83,7 @@ macro_rules! impl_vbank_store {
                     let mut tx = self.pool.begin().await?;
                     let row = sqlx::query(&format!(
                         "UPDATE payments SET pg_state = 'none', pg_tid = $2, vbank_code = $3, vbank_name = $4, vbank_num = $5, \
-                         vbank_holder = $6, vbank_date = $7, vbank_issued_at = $8, bank_code = $3, bank_name = $4, updated_at = $9 \
+                         vbank_holder = $6, vbank_date = $7, vbank_issued_at = $8, updated_at = $9 \
                          WHERE imp_uid = $1 AND status = 'ready' AND pay_method = 'vbank' AND pg_state IN ('in_flight','unknown') \
                          RETURNING {}",
                         cols()

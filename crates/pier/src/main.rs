@@ -53,6 +53,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ChannelCmd,
     },
+    /// Print the secret a pgsim must send (`x-pgsim-secret`) with its deposit notifications to
+    /// `POST /pg/pgsim/notify` of a Pier with this server key.
+    PgsimNotifySecret(Common),
 }
 
 #[derive(Args)]
@@ -208,6 +211,13 @@ async fn main() -> Result<()> {
     init_logs();
     match cli.cmd {
         Cmd::Serve(a) => serve(a).await,
+        Cmd::PgsimNotifySecret(c) => {
+            println!(
+                "{}",
+                pier_server::http::vbanks::pgsim_notify_secret(&c.server_key()?)
+            );
+            Ok(())
+        }
         Cmd::Migrate(c) => {
             let url = c.database_url()?;
             pier_store::connect(&url, true).await?;

@@ -3,9 +3,10 @@
 //! (`POST /pg/pgsim/notify`).
 //!
 //! pgsim notifications carry the shared secret in `x-pgsim-secret`: the lowercase hex of
-//! HMAC-SHA256(server key, "pier pgsim notify") (`pgsim_notify_secret`). Start pgsim with
-//! `--notify-url http://<pier>/pg/pgsim/notify --notify-secret <that hex>`. A notification is only
-//! a hint: Pier asks the PG (`inquire`) before it marks a payment paid.
+//! HMAC-SHA256(server key, "pier pgsim notify") (`pgsim_notify_secret`; the CLI prints it with
+//! `pier pgsim-notify-secret`). Point pgsim at `http://<pier>/pg/pgsim/notify` with that secret.
+//! A notification is only a hint: Pier asks the PG (`inquire`) before it marks a payment paid,
+//! and only for payments of pgsim channels' MIDs it knows.
 
 use super::error::{ApiError, ApiResult, Envelope};
 use super::params::Body;
