@@ -127,7 +127,7 @@ macro_rules! impl_refund_store {
                 async fn reserve_cancel(&self, r: &CancelRequestRow, checksum: Option<i64>) -> StoreResult<bool> {
                     let mut tx = self.pool.begin().await?;
                     let guard = "UPDATE payments SET cancel_reserved = cancel_reserved + $3, updated_at = $4 \
-                         WHERE imp_uid = $1 AND merchant_id = $2 AND status IN ('paid','cancelled') \
+                         WHERE imp_uid = $1 AND merchant_id = $2 AND status IN ('paid','cancelled') AND paid_at > 0 \
                          AND amount - cancel_amount - cancel_reserved >= $3";
                     let done = match checksum {
                         Some(c) => sqlx::query(&format!("{guard} AND amount - cancel_amount = $5"))

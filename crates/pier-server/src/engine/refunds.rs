@@ -79,9 +79,9 @@ impl Engine {
         input: CancelInput,
     ) -> Result<Payment> {
         let p = self.cancel_target(merchant_id, &input).await?;
-        match p.status.as_str() {
-            "paid" | "cancelled" => {}
-            _ => return Err(Error::Refused(MSG_NOT_PAID.into())),
+        // A revoked virtual account is `cancelled` too, but was never paid.
+        if !matches!(p.status.as_str(), "paid" | "cancelled") || p.paid_at == 0 {
+            return Err(Error::Refused(MSG_NOT_PAID.into()));
         }
         let before = p.amount - p.cancel_amount;
         if before <= 0 {
@@ -383,7 +383,7 @@ impl Engine {
 
     pub async fn balance(&self, merchant_id: &str, imp_uid: &str) -> Result<Balance> {
         let p = self.payment(merchant_id, imp_uid).await?;
-        let refundable = matches!(p.status.as_str(), "paid" | "cancelled");
+        let refundable = matches!(p.status.as_str(), "paid" | "cancelled") && p.paid_at > 0;
         Ok(Balance {
             balance: if refundable {
                 (p.amount - p.cancel_amount - p.cancel_reserved).max(0)

@@ -6,7 +6,7 @@
 //! HMAC-SHA256(server key, "pier pgsim notify") (`pgsim_notify_secret`; the CLI prints it with
 //! `pier pgsim-notify-secret`). Point pgsim at `http://<pier>/pg/pgsim/notify` with that secret.
 //! A notification is only a hint: Pier asks the PG (`inquire`) before it marks a payment paid,
-//! and only for payments of pgsim channels' MIDs it knows.
+//! and only when the event's MID and amount match the account.
 
 use super::error::{ApiError, ApiResult, Envelope};
 use super::params::Body;

@@ -171,7 +171,13 @@ async fn issue_then_revoke() {
     assert_eq!((s, code(&b)), (200, 0), "{b}");
     assert_eq!(b["response"]["status"], "cancelled");
     assert!(b["response"]["cancelled_at"].as_i64().unwrap() > 0);
-    // Revoked: again → 400; deposit refused; the PG voided it.
+    // Revoked: again → 400; a refund is refused (never paid); deposit refused; the PG voided it.
+    let (s, b) = t
+        .post("/payments/cancel", Some(&tok), json!({"imp_uid": imp}))
+        .await;
+    assert_eq!((s, code(&b)), (200, 1), "{b}");
+    let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
+    assert_eq!(b["response"]["balance"], 0, "{b}");
     let (s, _) = t.delete(&format!("/vbanks/{imp}"), &tok).await;
     assert_eq!(s, 400);
     let (s, _) = t
