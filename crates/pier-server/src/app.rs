@@ -63,7 +63,9 @@ pub async fn build_engine(
             }
         }),
     );
-    Ok((Arc::new(Engine::new(store, clock, registry, cfg)), testpg))
+    let engine = Arc::new(Engine::new(store, clock, registry, cfg));
+    let _ = engine.testpg.set(testpg.clone());
+    Ok((engine, testpg))
 }
 
 impl Pier {
@@ -88,6 +90,15 @@ impl Pier {
         let mut jobs = Vec::new();
         if engine.cfg.run_jobs {
             jobs.push(tokio::spawn(crate::jobs::idempotency_expiry(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
+            jobs.push(tokio::spawn(crate::jobs::vbank_deposits(
+                engine.clone(),
+                testpg.subscribe(),
+                stop_rx.clone(),
+            )));
+            jobs.push(tokio::spawn(crate::jobs::cancel_retry(
                 engine.clone(),
                 stop_rx.clone(),
             )));

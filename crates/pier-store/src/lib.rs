@@ -19,6 +19,9 @@ mod idempotency;
 mod merchants;
 mod models;
 pub mod payments;
+mod prepare;
+mod refunds;
+mod vbanks;
 
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
@@ -27,8 +30,29 @@ pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
+pub use prepare::{PrepareStore, Prepared};
+pub use refunds::{CancelRequestRow, RefundStore};
+pub use vbanks::{VbankAccount, VbankStore};
 
 /// Everything the engine needs from storage.
-pub trait Store: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+pub trait Store:
+    MerchantStore
+    + PaymentStore
+    + CustomerStore
+    + IdempotencyStore
+    + RefundStore
+    + PrepareStore
+    + VbankStore
+{
+}
 
-impl<T> Store for T where T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+impl<T> Store for T where
+    T: MerchantStore
+        + PaymentStore
+        + CustomerStore
+        + IdempotencyStore
+        + RefundStore
+        + PrepareStore
+        + VbankStore
+{
+}

@@ -55,6 +55,9 @@ enum Cmd {
     },
     /// Run the test PG as a separate process (with fault injection), or drive a running one.
     Pgsim(PgsimArgs),
+    /// Print the secret a pgsim must send (`x-pgsim-secret`) with its deposit notifications to
+    /// `POST /pg/pgsim/notify` of a Pier with this server key.
+    PgsimNotifySecret(Common),
 }
 
 #[derive(Args)]
@@ -282,6 +285,13 @@ async fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
+        Cmd::PgsimNotifySecret(c) => {
+            println!(
+                "{}",
+                pier_server::http::vbanks::pgsim_notify_secret(&c.server_key()?)
+            );
+            Ok(())
+        }
         Cmd::Migrate(c) => {
             let url = c.database_url()?;
             pier_store::connect(&url, true).await?;

@@ -7,7 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -38,16 +42,31 @@ fn serve_prints_demo_credentials_and_answers_within_a_second() {
             break;
         }
     }
-    assert!(!key.is_empty() && !secret.is_empty() && code.starts_with("imp"), "credentials printed");
+    assert!(
+        !key.is_empty() && !secret.is_empty() && code.starts_with("imp"),
+        "credentials printed"
+    );
     let body = format!("{{\"imp_key\":\"{key}\",\"imp_secret\":\"{secret}\"}}");
     let out = Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("http://127.0.0.1:{port}/users/getToken"), "-H", "content-type: application/json", "-d", &body])
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{port}/users/getToken"),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &body,
+        ])
         .output()
         .unwrap();
     let elapsed = started.elapsed();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"access_token\""), "{text}");
-    assert!(elapsed < Duration::from_secs(1), "getToken answered {elapsed:?} after start");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "getToken answered {elapsed:?} after start"
+    );
 
     // CLI commands against the same database while the server runs.
     let created = Command::new(env!("CARGO_BIN_EXE_pier"))
@@ -55,23 +74,61 @@ fn serve_prints_demo_credentials_and_answers_within_a_second() {
         .env("PIER_DATA_DIR", dir.path())
         .output()
         .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let m: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
     let code2 = m["imp_code"].as_str().unwrap();
     assert!(m["imp_secret"].as_str().unwrap().len() >= 32);
     let added = Command::new(env!("CARGO_BIN_EXE_pier"))
-        .args(["channel", "add", "--merchant", code2, "--pg", "jtnet", "--mid", "mid_two", "--default"])
+        .args([
+            "channel",
+            "add",
+            "--merchant",
+            code2,
+            "--pg",
+            "jtnet",
+            "--mid",
+            "mid_two",
+            "--default",
+        ])
         .env("PIER_DATA_DIR", dir.path())
         .output()
         .unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    let list = Command::new(env!("CARGO_BIN_EXE_pier")).args(["channel", "list"]).env("PIER_DATA_DIR", dir.path()).output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let list = Command::new(env!("CARGO_BIN_EXE_pier"))
+        .args(["channel", "list"])
+        .env("PIER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
-    assert!(list.contains("jtnet.mid_two") && list.contains("jtnet.jtnet_demo"), "{list}");
+    assert!(
+        list.contains("jtnet.mid_two") && list.contains("jtnet.jtnet_demo"),
+        "{list}"
+    );
     // The new merchant can get a token from the running server right away.
-    let body = format!("{{\"imp_key\":\"{}\",\"imp_secret\":\"{}\"}}", m["imp_key"].as_str().unwrap(), m["imp_secret"].as_str().unwrap());
+    let body = format!(
+        "{{\"imp_key\":\"{}\",\"imp_secret\":\"{}\"}}",
+        m["imp_key"].as_str().unwrap(),
+        m["imp_secret"].as_str().unwrap()
+    );
     let out = Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("http://127.0.0.1:{port}/users/getToken"), "-H", "content-type: application/json", "-d", &body])
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{port}/users/getToken"),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &body,
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"access_token\""));
@@ -85,7 +142,10 @@ fn serve_prints_demo_credentials_and_answers_within_a_second() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported pg"));
 
     // Graceful shutdown on SIGTERM.
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let t = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -96,7 +156,11 @@ fn serve_prints_demo_credentials_and_answers_within_a_second() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A second start on the same data dir does not create another demo merchant.
-    let out = Command::new(env!("CARGO_BIN_EXE_pier")).args(["merchant", "list"]).env("PIER_DATA_DIR", dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pier"))
+        .args(["merchant", "list"])
+        .env("PIER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
     let merchants = String::from_utf8_lossy(&out.stdout);
     assert_eq!(merchants.lines().count(), 2, "{merchants}");
 }

@@ -386,17 +386,6 @@ impl Engine {
             created_at: self.now(),
         }
     }
-
-    /// Refuses an amount that differs from the one pre-registered for the merchant_uid.
-    /// (Pre-registration is stored by the prepare API; without it every amount passes.)
-    pub(crate) async fn check_prepared(
-        &self,
-        _merchant_id: &str,
-        _merchant_uid: &str,
-        _amount: i64,
-    ) -> Result<()> {
-        Ok(())
-    }
 }
 
 /// The order as the PG sees it.

@@ -9,6 +9,9 @@ pub mod charge;
 pub mod customers;
 pub mod lookup;
 pub mod merchants;
+pub mod prepare;
+pub mod refunds;
+pub mod vbanks;
 
 use crate::config::Config;
 use pier_domain::Clock;
@@ -98,6 +101,8 @@ pub struct Engine {
     pub pgs: PgRegistry,
     pub cfg: Config,
     pub(crate) auth: auth::AuthState,
+    /// The in-process test PG, for simulated deposits (set once at start-up).
+    pub testpg: std::sync::OnceLock<pier_pg::testpg::Engine>,
 }
 
 impl Engine {
@@ -109,6 +114,7 @@ impl Engine {
             pgs,
             cfg,
             auth,
+            testpg: std::sync::OnceLock::new(),
         }
     }
 

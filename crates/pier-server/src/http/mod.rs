@@ -10,7 +10,9 @@ pub mod idempotency;
 pub mod ops;
 pub mod params;
 pub mod payments;
+pub mod refunds;
 pub mod subscribe;
+pub mod vbanks;
 pub mod wire;
 
 use crate::engine::Engine;
@@ -18,7 +20,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -50,6 +52,22 @@ pub fn router(state: AppState) -> Router {
             get(payments::find_all_with_status),
         )
         .route("/payments/status/{status}", get(payments::by_status))
+        .route("/payments/cancel", post(refunds::cancel))
+        .route("/payments/{imp_uid}/balance", get(refunds::balance))
+        .route(
+            "/payments/prepare",
+            post(refunds::prepare_create).put(refunds::prepare_update),
+        )
+        .route(
+            "/payments/prepare/{merchant_uid}",
+            get(refunds::prepare_get),
+        )
+        .route("/vbanks", post(vbanks::issue))
+        .route(
+            "/vbanks/{imp_uid}",
+            put(vbanks::update).delete(vbanks::revoke),
+        )
+        .route("/testpg/vbank/deposit", post(vbanks::testpg_deposit))
         .route("/subscribe/payments/onetime", post(subscribe::onetime))
         .route("/subscribe/payments/again", post(subscribe::again))
         .route("/subscribe/customers", get(subscribe::get_customers))
@@ -68,6 +86,7 @@ pub fn router(state: AppState) -> Router {
 
     let public = Router::new()
         .route("/users/getToken", post(auth::get_token))
+        .route("/pg/pgsim/notify", post(vbanks::pgsim_notify))
         .route("/cards", get(codes::cards))
         .route("/cards/{code}", get(codes::card))
         .route("/banks", get(codes::banks))

@@ -1,6 +1,10 @@
 //! Background jobs, each a task with one owner that stops on shutdown: idempotency-key expiry
 //! (here), and the webhook dispatcher, reconciler and scheduler as they are added.
 
+mod refunds;
+
+pub use refunds::{cancel_retry, vbank_deposits};
+
 use crate::engine::Engine;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,115 @@
+//! Refunds and amount pre-registration: `POST /payments/cancel`, `GET /payments/{imp_uid}/balance`,
+//! `POST`/`PUT /payments/prepare`, `GET /payments/prepare/{merchant_uid}` (spec §3.2, §3.3).
+
+use super::error::{ApiError, ApiResult, Envelope};
+use super::params::Body;
+use super::{wire, AppState, Merchant};
+use crate::engine::refunds::{CancelInput, RefundAccount};
+use axum::extract::{Path, State};
+use axum::Extension;
+use pier_domain::MerchantUid;
+use pier_store::Prepared;
+use serde_json::{json, Value};
+
+pub async fn cancel(
+    State(engine): State<AppState>,
+    Extension(Merchant(m)): Extension<Merchant>,
+    Body(p): Body,
+) -> ApiResult<Envelope<Value>> {
+    let imp_uid = p.str_opt("imp_uid", 64)?;
+    let merchant_uid = p.str_opt("merchant_uid", 40)?;
+    if imp_uid.is_none() && merchant_uid.is_none() {
+        return Err(ApiError::bad_request("imp_uid or merchant_uid is required"));
+    }
+    let amount = p.money_opt("amount")?;
+    let checksum = p.money_opt("checksum")?;
+    let refund_bank = p.str_opt("refund_bank", 10)?;
+    let input = CancelInput {
+        imp_uid,
+        merchant_uid,
+        amount,
+        tax_free: p.money_opt("tax_free")?,
+        vat_amount: p.money_opt("vat_amount")?,
+        checksum,
+        reason: p.str_opt("reason", 200)?,
+        refund: RefundAccount {
+            holder: p.str_opt("refund_holder", 32)?,
+            bank: refund_bank,
+            account: p.str_opt("refund_account", 30)?,
+            tel: p.str_opt("refund_tel", 16)?,
+        },
+        enable_webhook: p.bool_opt("enable_webhook")?.unwrap_or(false),
+    };
+    let paid = engine.cancel_payment(&m, input).await?;
+    Ok(Envelope::ok(wire::payment(&paid)))
+}
+
+pub async fn balance(
+    State(engine): State<AppState>,
+    Extension(Merchant(m)): Extension<Merchant>,
+    Path(imp_uid): Path<String>,
+) -> ApiResult<Envelope<Value>> {
+    let b = engine.balance(&m, &imp_uid).await?;
+    Ok(Envelope::ok(json!({
+        "imp_uid": b.imp_uid,
+        "merchant_uid": b.merchant_uid,
+        "status": b.status,
+        "currency": b.currency,
+        "amount": b.amount,
+        "cancel_amount": b.cancel_amount,
+        "cancelled_amount": b.cancel_amount,
+        "cancel_pending_amount": b.cancel_pending_amount,
+        "balance": b.balance,
+    })))
+}
+
+fn prepared(p: &Prepared) -> Value {
+    json!({"merchant_uid": p.merchant_uid, "amount": p.amount, "currency": p.currency})
+}
+
+fn prepare_fields(p: &super::params::Params) -> ApiResult<(MerchantUid, i64, Option<String>)> {
+    let merchant_uid = MerchantUid::parse(&p.str_req("merchant_uid", 40)?)?;
+    let amount = p.amount_req("amount")?.krw();
+    let currency = p.str_opt("currency", 3)?.map(|c| c.to_ascii_uppercase());
+    if let Some(c) = &currency {
+        if c != "KRW" {
+            return Err(ApiError::bad_request(format!(
+                "currency {c} is not supported (KRW only)"
+            )));
+        }
+    }
+    Ok((merchant_uid, amount, currency))
+}
+
+pub async fn prepare_create(
+    State(engine): State<AppState>,
+    Extension(Merchant(m)): Extension<Merchant>,
+    Body(p): Body,
+) -> ApiResult<Envelope<Value>> {
+    let (uid, amount, currency) = prepare_fields(&p)?;
+    let r = engine
+        .prepare_create(&m, uid.as_str(), amount, currency)
+        .await?;
+    Ok(Envelope::ok(prepared(&r)))
+}
+
+pub async fn prepare_update(
+    State(engine): State<AppState>,
+    Extension(Merchant(m)): Extension<Merchant>,
+    Body(p): Body,
+) -> ApiResult<Envelope<Value>> {
+    let (uid, amount, currency) = prepare_fields(&p)?;
+    let r = engine
+        .prepare_update(&m, uid.as_str(), amount, currency)
+        .await?;
+    Ok(Envelope::ok(prepared(&r)))
+}
+
+pub async fn prepare_get(
+    State(engine): State<AppState>,
+    Extension(Merchant(m)): Extension<Merchant>,
+    Path(merchant_uid): Path<String>,
+) -> ApiResult<Envelope<Value>> {
+    let r = engine.prepare_get(&m, &merchant_uid).await?;
+    Ok(Envelope::ok(prepared(&r)))
+}

@@ -1,0 +1,104 @@
+//! Amount pre-registration (`/payments/prepare`): the amount a merchant_uid must be paid with.
+
+use crate::connect::{PgStore, SqliteStore};
+use crate::error::{on_conflict, StoreResult};
+use async_trait::async_trait;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    pub merchant_id: String,
+    pub merchant_uid: String,
+    pub amount: i64,
+    /// `None`: the currency is not checked.
+    pub currency: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait PrepareStore: Send + Sync {
+    /// `Conflict` when the merchant_uid is already registered.
+    async fn insert_prepare(&self, p: &Prepared) -> StoreResult<()>;
+    /// `None` when the merchant_uid is not registered.
+    async fn update_prepare(
+        &self,
+        merchant_id: &str,
+        merchant_uid: &str,
+        amount: i64,
+        currency: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<Prepared>>;
+    async fn get_prepare(
+        &self,
+        merchant_id: &str,
+        merchant_uid: &str,
+    ) -> StoreResult<Option<Prepared>>;
+}
+
+const COLS: &str = "merchant_id, merchant_uid, amount, currency, created_at, updated_at";
+
+macro_rules! impl_prepare_store {
+    ($store:ty, $row:ty, $m:ident) => {
+        mod $m {
+            use super::*;
+            use sqlx::Row;
+
+            fn prepared(r: &$row) -> sqlx::Result<Prepared> {
+                Ok(Prepared {
+                    merchant_id: r.try_get("merchant_id")?,
+                    merchant_uid: r.try_get("merchant_uid")?,
+                    amount: r.try_get("amount")?,
+                    currency: r.try_get("currency")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            #[async_trait]
+            impl PrepareStore for $store {
+                async fn insert_prepare(&self, p: &Prepared) -> StoreResult<()> {
+                    sqlx::query(&format!("INSERT INTO payment_prepares ({COLS}) VALUES ($1,$2,$3,$4,$5,$6)"))
+                        .bind(&p.merchant_id)
+                        .bind(&p.merchant_uid)
+                        .bind(p.amount)
+                        .bind(&p.currency)
+                        .bind(p.created_at)
+                        .bind(p.updated_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| on_conflict(e, "merchant_uid is already prepared"))?;
+                    Ok(())
+                }
+
+                async fn update_prepare(&self, merchant_id: &str, merchant_uid: &str, amount: i64, currency: Option<&str>, now: i64) -> StoreResult<Option<Prepared>> {
+                    let row = sqlx::query(&format!(
+                        "UPDATE payment_prepares SET amount = $3, currency = $4, updated_at = $5 \
+                         WHERE merchant_id = $1 AND merchant_uid = $2 RETURNING {COLS}"
+                    ))
+                    .bind(merchant_id)
+                    .bind(merchant_uid)
+                    .bind(amount)
+                    .bind(currency)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.as_ref().map(prepared).transpose()?)
+                }
+
+                async fn get_prepare(&self, merchant_id: &str, merchant_uid: &str) -> StoreResult<Option<Prepared>> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {COLS} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2"
+                    ))
+                    .bind(merchant_id)
+                    .bind(merchant_uid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.as_ref().map(prepared).transpose()?)
+                }
+            }
+        }
+    };
+}
+
+impl_prepare_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl);
+impl_prepare_store!(PgStore, sqlx::postgres::PgRow, pg_impl);
