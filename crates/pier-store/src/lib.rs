@@ -18,6 +18,8 @@ mod idempotency;
 mod merchants;
 mod models;
 pub mod payments;
+mod schedules;
+mod webhooks;
 
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
@@ -26,8 +28,16 @@ pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
+pub use schedules::{Schedule, ScheduleOutcome, ScheduleQuery, ScheduleStore};
+pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
 /// Everything the engine needs from storage.
-pub trait Store: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+pub trait Store:
+    MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + WebhookStore + ScheduleStore
+{
+}
 
-impl<T> Store for T where T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+impl<T> Store for T where
+    T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + WebhookStore + ScheduleStore
+{
+}

@@ -9,6 +9,8 @@ pub mod charge;
 pub mod customers;
 pub mod lookup;
 pub mod merchants;
+pub mod schedules;
+pub mod webhooks;
 
 use crate::config::Config;
 use pier_domain::Clock;

@@ -1,6 +1,9 @@
 //! Background jobs, each a task with one owner that stops on shutdown: idempotency-key expiry
 //! (here), and the webhook dispatcher, reconciler and scheduler as they are added.
 
+pub mod scheduler;
+pub mod webhooks;
+
 use crate::engine::Engine;
 use std::sync::Arc;
 use std::time::Duration;
