@@ -38,6 +38,11 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + WebhookStore + ScheduleStore
+    T: MerchantStore
+        + PaymentStore
+        + CustomerStore
+        + IdempotencyStore
+        + WebhookStore
+        + ScheduleStore
 {
 }

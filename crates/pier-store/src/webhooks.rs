@@ -96,9 +96,11 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Page<Delivery>>;
 }
 
-const OUTBOX_COLS: &str = "id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, \
+const OUTBOX_COLS: &str =
+    "id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, \
      created_at, state, attempts, next_attempt_at, leased_until, armed_at, last_error";
-const DELIVERY_COLS: &str = "id, merchant_id, event_id, imp_uid, merchant_uid, status, url, attempt, \
+const DELIVERY_COLS: &str =
+    "id, merchant_id, event_id, imp_uid, merchant_uid, status, url, attempt, \
      status_code, latency_ms, error, at";
 
 macro_rules! impl_webhook_store {

@@ -277,7 +277,9 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("webhook set for {merchant}: {url} ({format})");
-            println!("  signing secret: {secret}  (shown once; the previous secret no longer verifies)");
+            println!(
+                "  signing secret: {secret}  (shown once; the previous secret no longer verifies)"
+            );
             Ok(())
         }
         Cmd::Channel {

@@ -17,12 +17,15 @@ use super::charge::{AgainInput, Buyer, OrderInput, MSG_IN_PROGRESS};
 use super::{Engine, Error, Result};
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::CardData;
-use pier_store::{OutboxEvent, Page, Payment, Schedule, ScheduleOutcome, ScheduleQuery, StoreError};
+use pier_store::{
+    OutboxEvent, Page, Payment, Schedule, ScheduleOutcome, ScheduleQuery, StoreError,
+};
 use std::sync::Arc;
 
 pub const MSG_NO_CUSTOMER: &str = "등록된 고객정보가 없습니다.";
 pub const MSG_NOTHING_TO_REVOKE: &str = "취소할 예약결제 기록이 존재하지 않습니다.";
-pub const MSG_NO_SCHEDULE: &str = "존재하지 않는 예약결제입니다. (no schedule with this merchant_uid)";
+pub const MSG_NO_SCHEDULE: &str =
+    "존재하지 않는 예약결제입니다. (no schedule with this merchant_uid)";
 /// Delay before a schedule whose outcome is not known yet is looked at again.
 pub const UNKNOWN_RECHECK_SECS: i64 = 30;
 /// Delay before a schedule whose run hit a storage error is tried again.
@@ -56,7 +59,10 @@ impl Engine {
         customer_id: Option<String>,
         items: Vec<ScheduleItem>,
     ) -> Result<Vec<Schedule>> {
-        let mut uids: Vec<&str> = items.iter().map(|i| i.order.merchant_uid.as_str()).collect();
+        let mut uids: Vec<&str> = items
+            .iter()
+            .map(|i| i.order.merchant_uid.as_str())
+            .collect();
         uids.sort_unstable();
         if let Some(w) = uids.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::Refused(format!(
@@ -181,7 +187,10 @@ impl Engine {
         }
         let payments = self.store.get_many(merchant_id, &paid, &[]).await?;
         for s in &mut list {
-            if let Some(p) = payments.iter().find(|p| Some(&p.imp_uid) == s.imp_uid.as_ref()) {
+            if let Some(p) = payments
+                .iter()
+                .find(|p| Some(&p.imp_uid) == s.imp_uid.as_ref())
+            {
                 if p.status == "cancelled" {
                     s.payment_status = Some("cancelled".into());
                 }
@@ -213,9 +222,7 @@ impl Engine {
 
     fn future_time(&self, schedule_at: i64) -> Result<()> {
         if schedule_at <= self.now() {
-            return Err(Error::Invalid(
-                "schedule_at must be in the future".into(),
-            ));
+            return Err(Error::Invalid("schedule_at must be in the future".into()));
         }
         Ok(())
     }
@@ -318,10 +325,16 @@ impl Engine {
             .await
         {
             Ok(v) if !v.is_empty() => {
-                tracing::info!(customer_uid, revoked = v.len(), "billing key deleted: schedules revoked")
+                tracing::info!(
+                    customer_uid,
+                    revoked = v.len(),
+                    "billing key deleted: schedules revoked"
+                )
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(customer_uid, error = %e, "revoking schedules of a deleted key failed"),
+            Err(e) => {
+                tracing::error!(customer_uid, error = %e, "revoking schedules of a deleted key failed")
+            }
         }
     }
 
@@ -385,7 +398,11 @@ impl Engine {
         }
         let input = match again_input(&s) {
             Ok(i) => i,
-            Err(e) => return self.finish_without_payment(&s, &attempt, e.to_string()).await,
+            Err(e) => {
+                return self
+                    .finish_without_payment(&s, &attempt, e.to_string())
+                    .await
+            }
         };
         let res = self.again_as(&m, input, Some(attempt.clone())).await;
         if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
@@ -452,7 +469,14 @@ impl Engine {
         };
         match self
             .store
-            .finish_schedule(&s.merchant_id, &s.merchant_uid, attempt, &outcome, now, &events)
+            .finish_schedule(
+                &s.merchant_id,
+                &s.merchant_uid,
+                attempt,
+                &outcome,
+                now,
+                &events,
+            )
             .await?
         {
             Some(done) => {

@@ -248,7 +248,9 @@ impl Engine {
                         req = req.header("webhook-signature", sig);
                     }
                     match req.send().await {
-                        Ok(res) if res.status().is_success() => (res.status().as_u16() as i64, None),
+                        Ok(res) if res.status().is_success() => {
+                            (res.status().as_u16() as i64, None)
+                        }
                         Ok(res) => (
                             res.status().as_u16() as i64,
                             Some(format!("HTTP {}", res.status().as_u16())),
@@ -396,7 +398,18 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for a in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fe80::1", "fc00::1", "0.0.0.0", "100.64.0.1", "::ffff:127.0.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
         for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

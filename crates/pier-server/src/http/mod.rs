@@ -69,7 +69,10 @@ pub fn router(state: AppState) -> Router {
             "/subscribe/payments/schedule",
             get(schedules::list).post(schedules::create),
         )
-        .route("/subscribe/payments/unschedule", post(schedules::unschedule))
+        .route(
+            "/subscribe/payments/unschedule",
+            post(schedules::unschedule),
+        )
         .route(
             "/subscribe/payments/schedule/{merchant_uid}",
             get(schedules::get_one).put(schedules::update),
