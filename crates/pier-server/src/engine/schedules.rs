@@ -42,7 +42,7 @@ pub struct ScheduleItem {
 #[derive(Debug)]
 pub enum Executed {
     /// Recorded `executed` (paid or failed); the payment when one was made.
-    Done(Schedule, Option<Payment>),
+    Done(Box<Schedule>, Option<Payment>),
     /// Left claimed for a later tick (outcome unknown, another instance is on it, store error).
     Pending(Option<Payment>),
 }
@@ -480,6 +480,7 @@ impl Engine {
             .await?
         {
             Some(done) => {
+                let done = Box::new(done);
                 metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
                     .increment(1);
                 Ok(Executed::Done(done, Some(p)))
@@ -506,7 +507,7 @@ impl Engine {
             .finish_schedule(&s.merchant_id, &s.merchant_uid, attempt, &outcome, now, &[])
             .await?
         {
-            Some(done) => Ok(Executed::Done(done, None)),
+            Some(done) => Ok(Executed::Done(Box::new(done), None)),
             None => Ok(Executed::Pending(None)),
         }
     }
