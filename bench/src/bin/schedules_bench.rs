@@ -87,9 +87,15 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
     }
     let e = engines[0].clone();
     e.ensure_demo().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    e.add_channel("imp00000001", "jtnet", Some("jtnet_bench".into()), true, Some(pg_url))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    e.add_channel(
+        "imp00000001",
+        "jtnet",
+        Some("jtnet_bench".into()),
+        true,
+        Some(pg_url),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let card = pier_pg::CardData {
         number: pier_domain::CardNumber::parse("4518-4200-0000-0000")?,
         expiry: pier_domain::Expiry::parse("2030-12")?,
