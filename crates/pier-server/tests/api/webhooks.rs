@@ -193,10 +193,18 @@ async fn paid_webhooks_from_onetime_and_again_are_signed() {
     let mut bad = got[0].clone();
     bad.body = br#"{"imp_uid":"x","merchant_uid":"y","status":"paid"}"#.to_vec();
     assert!(!verify(&secret, &bad));
-    // The delivery log shows both, newest first, with latency and status.
-    let (s, b) = t.get("/webhooks/deliveries", &tok).await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["response"]["total"], 2);
+    // The delivery log shows both (once recorded), with latency and status.
+    let mut b = Value::Null;
+    for _ in 0..200 {
+        let (s, body) = t.get("/webhooks/deliveries", &tok).await;
+        assert_eq!(s, 200, "{body}");
+        b = body;
+        if b["response"]["total"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b["response"]["total"], 2, "{b}");
     let first = &b["response"]["list"][0];
     assert_eq!(first["status_code"], 200);
     assert_eq!(first["attempt"], 1);
@@ -272,13 +280,17 @@ async fn receiver_failing_twice_gets_the_event_on_the_third_try() {
     let secret = set_hook(&t, &rx.url("/hook"), "json").await;
     let tok = t.token().await;
     let p = t.pay(&tok, "wh-retry-1", 1000).await;
+    let imp = p["imp_uid"].as_str().unwrap();
     rx.wait_for("first attempt", |r| !r.is_empty()).await;
+    wait_log(&t, &tok, imp, 1).await;
     // Retries wait for their (clock) delay: nothing more arrives until time moves.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rx.all().len(), 1, "a retry came before its delay");
     for n in 2..=3 {
         t.clock.advance(2);
         rx.wait_for("the next attempt", |r| r.len() >= n).await;
+        // Move time only once the attempt is recorded (its retry time comes from the clock).
+        wait_log(&t, &tok, imp, n).await;
     }
     let got = rx.all();
     assert_eq!(got.len(), 3);
@@ -287,7 +299,6 @@ async fn receiver_failing_twice_gets_the_event_on_the_third_try() {
     assert!(got
         .iter()
         .all(|r| r.header("webhook-id") == got[0].header("webhook-id")));
-    let imp = p["imp_uid"].as_str().unwrap();
     let log = wait_log(&t, &tok, imp, 3).await;
     let mut rows: Vec<(i64, i64)> = log
         .iter()
@@ -349,6 +360,7 @@ async fn dead_after_the_retry_budget_then_manual_redelivery() {
     // 1 attempt + 4 retries (fast_jobs), then dead.
     for n in 1..=5 {
         rx.wait_for("an attempt", |r| r.len() >= n).await;
+        wait_log(&t, &tok, imp, n).await;
         t.clock.advance(2);
     }
     let log = wait_log(&t, &tok, imp, 5).await;
