@@ -1004,3 +1004,58 @@ async fn three_instances_execute_1000_schedules_exactly_once() {
     }
     eprintln!("3 instances executed {N} schedules in {took:?}");
 }
+
+#[tokio::test]
+async fn an_unknown_outcome_is_never_charged_twice() {
+    // The PG approves but the answer is lost: the payment's outcome is unknown (reconciler's).
+    const CARD_LOSE_RESPONSE: &str = "5525-7600-0000-0504";
+    let t = start_manual().await;
+    let tok = t.token().await;
+    issue_key(&t, &tok, "lost", CARD_LOSE_RESPONSE).await;
+    schedule(
+        &t,
+        &tok,
+        json!({"customer_uid": "lost", "schedules": [item("lo-1", START + HOUR, 4000)]}),
+    )
+    .await;
+    t.clock.advance(HOUR);
+    assert_eq!(tick(&t).await, 1);
+    // Still pending (the outcome is not known), and the ticks that look again never re-charge.
+    for _ in 0..3 {
+        t.clock.advance(31);
+        tick(&t).await;
+    }
+    let tok = t.token().await;
+    let (_, b) = t.get("/subscribe/payments/schedule/lo-1", &tok).await;
+    assert_eq!(b["response"]["schedule_status"], "scheduled", "{b}");
+    assert!(b["response"]["payment_status"].is_null());
+    let ledger = t.pier.testpg.ledger_snapshot();
+    assert_eq!(
+        ledger
+            .orders
+            .iter()
+            .filter(|o| o.merchant_uid == "lo-1")
+            .count(),
+        1,
+        "charged once"
+    );
+    // It cannot be moved or revoked while it runs.
+    let (s, _) = t
+        .send(
+            t.http
+                .put(t.url("/subscribe/payments/schedule/lo-1"))
+                .header("Authorization", &tok)
+                .json(&json!({"schedule_at": START + 9 * DAY})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/unschedule",
+            Some(&tok),
+            json!({"merchant_uid": "lo-1"}),
+        )
+        .await;
+    assert_eq!(b["code"], 1);
+    t.pier.shutdown().await;
+}
