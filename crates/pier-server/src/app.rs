@@ -102,6 +102,14 @@ impl Pier {
                 engine.clone(),
                 stop_rx.clone(),
             )));
+            jobs.push(tokio::spawn(crate::jobs::webhooks::dispatcher(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
+            jobs.push(tokio::spawn(crate::jobs::scheduler::scheduler(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
         }
         let app = http::router(engine.clone());
         let app = tower::Layer::layer(

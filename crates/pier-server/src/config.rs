@@ -29,7 +29,28 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// Failed getToken attempts allowed per key and per client address per minute.
     pub auth_failures_per_minute: u32,
+    /// Webhooks: connect timeout and total timeout of one delivery.
+    pub webhook_connect_timeout: Duration,
+    pub webhook_timeout: Duration,
+    /// Webhooks: delay before each retry (the first after the first failure); the attempt count
+    /// is bounded by its length + 1, and no retry happens past `webhook_max_age_secs`.
+    /// Each delay gets ±20% jitter.
+    pub webhook_retry_delays_secs: Vec<i64>,
+    pub webhook_max_age_secs: i64,
+    /// Webhooks: deliveries in flight at once per instance.
+    pub webhook_concurrency: usize,
+    /// How often the dispatcher and the scheduler look for due work when idle.
+    pub jobs_poll_interval: Duration,
+    /// Scheduler: schedules claimed per tick, executed concurrently at most, and how long a
+    /// claim holds before another instance may take the schedule over.
+    pub schedule_batch: i64,
+    pub schedule_concurrency: usize,
+    pub schedule_lease_secs: i64,
 }
+
+/// Default retry delays of webhooks: 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h (10 attempts in all,
+/// within 24 hours).
+pub const WEBHOOK_RETRY_DELAYS_SECS: &[i64] = &[5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200];
 
 #[derive(Clone, Debug, Default)]
 pub struct DemoCredentials {
@@ -54,6 +75,15 @@ impl Config {
             run_jobs: true,
             webhook_allow_private: false,
             auth_failures_per_minute: 20,
+            webhook_connect_timeout: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_delays_secs: WEBHOOK_RETRY_DELAYS_SECS.to_vec(),
+            webhook_max_age_secs: 24 * 3600,
+            webhook_concurrency: 16,
+            jobs_poll_interval: Duration::from_secs(1),
+            schedule_batch: 100,
+            schedule_concurrency: 8,
+            schedule_lease_secs: 120,
         }
     }
 }

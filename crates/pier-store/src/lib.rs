@@ -21,7 +21,9 @@ mod models;
 pub mod payments;
 mod prepare;
 mod refunds;
+mod schedules;
 mod vbanks;
+mod webhooks;
 
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
@@ -32,7 +34,9 @@ pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
 pub use prepare::{PrepareStore, Prepared};
 pub use refunds::{CancelRequestRow, RefundStore};
+pub use schedules::{Schedule, ScheduleOutcome, ScheduleQuery, ScheduleStore};
 pub use vbanks::{VbankAccount, VbankStore};
+pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
 /// Everything the engine needs from storage.
 pub trait Store:
@@ -43,6 +47,8 @@ pub trait Store:
     + RefundStore
     + PrepareStore
     + VbankStore
+    + WebhookStore
+    + ScheduleStore
 {
 }
 
@@ -54,5 +60,7 @@ impl<T> Store for T where
         + RefundStore
         + PrepareStore
         + VbankStore
+        + WebhookStore
+        + ScheduleStore
 {
 }

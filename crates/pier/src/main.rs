@@ -177,6 +177,20 @@ enum MerchantCmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Set the merchant's webhook URL and body format, and rotate its signing secret (printed
+    /// once; see docs/webhooks.md for verification).
+    SetWebhook {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        merchant: String,
+        /// Webhook target (http or https). Requests' notice_url overrides it.
+        #[arg(long)]
+        url: String,
+        /// Body encoding: json or form.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -330,6 +344,26 @@ async fn main() -> Result<()> {
                     if m.is_demo { "\t(demo)" } else { "" }
                 );
             }
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd:
+                MerchantCmd::SetWebhook {
+                    common,
+                    merchant,
+                    url,
+                    format,
+                },
+        } => {
+            let engine = engine_for(&common).await?;
+            let secret = engine
+                .set_webhook(&merchant, Some(url.clone()), &format)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("webhook set for {merchant}: {url} ({format})");
+            println!(
+                "  signing secret: {secret}  (shown once; the previous secret no longer verifies)"
+            );
             Ok(())
         }
         Cmd::Channel {

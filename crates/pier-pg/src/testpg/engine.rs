@@ -641,7 +641,7 @@ impl Engine {
         let mut books = self.lock();
         let st = &mut books.ledger;
         let i = match st.key_ix.get(billing_key) {
-            Some(&i) if st.keys[i].mid == mid.0 && st.keys[i].deleted_at.is_none() => i,
+            Some(i) if st.keys[i].mid == mid.0 && st.keys[i].deleted_at.is_none() => i,
             _ => return Err(unknown_key().into()),
         };
         st.keys[i].deleted_at = Some(now);
@@ -719,7 +719,7 @@ impl Engine {
         }
         let no_such = || rejected("NO_SUCH_TRANSACTION", "취소할 거래건이 존재하지 않습니다.");
         let i = st.order_index(&req.order_id).ok_or_else(no_such)?;
-        let rec = &mut *st.orders[i];
+        let rec = &mut st.orders[i];
         let tid = rec.approval.as_ref().map(|a| a.pg_tid.as_str());
         let vbank_tid = rec.vbank.as_ref().map(|v| v.pg_tid.as_str());
         if rec.mid != mid.0
@@ -814,7 +814,7 @@ impl Engine {
             }
             return Ok(());
         };
-        let rec = &mut *st.orders[i];
+        let rec = &mut st.orders[i];
         if rec.mid != mid.0 {
             // Another merchant's order: not ours to touch, and nothing of ours to void.
             return Ok(());
@@ -935,11 +935,11 @@ impl Engine {
         let st = &mut books.ledger;
         let i = match target {
             DepositTarget::OrderId(id) => st.order_index(id),
-            DepositTarget::Account(acct) => st.accounts.get(acct).copied(),
+            DepositTarget::Account(acct) => st.accounts.get(acct.as_str()),
         };
         let no_such = || rejected("NO_SUCH_ACCOUNT", "존재하지 않는 가상계좌입니다.");
         let i = i.ok_or_else(no_such)?;
-        let rec = &mut *st.orders[i];
+        let rec = &mut st.orders[i];
         let vbank = rec.vbank.clone().ok_or_else(no_such)?;
         match rec.state {
             OrderState::AwaitingDeposit => {}

@@ -5,9 +5,10 @@
 //! writing the record again. Reliability tests compare `LedgerSnapshot` with Pier's payments: for
 //! every `merchant_uid` the PG's net total must equal what Pier says was paid and refunded.
 
+use super::table::{Chunked, Index};
 use crate::{Approval, BillingKey, CancelOutcome, VbankIssued};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -128,41 +129,39 @@ pub(crate) enum Entry {
 
 #[derive(Default)]
 pub(crate) struct State {
-    /// Boxed: growing the vector then moves pointers, not records, while the engine's lock is held.
-    #[allow(clippy::vec_box)]
-    pub orders: Vec<Box<OrderRec>>,
-    pub order_ix: HashMap<String, usize>,
-    pub cancels: Vec<CancelRec>,
-    /// `(order_id, cancellation_id)` → index in `cancels`: Pier's cancel ids are per payment.
-    pub cancel_ix: HashMap<(String, String), usize>,
-    pub keys: Vec<KeyRec>,
-    pub key_ix: HashMap<String, usize>,
-    /// Virtual account number → index in `orders`.
-    pub accounts: HashMap<String, usize>,
+    pub orders: Chunked<OrderRec>,
+    pub order_ix: Index<String>,
+    pub cancels: Chunked<CancelRec>,
+    /// `(order_id, cancellation_id)` → position in `cancels`: Pier's cancel ids are per payment.
+    pub cancel_ix: Index<(String, String)>,
+    pub keys: Chunked<KeyRec>,
+    pub key_ix: Index<String>,
+    /// Virtual account number → position in `orders`.
+    pub accounts: Index<String>,
     pub tombstones: HashSet<String>,
 }
 
 impl State {
     pub fn order(&self, order_id: &str) -> Option<&OrderRec> {
-        self.order_ix.get(order_id).map(|i| &*self.orders[*i])
+        self.order_ix.get(order_id).map(|i| &self.orders[i])
     }
 
     pub fn order_index(&self, order_id: &str) -> Option<usize> {
-        self.order_ix.get(order_id).copied()
+        self.order_ix.get(order_id)
     }
 
     pub fn put_order(&mut self, rec: OrderRec) -> usize {
         let account = rec.vbank.as_ref().map(|v| v.account_num.clone());
         let i = match self.order_ix.get(&rec.order_id) {
             Some(i) => {
-                *self.orders[*i] = rec;
-                *i
+                self.orders[i] = rec;
+                i
             }
             None => {
-                self.order_ix
-                    .insert(rec.order_id.clone(), self.orders.len());
-                self.orders.push(Box::new(rec));
-                self.orders.len() - 1
+                let id = rec.order_id.clone();
+                let i = self.orders.push(rec);
+                self.order_ix.insert(id, i);
+                i
             }
         };
         if let Some(account) = account {
@@ -174,33 +173,32 @@ impl State {
     pub fn cancel_index(&self, order_id: &str, cancellation_id: &str) -> Option<usize> {
         self.cancel_ix
             .get(&(order_id.to_owned(), cancellation_id.to_owned()))
-            .copied()
     }
 
     pub fn put_cancel(&mut self, rec: CancelRec) {
         let key = (rec.order_id.clone(), rec.cancellation_id.clone());
         match self.cancel_ix.get(&key) {
-            Some(i) => self.cancels[*i] = rec,
+            Some(i) => self.cancels[i] = rec,
             None => {
-                self.cancel_ix.insert(key, self.cancels.len());
-                self.cancels.push(rec);
+                let i = self.cancels.push(rec);
+                self.cancel_ix.insert(key, i);
             }
         }
     }
 
     pub fn put_key(&mut self, rec: KeyRec) {
         match self.key_ix.get(&rec.facts.billing_key) {
-            Some(i) => self.keys[*i] = rec,
+            Some(i) => self.keys[i] = rec,
             None => {
-                self.key_ix
-                    .insert(rec.facts.billing_key.clone(), self.keys.len());
-                self.keys.push(rec);
+                let id = rec.facts.billing_key.clone();
+                let i = self.keys.push(rec);
+                self.key_ix.insert(id, i);
             }
         }
     }
 
     pub fn live_key(&self, mid: &str, billing_key: &str) -> Option<&KeyRec> {
-        let key = &self.keys[*self.key_ix.get(billing_key)?];
+        let key = &self.keys[self.key_ix.get(billing_key)?];
         (key.mid == mid && key.deleted_at.is_none()).then_some(key)
     }
 
@@ -223,7 +221,7 @@ impl State {
         let mut orders = Vec::with_capacity(self.orders.len());
         let mut vbanks = Vec::new();
         let mut totals: BTreeMap<(String, String), MerchantTotal> = BTreeMap::new();
-        for o in &self.orders {
+        for o in self.orders.iter() {
             let status = match (&o.state, o.cancelled_krw) {
                 (OrderState::Declined { .. }, _) => LedgerStatus::Declined,
                 (OrderState::Voided, _) => LedgerStatus::Voided,

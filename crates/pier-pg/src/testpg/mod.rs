@@ -18,6 +18,7 @@ mod crypto;
 mod engine;
 mod journal;
 mod ledger;
+mod table;
 pub mod window;
 
 pub use auth::{SessionStatus, SessionView, MAX_SMS_FAILURES, PHONE_CARRIERS};

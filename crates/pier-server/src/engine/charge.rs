@@ -141,6 +141,17 @@ impl Engine {
         merchant_id: &str,
         input: AgainInput,
     ) -> Result<ChargeOutcome> {
+        self.again_as(merchant_id, input, None).await
+    }
+
+    /// `again` with the attempt's imp_uid chosen by the caller (the scheduler fixes it on the
+    /// schedule first, so a re-run finds the attempt instead of charging again).
+    pub async fn again_as(
+        self: &Arc<Self>,
+        merchant_id: &str,
+        input: AgainInput,
+        imp_uid: Option<String>,
+    ) -> Result<ChargeOutcome> {
         let Some(customer) = self
             .store
             .get_customer(merchant_id, input.customer_uid.as_str())
@@ -160,6 +171,9 @@ impl Engine {
         b.addr = b.addr.take().or(customer.customer_addr.clone());
         b.postcode = b.postcode.take().or(customer.customer_postcode.clone());
         let mut p = self.new_attempt(merchant_id, &order, &channel);
+        if let Some(id) = imp_uid {
+            p.imp_uid = id;
+        }
         p.customer_uid = Some(customer.customer_uid.clone());
         p.customer_uid_usage = Some(input.usage.into());
         p.card_code = customer.card_code.clone();

@@ -99,6 +99,7 @@ impl Engine {
             .delete_customer(merchant_id, uid)
             .await?
             .ok_or_else(|| not_registered(uid))?;
+        self.revoke_customer_schedules(merchant_id, uid).await;
         if let Ok(Some(channel)) = self.store.get_channel(&c.channel_id).await {
             let pg = self.pgs.for_channel(&channel);
             if let Err(e) = pg

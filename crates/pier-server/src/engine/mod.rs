@@ -11,7 +11,9 @@ pub mod lookup;
 pub mod merchants;
 pub mod prepare;
 pub mod refunds;
+pub mod schedules;
 pub mod vbanks;
+pub mod webhooks;
 
 use crate::config::Config;
 use pier_domain::Clock;

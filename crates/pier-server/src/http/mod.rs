@@ -11,8 +11,10 @@ pub mod ops;
 pub mod params;
 pub mod payments;
 pub mod refunds;
+pub mod schedules;
 pub mod subscribe;
 pub mod vbanks;
+pub mod webhooks;
 pub mod wire;
 
 use crate::engine::Engine;
@@ -81,6 +83,36 @@ pub fn router(state: AppState) -> Router {
             "/subscribe/customers/{customer_uid}/payments",
             get(subscribe::customer_payments),
         )
+        .route(
+            "/subscribe/payments/schedule",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/subscribe/payments/unschedule",
+            post(schedules::unschedule),
+        )
+        .route(
+            "/subscribe/payments/schedule/{merchant_uid}",
+            get(schedules::get_one).put(schedules::update),
+        )
+        .route(
+            "/subscribe/payments/schedule/{merchant_uid}/reschedule",
+            post(schedules::reschedule),
+        )
+        .route(
+            "/subscribe/payments/schedule/{merchant_uid}/retry",
+            post(schedules::retry),
+        )
+        .route(
+            "/subscribe/payments/schedule/customers/{customer_uid}",
+            get(schedules::by_customer),
+        )
+        .route(
+            "/subscribe/customers/{customer_uid}/schedules",
+            get(schedules::by_customer),
+        )
+        .route("/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

@@ -4,6 +4,8 @@
 mod refunds;
 
 pub use refunds::{cancel_retry, vbank_deposits};
+pub mod scheduler;
+pub mod webhooks;
 
 use crate::engine::Engine;
 use std::sync::Arc;

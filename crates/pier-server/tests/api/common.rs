@@ -57,27 +57,55 @@ impl Default for Opts {
     }
 }
 
+/// A Pier on `url` configured as the tests expect (demo merchant, private webhook targets
+/// allowed), adjusted by `tweak`.
+pub async fn start_pier(
+    url: &str,
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    o: &Opts,
+    tweak: impl FnOnce(&mut Config),
+) -> Pier {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = Config::new(listener.local_addr().unwrap(), url, [7u8; 32]);
+    cfg.pg_deadline = o.pg_deadline;
+    cfg.demo.imp_code = Some(DEMO_CODE.into());
+    cfg.demo.imp_key = Some(DEMO_KEY.into());
+    cfg.demo.imp_secret = Some(DEMO_SECRET.into());
+    cfg.webhook_allow_private = true;
+    cfg.testpg_journal = Some(dir.join("testpg.jsonl"));
+    tweak(&mut cfg);
+    let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+    Pier::start(cfg, clock_dyn, listener)
+        .await
+        .expect("pier starts")
+}
+
 impl TestPier {
     pub async fn start() -> Self {
         Self::start_with(Opts::default()).await
     }
 
     pub async fn start_with(o: Opts) -> Self {
+        Self::start_cfg(o, |_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `tweak` (e.g. job intervals, retry delays).
+    pub async fn start_cfg(o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = fresh_database_url(dir.path()).await;
         let clock = ManualClock::new(o.start_unix);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut cfg = Config::new(listener.local_addr().unwrap(), url, [7u8; 32]);
-        cfg.pg_deadline = o.pg_deadline;
-        cfg.demo.imp_code = Some(DEMO_CODE.into());
-        cfg.demo.imp_key = Some(DEMO_KEY.into());
-        cfg.demo.imp_secret = Some(DEMO_SECRET.into());
-        cfg.webhook_allow_private = true;
-        cfg.testpg_journal = Some(dir.path().join("testpg.jsonl"));
-        let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
-        let pier = Pier::start(cfg, clock_dyn, listener)
-            .await
-            .expect("pier starts");
+        Self::start_on(dir, url, clock, o, tweak).await
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        url: String,
+        clock: ManualClock,
+        o: Opts,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let pier = start_pier(&url, dir.path(), &clock, &o, tweak).await;
         let base = pier.base_url();
         Self {
             pier,
@@ -86,6 +114,17 @@ impl TestPier {
             base,
             _dir: dir,
         }
+    }
+
+    /// Shuts this Pier down and starts a new one on the same database, clock and test PG
+    /// journal (a restart, or a crash after the last commit).
+    pub async fn restart(self, o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
+        let url = self.pier.engine.cfg.database_url.clone();
+        let TestPier {
+            pier, clock, _dir, ..
+        } = self;
+        pier.shutdown().await;
+        Self::start_on(_dir, url, clock, o, tweak).await
     }
 
     pub fn url(&self, path: &str) -> String {

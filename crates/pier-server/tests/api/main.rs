@@ -5,5 +5,7 @@ mod common;
 mod edge;
 mod lookups;
 mod refunds;
+mod schedules;
 mod subscribe;
 mod vbanks;
+mod webhooks;

@@ -1,0 +1,201 @@
+//! Scheduler throughput on PostgreSQL: inserts N due schedules, then lets 1..K engines (Pier
+//! instances sharing one database, in one process) execute them against one shared PG (a pgsim
+//! served in this process), and reports executions per second and the duplicate/miss count
+//! from the PG's ledger.
+//!
+//! ```text
+//! cargo run --release -p pier-bench --bin schedules_bench -- \
+//!     --database-url postgres://postgres@127.0.0.1:5432/test --schedules 10000 --instances 1,2
+//! ```
+
+use clap::Parser;
+use pier_domain::{Clock, SystemClock};
+use pier_server::app::build_engine;
+use pier_server::config::Config;
+use pier_store::Schedule;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// PostgreSQL URL; each run uses a fresh schema in it.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    database_url: String,
+    #[arg(long, default_value_t = 10_000)]
+    schedules: usize,
+    /// Instance counts to measure, comma separated.
+    #[arg(long, default_value = "1,2")]
+    instances: String,
+    /// Schedules claimed per tick and executed concurrently per instance.
+    #[arg(long, default_value_t = 100)]
+    batch: i64,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    for k in a.instances.split(',') {
+        let k: usize = k.trim().parse()?;
+        run(&a, k).await?;
+    }
+    Ok(())
+}
+
+async fn fresh_schema(base: &str) -> anyhow::Result<String> {
+    let schema = format!("bench_{}", pier_domain::ids::random_hex(6));
+    let pool = sqlx::PgPool::connect(base).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
+    let url = fresh_schema(&a.database_url).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // One PG shared by every instance.
+    let pg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let pg_url = format!("http://{}", pg_listener.local_addr()?);
+    let pg = pier_pg::testpg::Engine::new(
+        pier_pg::testpg::EngineConfig::new([9u8; 32], pg_url.clone()),
+        clock.clone(),
+    )?;
+    let faults = pier_pg::pgsim::FaultControl::new(Default::default(), 0)?;
+    let (stop_pg, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(pier_pg::pgsim::serve_engine(
+        pg.clone(),
+        faults,
+        pg_listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut engines = Vec::new();
+    for _ in 0..instances {
+        let mut cfg = Config::new("127.0.0.1:0".parse()?, url.clone(), [7u8; 32]);
+        cfg.run_jobs = false;
+        cfg.schedule_batch = a.batch;
+        cfg.schedule_concurrency = a.concurrency;
+        cfg.demo.imp_code = Some("imp00000001".into());
+        let (e, _) = build_engine(cfg, clock.clone()).await?;
+        engines.push(e);
+    }
+    let e = engines[0].clone();
+    e.ensure_demo().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    e.add_channel(
+        "imp00000001",
+        "jtnet",
+        Some("jtnet_bench".into()),
+        true,
+        Some(pg_url),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let card = pier_pg::CardData {
+        number: pier_domain::CardNumber::parse("4518-4200-0000-0000")?,
+        expiry: pier_domain::Expiry::parse("2030-12")?,
+        birth: None,
+        pwd_2digit: None,
+    };
+    let cust = e
+        .issue_customer(
+            "imp00000001",
+            pier_domain::CustomerUid::parse("bench")?,
+            card,
+            None,
+            Default::default(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = clock.now_unix();
+    let rows: Vec<Schedule> = (0..a.schedules)
+        .map(|i| Schedule {
+            merchant_id: "imp00000001".into(),
+            merchant_uid: format!("bench-{i:06}"),
+            customer_uid: cust.customer_uid.clone(),
+            customer_id: None,
+            schedule_at: now - 1,
+            amount: 1000,
+            currency: "KRW".into(),
+            tax_free: 0,
+            vat_amount: None,
+            card_quota: 0,
+            name: Some("bench".into()),
+            buyer_name: None,
+            buyer_email: None,
+            buyer_tel: None,
+            buyer_addr: None,
+            buyer_postcode: None,
+            custom_data: None,
+            notice_urls: None,
+            pg_provider: Some("jtnet".into()),
+            pg_id: Some("jtnet_bench".into()),
+            schedule_status: "scheduled".into(),
+            run_state: "idle".into(),
+            lease_until: 0,
+            attempt_imp_uid: None,
+            imp_uid: None,
+            payment_status: None,
+            fail_reason: None,
+            executed_at: 0,
+            revoked_at: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        e.store.insert_schedules(chunk).await?;
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for e in &engines {
+        let e = e.clone();
+        let batch = a.batch;
+        tasks.push(tokio::spawn(async move {
+            let mut idle = 0;
+            let mut n = 0usize;
+            while idle < 3 {
+                match e.run_due_schedules(batch).await {
+                    Ok(0) => {
+                        idle += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Ok(k) => {
+                        idle = 0;
+                        n += k;
+                    }
+                    Err(err) => {
+                        eprintln!("tick failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            n
+        }));
+    }
+    let mut per_instance = Vec::new();
+    for t in tasks {
+        per_instance.push(t.await?);
+    }
+    let took = started.elapsed();
+    let _ = stop_pg.send(());
+    let ledger = pg.ledger_snapshot();
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    for o in &ledger.orders {
+        *seen.entry(o.merchant_uid.as_str()).or_default() += 1;
+    }
+    let duplicates = seen.values().filter(|n| **n > 1).count();
+    let misses = a.schedules - seen.len();
+    println!(
+        "instances={instances} schedules={} took={:.2}s rate={:.0}/s per_instance={per_instance:?} duplicates={duplicates} misses={misses}",
+        a.schedules,
+        took.as_secs_f64(),
+        a.schedules as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! Webhooks: the merchant's settings, signing (Standard Webhooks), delivering one leased outbox
+//! row with retries and a delivery log, and manual redelivery.
+//!
+//! Delivery is at-least-once: a row is leased, delivered, then recorded. A crash in between lets
+//! the lease expire and the row is delivered again, so receivers must tolerate duplicates (the
+//! `webhook-id` header is the same on every attempt of one event).
+
+use super::{Engine, Error, Result};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use pier_store::{Delivery, EventUpdate, OutboxRow, Page};
+use rand::Rng;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most targets one event is sent to (the request's notice_url list is bounded the same way).
+pub const MAX_TARGETS: usize = 5;
+
+/// The Standard Webhooks signature header value: `v1,<base64 HMAC-SHA256("{id}.{ts}.{body}")>`
+/// keyed with the base64-decoded part of `whsec_…`.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// A fresh signing secret, `whsec_<base64 of 24 random bytes>`.
+pub fn new_secret() -> String {
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill(&mut b);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(b)
+    )
+}
+
+/// True for addresses a webhook may be sent to without `webhook_allow_private`.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Checks a target URL before sending: http(s) only, and no private address literal unless
+/// allowed. Host names are checked after resolution by `SafeResolver`.
+pub fn check_target(url: &str, allow_private: bool) -> std::result::Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("refused scheme {:?}: http(s) only", u.scheme()));
+    }
+    let ip = match u.host() {
+        None => return Err("URL has no host".into()),
+        Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip {
+        if !allow_private && !is_public(ip) {
+            return Err(format!("refused private/loopback address {ip}"));
+        }
+    }
+    Ok(u)
+}
+
+/// Resolves host names and drops private addresses (unless allowed), so a name that points at
+/// the internal network cannot be used to reach it.
+struct SafeResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for SafeResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| allow || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                let e: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves to no public address").into();
+                return Err(e);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The dispatcher's HTTP client: timeouts, no redirects, no proxies, safe resolution.
+#[derive(Clone)]
+pub struct WebhookSender {
+    http: reqwest::Client,
+}
+
+impl WebhookSender {
+    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.webhook_connect_timeout)
+            .timeout(cfg.webhook_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(SafeResolver {
+                allow_private: cfg.webhook_allow_private,
+            }))
+            .user_agent("Pier-Webhook/1")
+            .build()?;
+        Ok(Self { http })
+    }
+}
+
+/// The body of a webhook, JSON or form-encoded.
+pub fn body_of(row: &OutboxRow, format: &str) -> (Vec<u8>, &'static str) {
+    let e = &row.event;
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("imp_uid", &e.imp_uid),
+        ("merchant_uid", &e.merchant_uid),
+        ("status", &e.status),
+    ];
+    if let Some(c) = &e.cancellation_id {
+        pairs.push(("cancellation_id", c));
+    }
+    if format == "form" {
+        let body = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        (body.into_bytes(), "application/x-www-form-urlencoded")
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect();
+        (
+            serde_json::to_vec(&map).unwrap_or_default(),
+            "application/json",
+        )
+    }
+}
+
+fn jittered(secs: i64) -> i64 {
+    if secs <= 0 {
+        return 0;
+    }
+    let f: f64 = rand::thread_rng().gen_range(0.8..1.2);
+    ((secs as f64) * f).round().max(1.0) as i64
+}
+
+impl Engine {
+    /// How long a dispatcher holds a leased event: every target may take the full timeout.
+    pub fn webhook_lease_secs(&self) -> i64 {
+        (self.cfg.webhook_timeout.as_secs() as i64 + 1) * MAX_TARGETS as i64 + 30
+    }
+
+    /// Leases due webhook events.
+    pub async fn claim_webhooks(&self, limit: usize) -> Result<Vec<OutboxRow>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .claim_events(now, now + self.webhook_lease_secs(), limit as i64)
+            .await?)
+    }
+
+    /// Delivers one leased event to its targets and records the attempt.
+    pub async fn deliver_webhook(&self, sender: &WebhookSender, row: OutboxRow) -> Result<()> {
+        let e = &row.event;
+        let merchant = self.store.get_merchant(&e.merchant_id).await?;
+        let mut targets: Vec<String> = e
+            .notice_urls
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default();
+        if targets.is_empty() {
+            if let Some(u) = merchant.as_ref().and_then(|m| m.webhook_url.clone()) {
+                targets.push(u);
+            }
+        }
+        targets.truncate(MAX_TARGETS);
+        let attempt = row.attempts + 1;
+        if targets.is_empty() {
+            let u = EventUpdate {
+                state: "skipped".into(),
+                attempts: row.attempts,
+                next_attempt_at: row.next_attempt_at,
+                last_error: Some("no webhook target (no notice_url and no merchant URL)".into()),
+            };
+            self.store
+                .record_attempt(&e.id, row.leased_until, &[], &u)
+                .await?;
+            return Ok(());
+        }
+        let format = merchant
+            .as_ref()
+            .map(|m| m.webhook_format.clone())
+            .unwrap_or_else(|| "json".into());
+        let (body, content_type) = body_of(&row, &format);
+        let timestamp = self.now();
+        let signature = merchant
+            .as_ref()
+            .and_then(|m| m.webhook_secret.as_deref())
+            .and_then(|s| sign(s, &e.id, timestamp, &body));
+        let mut deliveries = Vec::with_capacity(targets.len());
+        let mut errors = Vec::new();
+        for url in &targets {
+            let started = Instant::now();
+            let (code, error) = match check_target(url, self.cfg.webhook_allow_private) {
+                Err(why) => (0, Some(why)),
+                Ok(u) => {
+                    let mut req = sender
+                        .http
+                        .post(u)
+                        .header("content-type", content_type)
+                        .header("webhook-id", &e.id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .body(body.clone());
+                    if let Some(sig) = &signature {
+                        req = req.header("webhook-signature", sig);
+                    }
+                    match req.send().await {
+                        Ok(res) if res.status().is_success() => {
+                            (res.status().as_u16() as i64, None)
+                        }
+                        Ok(res) => (
+                            res.status().as_u16() as i64,
+                            Some(format!("HTTP {}", res.status().as_u16())),
+                        ),
+                        Err(err) => (0, Some(describe(&err))),
+                    }
+                }
+            };
+            if let Some(err) = &error {
+                errors.push(format!("{url}: {err}"));
+            }
+            deliveries.push(Delivery {
+                id: format!("whd_{}", pier_domain::ids::random_hex(10)),
+                merchant_id: e.merchant_id.clone(),
+                event_id: e.id.clone(),
+                imp_uid: e.imp_uid.clone(),
+                merchant_uid: e.merchant_uid.clone(),
+                status: e.status.clone(),
+                url: url.clone(),
+                attempt,
+                status_code: code,
+                latency_ms: started.elapsed().as_millis() as i64,
+                error,
+                at: self.now(),
+            });
+        }
+        let now = self.now();
+        let update = if errors.is_empty() {
+            metrics::counter!("pier_webhooks_delivered_total").increment(1);
+            EventUpdate {
+                state: "delivered".into(),
+                attempts: attempt,
+                next_attempt_at: row.next_attempt_at,
+                last_error: None,
+            }
+        } else {
+            let delays = &self.cfg.webhook_retry_delays_secs;
+            let age_from = row.event.created_at.max(row.armed_at);
+            let next = delays
+                .get((attempt - 1) as usize)
+                .map(|d| now + jittered(*d));
+            let last_error = Some(errors.join("; ").chars().take(1000).collect());
+            match next {
+                Some(at) if at - age_from <= self.cfg.webhook_max_age_secs => EventUpdate {
+                    state: "pending".into(),
+                    attempts: attempt,
+                    next_attempt_at: at,
+                    last_error,
+                },
+                _ => {
+                    metrics::counter!("pier_webhooks_dead_total").increment(1);
+                    tracing::warn!(event_id = %e.id, imp_uid = %e.imp_uid, attempts = attempt, "webhook given up");
+                    EventUpdate {
+                        state: "dead".into(),
+                        attempts: attempt,
+                        next_attempt_at: row.next_attempt_at,
+                        last_error,
+                    }
+                }
+            }
+        };
+        if !self
+            .store
+            .record_attempt(&e.id, row.leased_until, &deliveries, &update)
+            .await?
+        {
+            tracing::warn!(event_id = %e.id, "webhook lease lost before its attempt was recorded");
+        }
+        Ok(())
+    }
+
+    /// Sets the merchant's webhook URL and format and rotates its signing secret (returned).
+    pub async fn set_webhook(
+        &self,
+        merchant_id: &str,
+        url: Option<String>,
+        format: &str,
+    ) -> Result<String> {
+        if !matches!(format, "json" | "form") {
+            return Err(Error::Invalid("format must be json or form".into()));
+        }
+        if let Some(u) = &url {
+            check_target(u, true).map_err(Error::Invalid)?;
+        }
+        let mut m = self
+            .store
+            .get_merchant(merchant_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no merchant {merchant_id}")))?;
+        let secret = new_secret();
+        m.webhook_url = url;
+        m.webhook_format = format.to_owned();
+        m.webhook_secret = Some(secret.clone());
+        self.store.update_merchant(&m).await?;
+        Ok(secret)
+    }
+
+    pub async fn webhook_deliveries(
+        &self,
+        merchant_id: &str,
+        imp_uid: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<Delivery>> {
+        Ok(self
+            .store
+            .list_deliveries(merchant_id, imp_uid, offset, limit)
+            .await?)
+    }
+
+    /// Re-arms an event for delivery now (any state), with a fresh retry budget.
+    pub async fn redeliver(&self, merchant_id: &str, event_id: &str) -> Result<OutboxRow> {
+        self.store
+            .rearm_event(merchant_id, event_id, self.now())
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "존재하지 않는 웹훅 이벤트입니다. (no webhook event {event_id})"
+                ))
+            })
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else {
+        "request error"
+    };
+    let mut s = format!("{kind}: {e}");
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(a.parse().unwrap()), "{a}");
+        }
+        assert!(check_target("ftp://example.com/", true).is_err());
+        assert!(check_target("http://127.0.0.1:9/", false).is_err());
+        assert!(check_target("http://127.0.0.1:9/", true).is_ok());
+        assert!(check_target("https://example.com/hook", false).is_ok());
+    }
+
+    #[test]
+    fn signature_is_standard_webhooks() {
+        // Test vector of the Standard Webhooks reference libraries.
+        let sig = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

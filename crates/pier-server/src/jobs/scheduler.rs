@@ -1,0 +1,30 @@
+//! The scheduler: executes due scheduled payments (`Engine::run_due_schedules`). Several
+//! instances may run it on one PostgreSQL database; claims with leases keep each schedule to
+//! exactly one execution.
+
+use crate::engine::Engine;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub async fn scheduler(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let batch = engine.cfg.schedule_batch.max(1);
+    loop {
+        let full = match engine.run_due_schedules(batch).await {
+            Ok(n) => n as i64 == batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler tick failed");
+                false
+            }
+        };
+        if *stop.borrow() {
+            return;
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(engine.cfg.jobs_poll_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
