@@ -354,6 +354,21 @@ fn main() {
         )));
     }
 
+    // Any other entry `GET:/path` loads that path with the token (for finding where time goes).
+    for o in only.iter().filter(|o| o.starts_with("GET:")) {
+        let path = o.trim_start_matches("GET:").to_owned();
+        let h = host.clone();
+        let t = token.clone();
+        results.push(client_rt.block_on(drive(
+            &format!("GET {path}"),
+            addr,
+            args.concurrency,
+            args.seconds,
+            Arc::new(move |_| req("GET", &h, &path, Some(&t), None)),
+            code_zero,
+        )));
+    }
+
     let ceiling = results
         .iter()
         .find(|r| r.name.starts_with("hello"))

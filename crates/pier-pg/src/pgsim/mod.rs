@@ -141,7 +141,12 @@ pub async fn serve_engine(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(engine, faults.clone());
+    // Answers are small single writes; Nagle's algorithm would only add delay to them.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
