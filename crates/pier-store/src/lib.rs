@@ -11,6 +11,7 @@
 //! (`UPDATE … WHERE status = 'ready'`, partial unique indexes), so a concurrency bug shows up as
 //! a conflict, never as a double charge.
 
+mod checkout;
 mod connect;
 mod customers;
 mod error;
@@ -19,6 +20,7 @@ mod merchants;
 mod models;
 pub mod payments;
 
+pub use checkout::{CheckoutSession, CheckoutStore, VbankIssue};
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
 pub use error::{StoreError, StoreResult};
@@ -28,6 +30,12 @@ pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
 
 /// Everything the engine needs from storage.
-pub trait Store: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+pub trait Store:
+    MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + CheckoutStore
+{
+}
 
-impl<T> Store for T where T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+impl<T> Store for T where
+    T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + CheckoutStore
+{
+}
