@@ -139,7 +139,16 @@ async function withBrowser(fn, opts = {}) {
   try {
     const page = context.pages()[0] || await context.newPage();
     page.setDefaultTimeout(10000);
-    return await fn(page, context);
+    // Any Content-Security-Policy violation on our pages fails the test.
+    const violations = [];
+    const watch = (p) => p.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+    });
+    watch(page);
+    context.on('page', watch);
+    const out = await fn(page, context);
+    if (violations.length) throw new Error(`CSP violations: ${violations.join(' | ')}`);
+    return out;
   } finally {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 const CSS: &str = r#"
 * { box-sizing: border-box; }
-body { margin: 0; font-family: -apple-system, "Apple SD Gothic Neo", "Noto Sans KR", "Noto Sans CJK KR", sans-serif; background: #fff; color: #1d2330; }
+body { margin: 0; font-family: -apple-system, "Apple SD Gothic Neo", "Noto Sans KR", "Noto Sans CJK KR", "NanumGothic", sans-serif; background: #fff; color: #1d2330; }
 header { background: #173d7a; color: #fff; padding: 14px 18px; }
 header h1 { font-size: 17px; margin: 0; }
 header p { margin: 4px 0 0; font-size: 13px; opacity: .9; }

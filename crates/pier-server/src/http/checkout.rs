@@ -355,6 +355,10 @@ async fn frame_ancestors(engine: &Engine, merchant_id: &str) -> String {
 }
 
 fn page(html: String, frame_ancestors: &str) -> Response {
+    page_with(html, frame_ancestors, "")
+}
+
+fn page_with(html: String, frame_ancestors: &str, extra: &str) -> Response {
     let mut res = html.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -363,7 +367,7 @@ fn page(html: String, frame_ancestors: &str) -> Response {
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+         form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}{extra}"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -529,7 +533,8 @@ pub async fn demo(State(engine): State<AppState>) -> ApiResult<Response> {
         price_text = "14,000",
         name = esc(DEMO_PRODUCT),
     );
-    Ok(page(html, "'self'"))
+    // The shop frames the payment window (Pier, or a pgsim channel's own origin).
+    Ok(page_with(html, "'self'", "; frame-src 'self' http: https:"))
 }
 
 /// The demo shop's own "backend": verifies a payment by imp_uid and amount, server-side.
