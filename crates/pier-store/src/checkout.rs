@@ -74,7 +74,8 @@ pub trait CheckoutStore: Send + Sync {
     ) -> StoreResult<Payment>;
 }
 
-const CHECKOUT_COLS: &str = "id, imp_uid, merchant_id, mode, parent_origin, m_redirect_url, confirm_url, \
+const CHECKOUT_COLS: &str =
+    "id, imp_uid, merchant_id, mode, parent_origin, m_redirect_url, confirm_url, \
      customer_id, pg_session_id, pg_window_url, state, result, created_at, expires_at, updated_at";
 
 fn payment_cols() -> &'static str {

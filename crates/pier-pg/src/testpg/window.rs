@@ -141,7 +141,10 @@ fn html_response(status: StatusCode, body: String, return_url: Option<&str>) -> 
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let back = return_url.and_then(origin_of).unwrap_or("");
     let csp = format!(
         "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
@@ -192,16 +195,18 @@ fn won(n: i64) -> String {
 }
 
 fn message_page(title: &str, msg: &str) -> Response {
-    let inner = format!(
-        "<p data-testid=\"window-closed\">{}</p>",
-        esc(msg)
-    );
+    let inner = format!("<p data-testid=\"window-closed\">{}</p>", esc(msg));
     html_response(StatusCode::OK, layout(title, None, &inner), None)
 }
 
 fn error_box(err: Option<&str>) -> String {
-    err.map(|e| format!("<p class=\"error\" data-testid=\"window-error\">{}</p>", esc(e)))
-        .unwrap_or_default()
+    err.map(|e| {
+        format!(
+            "<p class=\"error\" data-testid=\"window-error\">{}</p>",
+            esc(e)
+        )
+    })
+    .unwrap_or_default()
 }
 
 fn cancel_form(sid: &str, token: &str) -> String {
@@ -302,9 +307,15 @@ fn render(st: &WindowState, s: &SessionView, d: &Display, err: Option<&str>) -> 
             },
             card_form(s, d, &token),
         ),
-        "trans" => ("실시간 계좌이체", bank_form(sid, "trans", &token, "계좌 인증 후 이체", "trans")),
+        "trans" => (
+            "실시간 계좌이체",
+            bank_form(sid, "trans", &token, "계좌 인증 후 이체", "trans"),
+        ),
         "phone" => ("휴대폰 결제", phone_form(st, s, &token)),
-        "vbank" => ("가상계좌 발급", bank_form(sid, "vbank", &token, "입금 계좌 발급", "vbank")),
+        "vbank" => (
+            "가상계좌 발급",
+            bank_form(sid, "vbank", &token, "입금 계좌 발급", "vbank"),
+        ),
         _ => ("결제창", String::new()),
     };
     let inner = format!("{}{}{}", error_box(err), body, cancel_form(sid, &token));
@@ -396,10 +407,7 @@ fn phone_form(st: &WindowState, s: &SessionView, token: &str) -> String {
         .iter()
         .map(|c| format!("<option value=\"{c}\">{c}</option>"))
         .collect();
-    let code = st
-        .engine
-        .sms_code(&s.auth_session_id)
-        .unwrap_or_default();
+    let code = st.engine.sms_code(&s.auth_session_id).unwrap_or_default();
     format!(
         "<form method=\"post\" action=\"/testpg/window/{sid}/phone\" data-testid=\"phone-form\" autocomplete=\"off\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
@@ -454,7 +462,11 @@ fn pg_message(e: &PgError) -> String {
 type FormMap = Form<HashMap<String, String>>;
 
 /// The session of a POST, after the CSRF check.
-fn posted(st: &WindowState, sid: &str, f: &HashMap<String, String>) -> Result<SessionView, Response> {
+fn posted(
+    st: &WindowState,
+    sid: &str,
+    f: &HashMap<String, String>,
+) -> Result<SessionView, Response> {
     let s = session_or_page(st, sid)?;
     if f.get("csrf").map(String::as_str) != Some(csrf(st, sid).as_str()) {
         return Err(html_response(
@@ -485,13 +497,21 @@ fn expiry_of(raw: &str) -> Option<Expiry> {
             _ => return None,
         };
         let m = m.trim();
-        let m = if m.len() == 1 { format!("0{m}") } else { m.to_owned() };
+        let m = if m.len() == 1 {
+            format!("0{m}")
+        } else {
+            m.to_owned()
+        };
         return Expiry::parse(&format!("{year}-{m}")).ok();
     }
     Expiry::parse(raw).ok()
 }
 
-async fn card(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn card(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
@@ -513,7 +533,14 @@ async fn card(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): F
     };
     let birth = match Birth::parse(field(&f, "birth")) {
         Ok(b) => b,
-        Err(_) => return render(&st, &s, &d, Some("생년월일 6자리(또는 사업자번호 10자리)를 입력해주세요.")),
+        Err(_) => {
+            return render(
+                &st,
+                &s,
+                &d,
+                Some("생년월일 6자리(또는 사업자번호 10자리)를 입력해주세요."),
+            )
+        }
     };
     let pwd = match Pwd2Digit::parse(field(&f, "pwd_2digit")) {
         Ok(p) => p,
@@ -558,19 +585,32 @@ fn approve_page(st: &WindowState, s: &SessionView, auth_token: &str, issuer: &st
     )
 }
 
-async fn approve(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn approve(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
     };
     let token = field(&f, "auth_token");
     if token.is_empty() || token.len() > 64 || !token.chars().all(|c| c.is_ascii_hexdigit()) {
-        return render(&st, &s, &Display::default(), Some("카드 인증을 다시 진행해주세요."));
+        return render(
+            &st,
+            &s,
+            &Display::default(),
+            Some("카드 인증을 다시 진행해주세요."),
+        );
     }
     authenticated(&s, token)
 }
 
-async fn trans(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn trans(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
@@ -581,7 +621,11 @@ async fn trans(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): 
     }
 }
 
-async fn vbank(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn vbank(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
@@ -592,7 +636,11 @@ async fn vbank(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): 
     }
 }
 
-async fn phone(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn phone(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
@@ -614,7 +662,11 @@ async fn phone(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): 
     }
 }
 
-async fn cancel(State(st): State<WindowState>, Path(sid): Path<String>, Form(f): FormMap) -> Response {
+async fn cancel(
+    State(st): State<WindowState>,
+    Path(sid): Path<String>,
+    Form(f): FormMap,
+) -> Response {
     let s = match posted(&st, &sid, &f) {
         Ok(s) => s,
         Err(r) => return r,
@@ -652,9 +704,18 @@ mod tests {
 
     #[test]
     fn origins_and_escaping() {
-        assert_eq!(origin_of("http://127.0.0.1:8080/checkout/return/x"), Some("http://127.0.0.1:8080"));
-        assert_eq!(origin_of("https://pay.example"), Some("https://pay.example"));
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/checkout/return/x"),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            origin_of("https://pay.example"),
+            Some("https://pay.example")
+        );
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(won(1_234_567), "1,234,567");
         assert_eq!(won(0), "0");
     }

@@ -14,13 +14,13 @@
 //! The result object handed to the callback (or merged into `m_redirect_url`) is built from the
 //! recorded payment, so what the browser sees is what the REST API answers.
 
-use super::charge::{order_of, Buyer, FIRST_RECONCILE_DELAY_SECS, MSG_ALREADY_PAID, MSG_IN_PROGRESS, MSG_UNKNOWN};
+use super::charge::{
+    order_of, Buyer, FIRST_RECONCILE_DELAY_SECS, MSG_ALREADY_PAID, MSG_IN_PROGRESS, MSG_UNKNOWN,
+};
 use super::{Engine, Error, Result};
 use pier_domain::{CustomerUid, MerchantUid};
 use pier_pg::{AuthBegin, AuthComplete, AuthOutcome, Mid, PgError};
-use pier_store::{
-    CheckoutSession, Customer, Payment, Settlement, StoreError, VbankIssue,
-};
+use pier_store::{CheckoutSession, Customer, Payment, Settlement, StoreError, VbankIssue};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -269,9 +269,10 @@ impl Engine {
         };
         let pg = self.pgs.for_channel(&channel);
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let begun = tokio::time::timeout(deadline, pg.begin_auth(&Mid(channel.mid.clone()), &begin))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let begun =
+            tokio::time::timeout(deadline, pg.begin_auth(&Mid(channel.mid.clone()), &begin))
+                .await
+                .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
         let session = match begun {
             Ok(s) => s,
             Err(e) => {
@@ -419,17 +420,25 @@ impl Engine {
         let now = self.now();
         let Some(token) = auth_token.filter(|t| !t.is_empty()) else {
             // The buyer cancelled in the PG window.
-            return Ok(match self.store.fail_before_pg(&c.imp_uid, MSG_USER_CANCEL, now).await? {
-                Some(p) => result_of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL))),
-                None => self.current_result(c).await?,
-            });
+            return Ok(
+                match self
+                    .store
+                    .fail_before_pg(&c.imp_uid, MSG_USER_CANCEL, now)
+                    .await?
+                {
+                    Some(p) => result_of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL))),
+                    None => self.current_result(c).await?,
+                },
+            );
         };
         if now > c.expires_at {
             let msg = "결제 가능 시간이 지났습니다. (the window expired)";
-            return Ok(match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
-                Some(p) => result_of(&p, Some((codes::SESSION_EXPIRED, msg))),
-                None => self.current_result(c).await?,
-            });
+            return Ok(
+                match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
+                    Some(p) => result_of(&p, Some((codes::SESSION_EXPIRED, msg))),
+                    None => self.current_result(c).await?,
+                },
+            );
         }
         let p = match self.store.lock_for_pg(&c.imp_uid, now).await {
             Ok(p) => p,
@@ -443,10 +452,12 @@ impl Engine {
                     Some(h) if h.status == "ready" => (codes::IN_PROGRESS, MSG_IN_PROGRESS),
                     _ => (codes::ALREADY_PAID, MSG_ALREADY_PAID),
                 };
-                return Ok(match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
-                    Some(p) => result_of(&p, Some((code, msg))),
-                    None => self.current_result(c).await?,
-                });
+                return Ok(
+                    match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
+                        Some(p) => result_of(&p, Some((code, msg))),
+                        None => self.current_result(c).await?,
+                    },
+                );
             }
             Err(StoreError::Stale(_)) => return self.current_result(c).await,
             Err(e) => return Err(e.into()),
@@ -481,23 +492,44 @@ impl Engine {
             auth_token: token,
         };
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let answer = tokio::time::timeout(deadline, pg.complete_auth(&Mid(channel.mid.clone()), &req))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let answer =
+            tokio::time::timeout(deadline, pg.complete_auth(&Mid(channel.mid.clone()), &req))
+                .await
+                .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
         let now = self.now();
         match answer {
             Ok(AuthOutcome::Paid(a)) => {
                 let paid = self.settle_paid(&p, &a).await?;
                 if let (Some(key), Some(uid)) = (&a.billing_key, &p.customer_uid) {
-                    self.store_window_key(&p, &channel, c, uid, key, &a.card_code, &a.card_name, &a.card_number, a.card_type)
-                        .await?;
+                    self.store_window_key(
+                        &p,
+                        &channel,
+                        c,
+                        uid,
+                        key,
+                        &a.card_code,
+                        &a.card_name,
+                        &a.card_number,
+                        a.card_type,
+                    )
+                    .await?;
                 }
                 Ok(result_of(&paid, None))
             }
             Ok(AuthOutcome::BillingKeyOnly(k)) => {
                 if let Some(uid) = &p.customer_uid {
-                    self.store_window_key(&p, &channel, c, uid, &k.billing_key, &k.card_code, &k.card_name, &k.card_number, k.card_type)
-                        .await?;
+                    self.store_window_key(
+                        &p,
+                        &channel,
+                        c,
+                        uid,
+                        &k.billing_key,
+                        &k.card_code,
+                        &k.card_name,
+                        &k.card_number,
+                        k.card_type,
+                    )
+                    .await?;
                 }
                 // Key only: recorded as a paid attempt of 0 KRW (customer_uid_usage "issue").
                 let a = pier_pg::Approval {
@@ -629,7 +661,9 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         let res = client
             .post(url)
-            .json(&json!({"imp_uid": p.imp_uid, "merchant_uid": p.merchant_uid, "amount": p.amount}))
+            .json(
+                &json!({"imp_uid": p.imp_uid, "merchant_uid": p.merchant_uid, "amount": p.amount}),
+            )
             .send()
             .await;
         match res {
@@ -642,7 +676,14 @@ impl Engine {
                     .map(|s| s.chars().take(200).collect())
                     .unwrap_or_else(|| format!("unknown (HTTP {status})")))
             }
-            Err(e) => Err(format!("unknown ({})", if e.is_timeout() { "timeout" } else { "unreachable" })),
+            Err(e) => Err(format!(
+                "unknown ({})",
+                if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "unreachable"
+                }
+            )),
         }
     }
 }
@@ -753,7 +794,13 @@ pub fn merge_redirect(m_redirect_url: &str, result: &Value) -> Option<String> {
     if !matches!(u.scheme(), "http" | "https") {
         return None;
     }
-    const OURS: &[&str] = &["imp_uid", "merchant_uid", "imp_success", "error_code", "error_msg"];
+    const OURS: &[&str] = &[
+        "imp_uid",
+        "merchant_uid",
+        "imp_success",
+        "error_code",
+        "error_msg",
+    ];
     let kept: Vec<(String, String)> = u
         .query_pairs()
         .filter(|(k, _)| !OURS.contains(&k.as_ref()))
@@ -789,10 +836,14 @@ mod tests {
     #[test]
     fn redirect_merge_keeps_query_and_fragment() {
         let r = json!({"success": false, "imp_uid": "imp_1", "merchant_uid": "m 1", "error_code": "F400", "error_msg": "사용자가 결제를 취소하였습니다"});
-        let u = merge_redirect("https://shop.example/done?orderId=7&imp_uid=old#result", &r).unwrap();
+        let u =
+            merge_redirect("https://shop.example/done?orderId=7&imp_uid=old#result", &r).unwrap();
         let parsed = url::Url::parse(&u).unwrap();
         assert_eq!(parsed.fragment(), Some("result"));
-        let q: Vec<(String, String)> = parsed.query_pairs().map(|(a, b)| (a.into(), b.into())).collect();
+        let q: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(a, b)| (a.into(), b.into()))
+            .collect();
         assert_eq!(q[0], ("orderId".into(), "7".into()));
         assert!(q.contains(&("imp_uid".into(), "imp_1".into())));
         assert!(q.contains(&("merchant_uid".into(), "m 1".into())));

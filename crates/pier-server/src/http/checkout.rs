@@ -47,9 +47,18 @@ fn static_asset(body: &'static str, ct: &'static str) -> Response {
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
 
@@ -73,9 +82,15 @@ pub async fn css() -> Response {
 fn sdk_json(v: Value) -> Response {
     let mut res = (StatusCode::OK, v.to_string()).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     res
 }
 
@@ -83,10 +98,22 @@ fn sdk_json(v: Value) -> Response {
 pub async fn preflight() -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     res
 }
 
@@ -118,21 +145,20 @@ fn invalid(e: ApiError) -> WindowError {
 
 /// Parses and checks a `request_pay` sent by the SDK (it checked most of this already; a page
 /// may skip the SDK, so everything is checked again here).
-pub fn window_request(
-    body: &Value,
-    headers: &HeaderMap,
-) -> Result<WindowRequest, WindowError> {
-    let imp_code = match &body["user_code"] {
-        Value::String(s) if !s.is_empty() && s.len() <= 40 => s.clone(),
-        _ => {
-            return Err(WindowError::new(
+pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest, WindowError> {
+    let imp_code =
+        match &body["user_code"] {
+            Value::String(s) if !s.is_empty() && s.len() <= 40 => s.clone(),
+            _ => return Err(WindowError::new(
                 codes::UNKNOWN_MERCHANT,
                 "IMP.init(userCode)로 가맹점 식별코드를 먼저 설정해주세요. (userCode is required)",
-            ))
-        }
-    };
+            )),
+        };
     let Value::Object(raw) = &body["params"] else {
-        return Err(WindowError::new(codes::INVALID_PARAM, "request_pay params must be an object"));
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "request_pay params must be an object",
+        ));
     };
     let p = Params::from_json(&serde_json::to_vec(raw).unwrap_or_default()).map_err(invalid)?;
     let merchant_uid = p
@@ -156,12 +182,23 @@ pub fn window_request(
             ))
         }
         Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            WindowError::new(codes::INVALID_PARAM, "amount must be an integer (KRW has no fractions)")
+            WindowError::new(
+                codes::INVALID_PARAM,
+                "amount must be an integer (KRW has no fractions)",
+            )
         })?,
-        Some(_) => return Err(WindowError::new(codes::INVALID_PARAM, "amount must be an integer")),
+        Some(_) => {
+            return Err(WindowError::new(
+                codes::INVALID_PARAM,
+                "amount must be an integer",
+            ))
+        }
     };
     if amount < 0 || amount > pier_domain::Amount::MAX_KRW {
-        return Err(WindowError::new(codes::INVALID_PARAM, "amount is out of range"));
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "amount is out of range",
+        ));
     }
     if amount == 0 && customer_uid.is_none() {
         return Err(WindowError::new(
@@ -188,13 +225,22 @@ pub fn window_request(
             "customer_uid (billing key) needs pay_method card",
         ));
     }
-    let currency = p.str_opt("currency", 3).map_err(invalid)?.unwrap_or_else(|| "KRW".into());
+    let currency = p
+        .str_opt("currency", 3)
+        .map_err(invalid)?
+        .unwrap_or_else(|| "KRW".into());
     if !currency.eq_ignore_ascii_case("KRW") {
-        return Err(WindowError::new(codes::INVALID_PARAM, format!("currency {currency} is not supported (KRW only)")));
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            format!("currency {currency} is not supported (KRW only)"),
+        ));
     }
     let tax_free = p.money_opt("tax_free").map_err(invalid)?.unwrap_or(0);
     if tax_free > amount {
-        return Err(WindowError::new(codes::INVALID_PARAM, "tax_free must not exceed amount"));
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "tax_free must not exceed amount",
+        ));
     }
     let vat_amount = match p.money_opt("vat_amount").map_err(invalid)? {
         Some(v) => Some(v),
@@ -202,34 +248,60 @@ pub fn window_request(
     };
     let mode = match &body["mode"] {
         Value::String(s) => WindowMode::parse(s).ok_or_else(|| {
-            WindowError::new(codes::INVALID_PARAM, "mode must be iframe, popup or redirect")
+            WindowError::new(
+                codes::INVALID_PARAM,
+                "mode must be iframe, popup or redirect",
+            )
         })?,
         _ => WindowMode::Iframe,
     };
-    let m_redirect_url = http_url("m_redirect_url", p.str_opt("m_redirect_url", MAX_URL_CHARS).map_err(invalid)?)?;
+    let m_redirect_url = http_url(
+        "m_redirect_url",
+        p.str_opt("m_redirect_url", MAX_URL_CHARS)
+            .map_err(invalid)?,
+    )?;
     if mode == WindowMode::Redirect && m_redirect_url.is_none() {
-        return Err(WindowError::new(codes::INVALID_PARAM, "m_redirect_url is required for a redirect window"));
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "m_redirect_url is required for a redirect window",
+        ));
     }
-    let confirm_url = http_url("confirm_url", p.str_opt("confirm_url", MAX_URL_CHARS).map_err(invalid)?)?;
+    let confirm_url = http_url(
+        "confirm_url",
+        p.str_opt("confirm_url", MAX_URL_CHARS).map_err(invalid)?,
+    )?;
     let mut card_detail = Vec::new();
     if let Some(card) = p.raw("card") {
         let Value::Object(card) = card else {
-            return Err(WindowError::new(codes::INVALID_PARAM, "card must be an object"));
+            return Err(WindowError::new(
+                codes::INVALID_PARAM,
+                "card must be an object",
+            ));
         };
         match card.get("detail") {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) if items.len() <= 64 => {
                 for it in items {
                     let code = it["card_code"].as_str().filter(|c| {
-                        !c.is_empty() && c.len() <= 8 && c.chars().all(|ch| ch == '*' || ch.is_ascii_alphanumeric())
+                        !c.is_empty()
+                            && c.len() <= 8
+                            && c.chars().all(|ch| ch == '*' || ch.is_ascii_alphanumeric())
                     });
                     let (Some(code), Some(enabled)) = (code, it["enabled"].as_bool()) else {
-                        return Err(WindowError::new(codes::INVALID_PARAM, "card.detail items need card_code (string) and enabled (boolean)"));
+                        return Err(WindowError::new(
+                            codes::INVALID_PARAM,
+                            "card.detail items need card_code (string) and enabled (boolean)",
+                        ));
                     };
                     card_detail.push((code.to_owned(), enabled));
                 }
             }
-            Some(_) => return Err(WindowError::new(codes::INVALID_PARAM, "card.detail must be an array (at most 64 items)")),
+            Some(_) => {
+                return Err(WindowError::new(
+                    codes::INVALID_PARAM,
+                    "card.detail must be an array (at most 64 items)",
+                ))
+            }
         }
     }
     let mut card_quota = None;
@@ -241,12 +313,22 @@ pub fn window_request(
                 for m in items {
                     match m.as_i64() {
                         Some(m) if (0..=36).contains(&m) => months.push(m),
-                        _ => return Err(WindowError::new(codes::INVALID_PARAM, "display.card_quota must be integers from 0 to 36")),
+                        _ => {
+                            return Err(WindowError::new(
+                                codes::INVALID_PARAM,
+                                "display.card_quota must be integers from 0 to 36",
+                            ))
+                        }
                     }
                 }
                 card_quota = Some(months);
             }
-            _ => return Err(WindowError::new(codes::INVALID_PARAM, "display.card_quota must be an array of months")),
+            _ => {
+                return Err(WindowError::new(
+                    codes::INVALID_PARAM,
+                    "display.card_quota must be an array of months",
+                ))
+            }
         }
     }
     let ua = headers
@@ -268,7 +350,10 @@ pub fn window_request(
         user_agent: ua,
         parent_origin,
         pay_method,
-        pg: p.str_opt("pg", 80).map_err(invalid)?.or(p.str_opt("channelKey", 80).map_err(invalid)?),
+        pg: p
+            .str_opt("pg", 80)
+            .map_err(invalid)?
+            .or(p.str_opt("channelKey", 80).map_err(invalid)?),
         merchant_uid,
         amount,
         tax_free,
@@ -296,7 +381,10 @@ pub async fn prepare(State(engine): State<AppState>, headers: HeaderMap, body: B
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            let e = WindowError::new(codes::INVALID_PARAM, "the request body must be a JSON object");
+            let e = WindowError::new(
+                codes::INVALID_PARAM,
+                "the request body must be a JSON object",
+            );
             return sdk_json(prevalidation_result(None, &e));
         }
     };
@@ -361,10 +449,19 @@ fn page(html: String, frame_ancestors: &str) -> Response {
 fn page_with(html: String, frame_ancestors: &str, extra: &str) -> Response {
     let mut res = html.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}{extra}"
@@ -381,7 +478,10 @@ fn done_page(c: &CheckoutSession, result: &Value, ancestors: &str) -> Response {
     let msg = if ok {
         "결제가 완료되었습니다.".to_owned()
     } else {
-        result["error_msg"].as_str().unwrap_or("결제에 실패하였습니다.").to_owned()
+        result["error_msg"]
+            .as_str()
+            .unwrap_or("결제에 실패하였습니다.")
+            .to_owned()
     };
     let html = format!(
         "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>Pier 결제 결과</title>\
@@ -404,14 +504,19 @@ fn redirect(to: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(to) {
         res.headers_mut().insert(header::LOCATION, v);
     }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 /// The result delivered the way the window was opened.
 async fn deliver(engine: &Engine, c: &CheckoutSession, result: &Value) -> Response {
     if c.mode == "redirect" {
-        if let Some(u) = c.m_redirect_url.as_deref().and_then(|u| merge_redirect(u, result)) {
+        if let Some(u) = c
+            .m_redirect_url
+            .as_deref()
+            .and_then(|u| merge_redirect(u, result))
+        {
             return redirect(&u);
         }
     }
@@ -421,7 +526,11 @@ async fn deliver(engine: &Engine, c: &CheckoutSession, result: &Value) -> Respon
 
 pub async fn window(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let c = engine.checkout(&id).await?;
-    if let Some(r) = c.result.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) {
+    if let Some(r) = c
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+    {
         return Ok(deliver(&engine, &c, &r).await);
     }
     Ok(redirect(&c.pg_window_url))
@@ -429,7 +538,8 @@ pub async fn window(State(engine): State<AppState>, Path(id): Path<String>) -> A
 
 fn return_params(uri_query: Option<&str>, body: &[u8]) -> ApiResult<Params> {
     if !body.is_empty() {
-        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
+        let text =
+            std::str::from_utf8(body).map_err(|_| ApiError::bad_request("body is not UTF-8"))?;
         return Params::from_form(text);
     }
     Params::from_query(uri_query)
@@ -447,7 +557,11 @@ pub async fn window_return(
     let p = return_params(query.as_deref(), &body)?;
     let session = p.str_req("auth_session_id", 64)?;
     let cancelled = p.bool_opt("cancel")?.unwrap_or(false);
-    let token = if cancelled { None } else { p.str_opt("auth_token", 64)? };
+    let token = if cancelled {
+        None
+    } else {
+        p.str_opt("auth_token", 64)?
+    };
     let (c, result) = engine.window_return(&id, &session, token).await?;
     Ok(deliver(&engine, &c, &result).await)
 }
@@ -464,7 +578,11 @@ pub async fn cancel(State(engine): State<AppState>, Path(id): Path<String>) -> R
 
 /// Wraps the PG's window pages mounted in Pier (in-process channels): their `frame-ancestors`
 /// becomes the merchant's allowed origins, looked up by the PG session in the path.
-pub async fn pg_window_headers(State(engine): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn pg_window_headers(
+    State(engine): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let session = req
         .uri()
         .path()
@@ -481,7 +599,10 @@ pub async fn pg_window_headers(State(engine): State<AppState>, req: Request, nex
         None => return res,
     };
     let h = res.headers_mut();
-    if let Some(csp) = h.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
+    if let Some(csp) = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+    {
         let replaced = csp
             .split(';')
             .map(|d| {
@@ -548,7 +669,8 @@ pub async fn demo_verify(State(engine): State<AppState>, body: Bytes) -> ApiResu
         .await?
         .ok_or_else(|| ApiError::not_found("no such payment"))?;
     let amount_ok = pay.amount == DEMO_PRICE;
-    let verified = amount_ok && (pay.status == "paid" || (pay.status == "ready" && pay.vbank_num.is_some()));
+    let verified =
+        amount_ok && (pay.status == "paid" || (pay.status == "ready" && pay.vbank_num.is_some()));
     let v = json!({
         "verified": verified,
         "amount_ok": amount_ok,
@@ -564,7 +686,11 @@ pub async fn demo_verify(State(engine): State<AppState>, body: Bytes) -> ApiResu
         "fail_reason": pay.fail_reason,
     });
     let mut res = v.to_string().into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
 }

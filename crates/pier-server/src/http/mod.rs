@@ -78,10 +78,19 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/iamport.js", get(checkout::sdk))
-        .route("/checkout/prepare", post(checkout::prepare).options(checkout::preflight))
+        .route(
+            "/checkout/prepare",
+            post(checkout::prepare).options(checkout::preflight),
+        )
         .route("/checkout/window/{id}", get(checkout::window))
-        .route("/checkout/return/{id}", get(checkout::window_return).post(checkout::window_return))
-        .route("/checkout/cancel/{id}", post(checkout::cancel).options(checkout::preflight))
+        .route(
+            "/checkout/return/{id}",
+            get(checkout::window_return).post(checkout::window_return),
+        )
+        .route(
+            "/checkout/cancel/{id}",
+            post(checkout::cancel).options(checkout::preflight),
+        )
         .route("/checkout/static/done.js", get(checkout::done_js))
         .route("/checkout/static/pier.css", get(checkout::css))
         .route("/demo", get(checkout::demo))
