@@ -182,7 +182,7 @@ fn won(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -262,6 +262,8 @@ fn display_from(detail: Option<&str>, quota: Option<&str>) -> Display {
     }
 }
 
+// The error is the page to answer with; it is returned once per request, never stored.
+#[allow(clippy::result_large_err)]
 fn session_or_page(st: &WindowState, sid: &str) -> Result<SessionView, Response> {
     if sid.len() > 64 || !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(message_page("결제창", "결제 정보가 존재하지 않습니다."));
@@ -462,6 +464,7 @@ fn pg_message(e: &PgError) -> String {
 type FormMap = Form<HashMap<String, String>>;
 
 /// The session of a POST, after the CSRF check.
+#[allow(clippy::result_large_err)]
 fn posted(
     st: &WindowState,
     sid: &str,

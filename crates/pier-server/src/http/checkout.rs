@@ -194,7 +194,7 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
             ))
         }
     };
-    if amount < 0 || amount > pier_domain::Amount::MAX_KRW {
+    if !(0..=pier_domain::Amount::MAX_KRW).contains(&amount) {
         return Err(WindowError::new(
             codes::INVALID_PARAM,
             "amount is out of range",
