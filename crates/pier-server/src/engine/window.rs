@@ -199,6 +199,14 @@ impl Engine {
                 ));
             }
         }
+        if let Some(u) = &req.confirm_url {
+            if !self.cfg.webhook_allow_private && is_private_target(u) {
+                return Err(WindowError::new(
+                    codes::INVALID_PARAM,
+                    "confirm_url must be a public address (this server refuses loopback/private targets)",
+                ));
+            }
+        }
         let mid = merchant.imp_code.clone();
         let uid = req.merchant_uid.as_str();
         if let Some(h) = self
@@ -688,6 +696,21 @@ impl Engine {
     }
 }
 
+/// A URL whose host is a loopback, private or link-local literal address, or `localhost`.
+fn is_private_target(u: &str) -> bool {
+    let Ok(url) = url::Url::parse(u) else {
+        return true;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
 fn stored_result(c: &CheckoutSession) -> Option<Value> {
     c.result
         .as_deref()
@@ -854,5 +877,13 @@ mod tests {
         let s = merge_redirect("http://detectchangingwebview/iamport/rn", &ok).unwrap();
         assert_eq!(s, "http://detectchangingwebview/iamport/rn?imp_uid=imp_2&merchant_uid=m2&imp_success=true");
         assert!(merge_redirect("javascript:alert(1)", &ok).is_none());
+    }
+
+    #[test]
+    fn private_confirm_targets() {
+        assert!(is_private_target("http://127.0.0.1:9/confirm"));
+        assert!(is_private_target("http://10.0.0.1/confirm"));
+        assert!(is_private_target("http://localhost/confirm"));
+        assert!(!is_private_target("https://shop.example/confirm"));
     }
 }
