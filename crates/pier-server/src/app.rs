@@ -111,7 +111,11 @@ impl Pier {
                 stop_rx.clone(),
             )));
         }
-        let app = http::router(engine.clone());
+        // The test PG's window pages, for in-process channels (framing per merchant).
+        let pg_windows = pier_pg::testpg::window::router(testpg.clone()).layer(
+            axum::middleware::from_fn_with_state(engine.clone(), http::checkout::pg_window_headers),
+        );
+        let app = http::router(engine.clone()).merge(pg_windows);
         let app = tower::Layer::layer(
             &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
             app,

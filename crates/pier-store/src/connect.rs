@@ -43,7 +43,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let max = std::env::var("PIER_SQLITE_POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+        let max = std::env::var("PIER_SQLITE_POOL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8);
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))

@@ -12,6 +12,7 @@
 //! a conflict, never as a double charge.
 
 mod batch;
+mod checkout;
 mod connect;
 mod customers;
 mod error;
@@ -25,6 +26,7 @@ mod schedules;
 mod vbanks;
 mod webhooks;
 
+pub use checkout::{CheckoutSession, CheckoutStore, VbankIssue};
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
 pub use error::{StoreError, StoreResult};
@@ -49,6 +51,7 @@ pub trait Store:
     + VbankStore
     + WebhookStore
     + ScheduleStore
+    + CheckoutStore
 {
 }
 
@@ -62,5 +65,6 @@ impl<T> Store for T where
         + VbankStore
         + WebhookStore
         + ScheduleStore
+        + CheckoutStore
 {
 }

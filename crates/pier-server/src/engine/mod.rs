@@ -14,6 +14,7 @@ pub mod refunds;
 pub mod schedules;
 pub mod vbanks;
 pub mod webhooks;
+pub mod window;
 
 use crate::config::Config;
 use pier_domain::Clock;

@@ -4,6 +4,7 @@
 //! Where is a REST path handled? `router()` below lists every route and the module that serves it.
 
 pub mod auth;
+pub mod checkout;
 pub mod codes;
 pub mod error;
 pub mod idempotency;
@@ -126,7 +127,26 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/iamport.js", get(checkout::sdk))
+        .route(
+            "/checkout/prepare",
+            post(checkout::prepare).options(checkout::preflight),
+        )
+        .route("/checkout/window/{id}", get(checkout::window))
+        .route(
+            "/checkout/return/{id}",
+            get(checkout::window_return).post(checkout::window_return),
+        )
+        .route(
+            "/checkout/cancel/{id}",
+            post(checkout::cancel).options(checkout::preflight),
+        )
+        .route("/checkout/static/done.js", get(checkout::done_js))
+        .route("/checkout/static/pier.css", get(checkout::css))
+        .route("/demo", get(checkout::demo))
+        .route("/demo/shop.js", get(checkout::demo_js))
+        .route("/demo/verify", post(checkout::demo_verify));
 
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()

@@ -1,6 +1,7 @@
 //! HTTP-level tests of Pier: a real server per test, a fresh database, real HTTP.
 
 mod auth;
+mod checkout;
 mod common;
 mod edge;
 mod lookups;
