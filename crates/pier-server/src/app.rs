@@ -91,6 +91,11 @@ impl Pier {
                 engine.clone(),
                 stop_rx.clone(),
             )));
+            // Its first pass is the crash recovery of a previous process's attempts.
+            jobs.push(tokio::spawn(crate::jobs::reconciler(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
         }
         let app = http::router(engine.clone());
         let app = tower::Layer::layer(

@@ -18,6 +18,7 @@ mod idempotency;
 mod merchants;
 mod models;
 pub mod payments;
+mod reconcile;
 
 pub use connect::{connect, PgStore, SqliteStore, StoreKind};
 pub use customers::CustomerStore;
@@ -26,8 +27,15 @@ pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
+pub use reconcile::ReconcileStore;
 
 /// Everything the engine needs from storage.
-pub trait Store: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+pub trait Store:
+    MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + ReconcileStore
+{
+}
 
-impl<T> Store for T where T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore {}
+impl<T> Store for T where
+    T: MerchantStore + PaymentStore + CustomerStore + IdempotencyStore + ReconcileStore
+{
+}

@@ -1,4 +1,4 @@
-//! The `pier` binary: `serve`, `merchant`, `channel`, `migrate`, `pgsim`.
+//! The `pier` binary: `serve`, `merchant`, `channel`, `migrate`, `pgsim`, `reconcile`.
 //!
 //! Every command that touches the database opens it with the same URL and server key as the
 //! server, so they work against a running server's database.
@@ -53,6 +53,58 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ChannelCmd,
     },
+    /// Run a standalone simulated PG (the test PG over HTTP, with injectable faults).
+    Pgsim(PgsimArgs),
+    /// Run one reconciliation pass now: settle every payment attempt whose PG outcome is
+    /// unknown (or left in flight by a crash), then print what it did and the attempts that
+    /// still need an operator.
+    Reconcile {
+        #[command(flatten)]
+        common: Common,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct PgsimArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PGSIM_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// Card-data key for billing keys (64 hex chars). Default: random (billing keys then do not
+    /// survive a restart unless the journal and the key are kept).
+    #[arg(long, env = "PGSIM_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Journal file (the ledger survives restarts). Default: in memory only.
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Seed of the fault RNG.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fixed latency added to each payment request (ms).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Random extra latency, uniformly 0..=this (ms).
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Share of payment requests neither processed nor answered (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    timeout_rate: f64,
+    /// Share of payment requests answered with a bare HTTP 500, unprocessed (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share of payment requests processed, then never answered (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    drop_response_rate: f64,
+    /// How long an unanswered request is held open (ms).
+    #[arg(long, default_value_t = 30_000)]
+    hang_ms: u64,
+    /// Where to POST PG events (virtual-account deposits).
+    #[arg(long)]
+    notify_url: Option<String>,
+    #[arg(long, env = "PGSIM_NOTIFY_SECRET", hide_env_values = true)]
+    notify_secret: Option<String>,
 }
 
 #[derive(Args)]
@@ -267,6 +319,41 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
         }
+        Cmd::Pgsim(a) => pgsim(a).await,
+        Cmd::Reconcile { common, json } => {
+            let engine = engine_for(&common).await?;
+            let report = engine
+                .reconcile_pass()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stuck = engine
+                .store
+                .list_stuck(
+                    None,
+                    pier_server::engine::reconcile::STUCK_AFTER_ATTEMPTS,
+                    1000,
+                )
+                .await?;
+            if json {
+                let stuck: Vec<_> = stuck
+                    .iter()
+                    .map(|p| serde_json::json!({"imp_uid": p.imp_uid, "merchant_id": p.merchant_id, "merchant_uid": p.merchant_uid, "amount": p.amount, "reconcile_attempts": p.reconcile_attempts}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"report": report, "needs_operator": stuck})
+                );
+            } else {
+                println!("{report:?}");
+                for p in &stuck {
+                    println!(
+                        "NEEDS OPERATOR\t{}\t{}\t{}\t{} KRW\t{} looks",
+                        p.imp_uid, p.merchant_id, p.merchant_uid, p.amount, p.reconcile_attempts
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Channel {
             cmd: ChannelCmd::List { common, merchant },
         } => {
@@ -316,6 +403,43 @@ async fn serve(a: ServeArgs) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     pier.shutdown().await;
+    Ok(())
+}
+
+async fn pgsim(a: PgsimArgs) -> Result<()> {
+    use pier_pg::pgsim::{Faults, PgsimOptions};
+    let key = match &a.key {
+        Some(k) => {
+            let bytes = hex::decode(k.trim()).context("--key must be 64 hex characters")?;
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| anyhow::anyhow!("--key must be 64 hex characters"))?
+        }
+        None => {
+            let mut k = [0u8; 32];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut k);
+            k
+        }
+    };
+    let mut opts = PgsimOptions::new(key);
+    opts.faults = Faults {
+        latency_ms: a.latency_ms,
+        latency_jitter_ms: a.latency_jitter_ms,
+        timeout_rate: a.timeout_rate,
+        error_rate: a.error_rate,
+        drop_response_rate: a.drop_response_rate,
+        down: false,
+        hang_ms: a.hang_ms,
+    };
+    opts.faults.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    opts.seed = a.seed;
+    opts.journal_path = a.journal;
+    opts.notify_url = a.notify_url;
+    opts.notify_secret = a.notify_secret;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    println!("pgsim listening on http://{}", listener.local_addr()?);
+    pier_pg::pgsim::serve(opts, listener, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod charge;
 pub mod customers;
 pub mod lookup;
 pub mod merchants;
+pub mod reconcile;
 
 use crate::config::Config;
 use pier_domain::Clock;

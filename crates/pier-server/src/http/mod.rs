@@ -3,6 +3,7 @@
 //!
 //! Where is a REST path handled? `router()` below lists every route and the module that serves it.
 
+pub mod admin;
 pub mod auth;
 pub mod codes;
 pub mod error;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             "/subscribe/customers/{customer_uid}/payments",
             get(subscribe::customer_payments),
         )
+        .route("/admin/unsettled", get(admin::unsettled))
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

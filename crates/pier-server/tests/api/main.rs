@@ -4,4 +4,6 @@ mod auth;
 mod common;
 mod edge;
 mod lookups;
+mod reconcile;
+mod security;
 mod subscribe;
