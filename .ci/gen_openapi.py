@@ -7,7 +7,8 @@ import json, os
 S = lambda t, **kw: dict(type=t, **kw)
 STR = lambda mx=None, **kw: S("string", **({"maxLength": mx} if mx else {}), **kw)
 INT = lambda **kw: S("integer", format="int64", **kw)
-AMOUNT = INT(minimum=0, maximum=9_000_000_000_000, description="KRW, an integer")
+AMOUNT = INT(minimum=0, maximum=1_000_000_000_000, description="KRW, an integer")
+PAY_AMOUNT = INT(minimum=1, maximum=1_000_000_000_000, description="KRW, an integer greater than 0")
 BOOL = S("boolean")
 
 def envelope(resp_ref=None):
@@ -57,11 +58,13 @@ SORTING = q("sorting", STR(enum=["-started", "started", "-paid", "paid", "-updat
 PAGE = [q("page", INT(minimum=1, maximum=1_000_000)), q("limit", INT(minimum=1, maximum=1000))]
 
 BUYER = {k: STR(mx) for k, mx in [("buyer_name", 16), ("buyer_email", 64), ("buyer_tel", 16), ("buyer_addr", 128), ("buyer_postcode", 8)]}
-ORDER = {"merchant_uid": STR(40, minLength=1), "amount": AMOUNT, "currency": STR(3), "tax_free": AMOUNT,
-         "vat_amount": AMOUNT, "name": STR(40), "card_quota": INT(minimum=0, maximum=36),
-         "custom_data": STR(), "notice_url": STR(2000), "pg": STR(80), **BUYER}
-CARD = {"card_number": STR(30, description="dddd-dddd-dddd-dddd"), "expiry": STR(10, description="YYYY-MM"),
-        "birth": STR(12, description="YYMMDD or a 10-digit business number"), "pwd_2digit": STR(2)}
+ORDER = {"merchant_uid": STR(40, minLength=1, pattern="^[A-Za-z0-9_\\-]{1,40}$"), "amount": PAY_AMOUNT, "currency": STR(3), "tax_free": AMOUNT,
+         "vat_amount": AMOUNT, "name": STR(40), "card_quota": INT(minimum=0, maximum=0),
+         "custom_data": STR(), "notice_url": STR(2000, pattern="^https?://[a-z0-9.]{1,30}/[a-z0-9/]{0,30}$"), "pg": STR(80, enum=["jtnet"]), **BUYER}
+CARD = {"card_number": STR(30, description="dddd-dddd-dddd-dddd", pattern="^[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{2,4}$"),
+        "expiry": STR(10, description="YYYY-MM", pattern="^20[3-9][0-9]-(0[1-9]|1[0-2])$"),
+        "birth": STR(12, description="YYMMDD or a 10-digit business number", pattern="^[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9])$"),
+        "pwd_2digit": STR(2, pattern="^[0-9]{2}$")}
 SCHEDULE_ITEM = {"type": "object", "required": ["merchant_uid", "schedule_at", "amount"],
                  "properties": {"merchant_uid": STR(40, minLength=1), "schedule_at": INT(), "amount": AMOUNT,
                                 "currency": STR(3), "name": STR(40), "tax_free": AMOUNT, "vat_amount": AMOUNT,
