@@ -207,21 +207,31 @@ impl Engine {
 
     /// Inserts the attempt with the guard taken, or explains why the merchant_uid is not free.
     pub(crate) async fn insert_guarded(&self, p: &Payment) -> Result<()> {
-        match self.store.insert_payment(p).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::Conflict(_)) => {
-                let holder = self
-                    .store
-                    .locked_payment(&p.merchant_id, &p.merchant_uid)
-                    .await?;
-                match holder {
-                    Some(h) if h.status == "ready" => Err(Error::Refused(MSG_IN_PROGRESS.into())),
-                    // paid, or paid then cancelled: the merchant_uid is spent.
-                    _ => Err(Error::Refused(MSG_ALREADY_PAID.into())),
+        // The holder may release the guard between our insert and our look (an attempt that
+        // just failed): then the merchant_uid is free, and we try again. Never report "already
+        // paid" without seeing the paid holder (found by the chaos test).
+        for _ in 0..3 {
+            match self.store.insert_payment(p).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict(_)) => {
+                    let holder = self
+                        .store
+                        .locked_payment(&p.merchant_id, &p.merchant_uid)
+                        .await?;
+                    match holder {
+                        None => continue,
+                        Some(h) if h.status == "ready" => {
+                            return Err(Error::Refused(MSG_IN_PROGRESS.into()))
+                        }
+                        // paid, or paid then cancelled: the merchant_uid is spent.
+                        Some(_) => return Err(Error::Refused(MSG_ALREADY_PAID.into())),
+                    }
                 }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        // Still changing hands: not final, the client retries.
+        Err(Error::Refused(MSG_IN_PROGRESS.into()))
     }
 
     async fn run_charge(
