@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
-cargo build -p pier
+cargo build --workspace --bin pier
 cd "$here"
 npm ci --no-audit --no-fund
 if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then

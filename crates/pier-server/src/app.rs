@@ -110,6 +110,11 @@ impl Pier {
                 engine.clone(),
                 stop_rx.clone(),
             )));
+            // Its first pass is the crash recovery of a previous process's attempts.
+            jobs.push(tokio::spawn(crate::jobs::reconciler(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
         }
         // The test PG's window pages, for in-process channels (framing per merchant).
         let pg_windows = pier_pg::testpg::window::router(testpg.clone()).layer(

@@ -20,6 +20,11 @@ pub enum IdemBegin {
     },
 }
 
+/// A key still `in_flight` this long after it was taken belongs to a request that can no
+/// longer be running (Pier ends every request within 30 s): its process died, and a retry
+/// may take the key over.
+pub const IN_FLIGHT_ABANDONED_SECS: i64 = 60;
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn idem_begin(
@@ -51,6 +56,16 @@ macro_rules! impl_idem_store {
             #[async_trait]
             impl IdempotencyStore for $store {
                 async fn idem_begin(&self, merchant_id: &str, key: &str, request_hash: &str, now: i64) -> StoreResult<IdemBegin> {
+                    // A key left in flight by a crashed process would block its retries forever.
+                    sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND idem_key = $2 \
+                         AND state = 'in_flight' AND created_at < $3",
+                    )
+                    .bind(merchant_id)
+                    .bind(key)
+                    .bind(now - IN_FLIGHT_ABANDONED_SECS)
+                    .execute(&self.pool)
+                    .await?;
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys (merchant_id, idem_key, request_hash, state, created_at) \
                          VALUES ($1,$2,$3,'in_flight',$4) ON CONFLICT (merchant_id, idem_key) DO NOTHING",

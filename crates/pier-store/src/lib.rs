@@ -21,6 +21,7 @@ mod merchants;
 mod models;
 pub mod payments;
 mod prepare;
+mod reconcile;
 mod refunds;
 mod schedules;
 mod vbanks;
@@ -35,6 +36,7 @@ pub use merchants::MerchantStore;
 pub use models::*;
 pub use payments::{PaymentQuery, PaymentStore};
 pub use prepare::{PrepareStore, Prepared};
+pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
 pub use schedules::{Schedule, ScheduleOutcome, ScheduleQuery, ScheduleStore};
 pub use vbanks::{VbankAccount, VbankStore};
@@ -52,6 +54,7 @@ pub trait Store:
     + WebhookStore
     + ScheduleStore
     + CheckoutStore
+    + ReconcileStore
 {
 }
 
@@ -66,5 +69,6 @@ impl<T> Store for T where
         + WebhookStore
         + ScheduleStore
         + CheckoutStore
+        + ReconcileStore
 {
 }

@@ -1,4 +1,4 @@
-//! The `pier` binary: `serve`, `merchant`, `channel`, `migrate`, `pgsim`.
+//! The `pier` binary: `serve`, `merchant`, `channel`, `migrate`, `pgsim`, `reconcile`.
 //!
 //! Every command that touches the database opens it with the same URL and server key as the
 //! server, so they work against a running server's database.
@@ -58,6 +58,16 @@ enum Cmd {
     /// Print the secret a pgsim must send (`x-pgsim-secret`) with its deposit notifications to
     /// `POST /pg/pgsim/notify` of a Pier with this server key.
     PgsimNotifySecret(Common),
+    /// Run one reconciliation pass now: settle every payment attempt whose PG outcome is
+    /// unknown (or left in flight by a crash), then print what it did and the attempts that
+    /// still need an operator.
+    Reconcile {
+        #[command(flatten)]
+        common: Common,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -124,8 +134,16 @@ struct PgsimServe {
     #[arg(long, env = "PGSIM_NOTIFY_SECRET", hide_env_values = true)]
     notify_secret: Option<String>,
     /// AES-256 key for card data behind billing keys (64 hex chars). Default: random per run.
-    #[arg(long, env = "PGSIM_ENCRYPTION_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        alias = "key",
+        env = "PGSIM_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
     encryption_key: Option<String>,
+    /// How long an unanswered request is held open (ms).
+    #[arg(long, default_value_t = 30_000)]
+    hang_ms: u64,
     /// Journal file (keeps the ledger across restarts).
     #[arg(long)]
     journal: Option<PathBuf>,
@@ -385,6 +403,40 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
         }
+        Cmd::Reconcile { common, json } => {
+            let engine = engine_for(&common).await?;
+            let report = engine
+                .reconcile_pass()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stuck = engine
+                .store
+                .list_stuck(
+                    None,
+                    pier_server::engine::reconcile::STUCK_AFTER_ATTEMPTS,
+                    1000,
+                )
+                .await?;
+            if json {
+                let stuck: Vec<_> = stuck
+                    .iter()
+                    .map(|p| serde_json::json!({"imp_uid": p.imp_uid, "merchant_id": p.merchant_id, "merchant_uid": p.merchant_uid, "amount": p.amount, "reconcile_attempts": p.reconcile_attempts}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"report": report, "needs_operator": stuck})
+                );
+            } else {
+                println!("{report:?}");
+                for p in &stuck {
+                    println!(
+                        "NEEDS OPERATOR\t{}\t{}\t{}\t{} KRW\t{} looks",
+                        p.imp_uid, p.merchant_id, p.merchant_uid, p.amount, p.reconcile_attempts
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Channel {
             cmd: ChannelCmd::List { common, merchant },
         } => {
@@ -488,8 +540,9 @@ async fn pgsim(a: PgsimArgs) -> Result<()> {
                 error_rate: s.error_rate,
                 drop_response_rate: s.drop_response_rate,
                 down: s.down,
-                ..Default::default()
+                hang_ms: s.hang_ms,
             };
+            opts.faults.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
             opts.seed = s.seed;
             opts.notify_url = s.notify_url;
             opts.notify_secret = s.notify_secret;

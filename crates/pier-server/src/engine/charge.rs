@@ -21,6 +21,7 @@ pub const FIRST_RECONCILE_DELAY_SECS: i64 = 5;
 pub const MSG_ALREADY_PAID: &str = "이미 결제가 이루어진 거래건입니다.";
 pub const MSG_IN_PROGRESS: &str = "이미 결제가 진행중인 거래건입니다. 결제 결과를 조회해주세요. (another attempt for this merchant_uid is in progress)";
 pub const MSG_UNKNOWN: &str = "PG사로부터 결제 결과를 확인하지 못했습니다. 결제 결과는 자동으로 확인되며, 잠시 후 결제 내역을 조회해주세요. (the PG's answer is unknown; Pier will reconcile it)";
+pub const MSG_SETTLED_ELSEWHERE: &str = "결제 결과가 이미 확정되었습니다. 결제 내역을 조회해주세요. (the attempt was already settled; look it up)";
 pub const MSG_UNKNOWN_CUSTOMER: &str = "등록되지 않은 구매자입니다.";
 
 #[derive(Debug, Clone, Default)]
@@ -220,21 +221,31 @@ impl Engine {
 
     /// Inserts the attempt with the guard taken, or explains why the merchant_uid is not free.
     pub(crate) async fn insert_guarded(&self, p: &Payment) -> Result<()> {
-        match self.store.insert_payment(p).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::Conflict(_)) => {
-                let holder = self
-                    .store
-                    .locked_payment(&p.merchant_id, &p.merchant_uid)
-                    .await?;
-                match holder {
-                    Some(h) if h.status == "ready" => Err(Error::Refused(MSG_IN_PROGRESS.into())),
-                    // paid, or paid then cancelled: the merchant_uid is spent.
-                    _ => Err(Error::Refused(MSG_ALREADY_PAID.into())),
+        // The holder may release the guard between our insert and our look (an attempt that
+        // just failed): then the merchant_uid is free, and we try again. Never report "already
+        // paid" without seeing the paid holder (found by the chaos test).
+        for _ in 0..3 {
+            match self.store.insert_payment(p).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict(_)) => {
+                    let holder = self
+                        .store
+                        .locked_payment(&p.merchant_id, &p.merchant_uid)
+                        .await?;
+                    match holder {
+                        None => continue,
+                        Some(h) if h.status == "ready" => {
+                            return Err(Error::Refused(MSG_IN_PROGRESS.into()))
+                        }
+                        // paid, or paid then cancelled: the merchant_uid is spent.
+                        Some(_) => return Err(Error::Refused(MSG_ALREADY_PAID.into())),
+                    }
                 }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        // Still changing hands: not final, the client retries.
+        Err(Error::Refused(MSG_IN_PROGRESS.into()))
     }
 
     async fn run_charge(
@@ -349,7 +360,21 @@ impl Engine {
                     told_failed: false,
                     next_reconcile_at: now + FIRST_RECONCILE_DELAY_SECS,
                 };
-                self.store.settle(&p.imp_uid, &s, now, &[]).await?;
+                match self.store.settle(&p.imp_uid, &s, now, &[]).await {
+                    Ok(_) => {}
+                    // The reconciler got there first (this call outlived the stale limit).
+                    Err(StoreError::Stale(_)) => {
+                        if let Some(cur) = self.store.get_payment(None, &p.imp_uid).await? {
+                            if cur.status == "paid" {
+                                return Ok(ChargeOutcome {
+                                    payment: cur,
+                                    declined: None,
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 Err(Error::PgUnknown {
                     message: MSG_UNKNOWN.into(),
                     imp_uid: p.imp_uid.clone(),
@@ -379,7 +404,17 @@ impl Engine {
             receipt_url: a.receipt_url.clone(),
         };
         let ev = self.event_for(p, "paid", None);
-        Ok(self.store.settle(&p.imp_uid, &s, now, &[ev]).await?)
+        match self.store.settle(&p.imp_uid, &s, now, &[ev]).await {
+            Ok(paid) => Ok(paid),
+            // Settled concurrently (a live request and the reconciler both had the answer):
+            // `settle` is guarded, so only one record and one webhook row exist.
+            Err(StoreError::Stale(_)) => match self.store.get_payment(None, &p.imp_uid).await? {
+                Some(cur) if cur.status == "paid" => Ok(cur),
+                // The reconciler recorded it failed, after voiding the order at the PG.
+                _ => Err(Error::Refused(MSG_SETTLED_ELSEWHERE.into())),
+            },
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A webhook announcement for a payment (targets resolved at delivery).

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod lookup;
 pub mod merchants;
 pub mod prepare;
+pub mod reconcile;
 pub mod refunds;
 pub mod schedules;
 pub mod vbanks;

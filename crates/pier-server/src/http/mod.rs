@@ -3,6 +3,7 @@
 //!
 //! Where is a REST path handled? `router()` below lists every route and the module that serves it.
 
+pub mod admin;
 pub mod auth;
 pub mod checkout;
 pub mod codes;
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webhooks/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
+        .route("/admin/unsettled", get(admin::unsettled))
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

@@ -1,5 +1,9 @@
 //! Background jobs, each a task with one owner that stops on shutdown: idempotency-key expiry
-//! (here), and the webhook dispatcher, reconciler and scheduler as they are added.
+//! (here), the reconciler (`reconcile.rs`), and the webhook dispatcher and scheduler as they are
+//! added.
+
+mod reconcile;
+pub use reconcile::{reconciler, RECONCILE_INTERVAL};
 
 mod refunds;
 
