@@ -14,7 +14,7 @@ MAX_EXAMPLES=${MAX_EXAMPLES:-15}
 MAX_TIME=${MAX_TIME:-120}
 VENV=${SCHEMATHESIS_VENV:-${TMPDIR:-/tmp}/pier-schemathesis-venv}
 if [[ -z "${PIER_BIN:-}" ]]; then
-  cargo build -q -p pier
+  cargo build -q --workspace --bin pier
   PIER_BIN=target/debug/pier
 fi
 if [[ ! -x "$VENV/bin/schemathesis" ]]; then
