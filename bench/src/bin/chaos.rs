@@ -156,6 +156,8 @@ impl Pier {
             &self.deadline_ms.to_string(),
         ]);
         self.common(&mut cmd);
+        // The chaos harness's webhook receiver is on loopback.
+        cmd.env("PIER_WEBHOOK_ALLOW_PRIVATE", "true");
         cmd.stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
         self.child = Some(cmd.spawn()?);
@@ -391,6 +393,32 @@ async fn main() -> anyhow::Result<()> {
     let _pgsim = KillOnDrop(pgsim);
     wait_healthy(&http, &pg_url, Duration::from_secs(20)).await?;
 
+    // A webhook receiver: every `paid` announcement is remembered (duplicates allowed).
+    let announced_paid: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let hook_url = {
+        let seen = announced_paid.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                        if v["status"] == "paid" {
+                            if let Some(id) = v["imp_uid"].as_str() {
+                                seen.lock().unwrap().insert(id.to_owned());
+                            }
+                        }
+                    }
+                    "ok"
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}/hook")
+    };
+
     // Pier, with a merchant whose default channel is that PG.
     let pier_port = free_port();
     let base = format!("http://127.0.0.1:{pier_port}");
@@ -420,6 +448,14 @@ async fn main() -> anyhow::Result<()> {
             "--default",
             "--target",
             &pg_url,
+        ])?;
+        p.run(&[
+            "merchant",
+            "set-webhook",
+            "--merchant",
+            &code,
+            "--url",
+            &hook_url,
         ])?;
         v
     };
@@ -564,6 +600,105 @@ async fn main() -> anyhow::Result<()> {
     }
     let reconcile_out = pier.lock().unwrap().run(&["reconcile", "--json"])?;
 
+    // Cancels under the same PG faults: a 500 KRW partial refund of every fifth paid payment,
+    // retried with its own Idempotency-Key until Pier answers finally; then wait until no refund
+    // is pending at Pier (an unknown PG answer is retried by Pier with the same cancellation_id).
+    let paid_uids: Vec<String> = {
+        let o = outcomes.lock().unwrap();
+        let mut v: Vec<String> = o
+            .iter()
+            .filter(|(_, x)| matches!(x, Outcome::Paid { .. }))
+            .map(|(u, _)| u.clone())
+            .collect();
+        v.sort();
+        v.into_iter().step_by(5).collect()
+    };
+    let cancels_ok = Arc::new(AtomicU64::new(0));
+    let cancels_refused = Arc::new(AtomicU64::new(0));
+    let cancels_gave_up = Arc::new(AtomicU64::new(0));
+    let mut cancel_tasks = Vec::new();
+    for uid in paid_uids.clone() {
+        let client = client.clone();
+        let (ok, refused, gave_up) = (
+            cancels_ok.clone(),
+            cancels_refused.clone(),
+            cancels_gave_up.clone(),
+        );
+        cancel_tasks.push(tokio::spawn(async move {
+            let body = json!({"merchant_uid": uid, "amount": 500, "reason": "chaos refund"});
+            let idem = format!("chaos-cancel-{uid}");
+            // Pier retries an unknown cancel with backoff (5 s, 10 s, 20 s …): keep asking ~3 min.
+            for _ in 0..600 {
+                match client
+                    .send(
+                        reqwest::Method::POST,
+                        "/payments/cancel",
+                        Some(&body),
+                        Some(&idem),
+                    )
+                    .await
+                {
+                    Some((200, false, _, v)) if v["code"] == 0 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Some((200, false, _, _)) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+            gave_up.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    for t in cancel_tasks {
+        t.await?;
+    }
+    let refunds_wait = Instant::now();
+    let mut refunds_pending = 0u64;
+    for uid in &paid_uids {
+        let imp_uid = match client
+            .send(
+                reqwest::Method::GET,
+                &format!("/payments/find/{uid}"),
+                None,
+                None,
+            )
+            .await
+        {
+            Some((200, _, _, v)) => v["response"]["imp_uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            _ => continue,
+        };
+        loop {
+            let pending = match client
+                .send(
+                    reqwest::Method::GET,
+                    &format!("/payments/{imp_uid}/balance"),
+                    None,
+                    None,
+                )
+                .await
+            {
+                Some((200, _, _, v)) => {
+                    v["response"]["cancel_pending_amount"].as_i64().unwrap_or(0)
+                }
+                _ => 1,
+            };
+            if pending == 0 {
+                break;
+            }
+            if refunds_wait.elapsed() > Duration::from_secs(180) {
+                refunds_pending += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     // ---- Verification ------------------------------------------------------------------------
     let outcomes = outcomes.lock().unwrap().clone();
     // Pier's view: every attempt of every merchant_uid.
@@ -571,6 +706,7 @@ async fn main() -> anyhow::Result<()> {
     let mut pier_paid_per_uid: HashMap<String, u32> = HashMap::new();
     let mut pier_unsettled = 0u64;
     let mut attempts_total = 0u64;
+    let mut pier_refunded: HashMap<String, i64> = HashMap::new(); // imp_uid -> cancel_amount
     let uids: Vec<String> = outcomes.keys().cloned().collect();
     let views = Arc::new(Mutex::new(Vec::new()));
     let mut lookups = Vec::new();
@@ -614,9 +750,13 @@ async fn main() -> anyhow::Result<()> {
         for p in list.as_array().into_iter().flatten() {
             attempts_total += 1;
             let imp_uid = p["imp_uid"].as_str().unwrap_or_default().to_owned();
+            let net = p["amount"].as_i64().unwrap_or(0) - p["cancel_amount"].as_i64().unwrap_or(0);
+            pier_refunded.insert(imp_uid.clone(), p["cancel_amount"].as_i64().unwrap_or(0));
             match p["status"].as_str() {
-                Some("paid") => {
-                    pier_paid.insert(imp_uid, (uid.clone(), p["amount"].as_i64().unwrap_or(0)));
+                Some("paid") | Some("cancelled")
+                    if p["paid_at"].as_i64().unwrap_or(0) > 0 && net > 0 =>
+                {
+                    pier_paid.insert(imp_uid, (uid.clone(), net));
                     *pier_paid_per_uid.entry(uid.clone()).or_default() += 1;
                 }
                 Some("ready") => pier_unsettled += 1,
@@ -638,6 +778,8 @@ async fn main() -> anyhow::Result<()> {
     let mut live_per_uid: HashMap<String, u32> = HashMap::new();
     let mut live_orders: HashSet<String> = HashSet::new();
     let mut pg_net: i64 = 0;
+    let mut pg_refunded: i64 = 0;
+    let mut refund_mismatches = 0u64;
     let (mut pg_voided, mut pg_declined, mut pg_approved_ever) = (0u64, 0u64, 0u64);
     for o in orders.iter().filter(mine) {
         let net = o["net_krw"].as_i64().unwrap_or(0);
@@ -649,6 +791,12 @@ async fn main() -> anyhow::Result<()> {
         }
         if o["pg_tid"].is_string() && o["status"] != "declined" {
             pg_approved_ever += 1;
+        }
+        let refunded_at_pg = o["cancelled_krw"].as_i64().unwrap_or(0);
+        pg_refunded += refunded_at_pg;
+        let order_id = o["order_id"].as_str().unwrap_or_default();
+        if refunded_at_pg != pier_refunded.get(order_id).copied().unwrap_or(0) {
+            refund_mismatches += 1;
         }
         if net > 0 {
             let uid = o["merchant_uid"].as_str().unwrap_or_default().to_owned();
@@ -697,9 +845,20 @@ async fn main() -> anyhow::Result<()> {
     // EXTENSION POINT (cancels): compare Pier's cancel_amount per payment with the ledger's
     // cancels (`ledger.cancels`, `orders[].cancelled_krw`); the totals check above already uses
     // net amounts once Pier's paid total subtracts cancel_amount.
-    // EXTENSION POINT (webhooks): start a receiver, point the merchant's webhook_url at it, and
-    // check that every `paid` payment was announced at least once (duplicates allowed, none
-    // missing) after the last restart.
+    // Webhooks: every paid payment announced at least once (duplicates allowed). Deliveries cut
+    // by a kill come back when their lease runs out, so allow a while.
+    let webhook_wait = Instant::now();
+    let webhooks_missing = loop {
+        let missing = {
+            let seen = announced_paid.lock().unwrap();
+            pier_paid.keys().filter(|id| !seen.contains(*id)).count()
+        };
+        if missing == 0 || webhook_wait.elapsed() > Duration::from_secs(180) {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let webhooks_announced = announced_paid.lock().unwrap().len();
 
     let c = &client.c;
     let ok = duplicates == 0
@@ -710,6 +869,11 @@ async fn main() -> anyhow::Result<()> {
         && told_failed_but_charged == 0
         && gave_up == 0
         && pier_unsettled == 0
+        && webhooks_missing == 0
+        && refund_mismatches == 0
+        && pier_refunded.values().sum::<i64>() == 500 * cancels_ok.load(Ordering::Relaxed) as i64
+        && refunds_pending == 0
+        && cancels_gave_up.load(Ordering::Relaxed) == 0
         && looked_up == outcomes.len();
     let log_count = |needle: &str| -> u64 {
         let mut n = 0;
@@ -752,7 +916,15 @@ async fn main() -> anyhow::Result<()> {
             "duplicates": duplicates, "orphans": orphans, "ghosts": ghosts,
             "totals_equal": pier_total == pg_net,
             "told_paid_not_paid": told_paid_not_paid, "told_failed_but_charged": told_failed_but_charged,
+            "paid_without_webhook": webhooks_missing,
+            "refund_mismatches": refund_mismatches, "refunds_pending": refunds_pending,
+            "refunded_as_asked": pier_refunded.values().sum::<i64>() == 500 * cancels_ok.load(Ordering::Relaxed) as i64,
         },
+        "refunds": {"asked": paid_uids.len(), "ok": cancels_ok.load(Ordering::Relaxed),
+                    "refused": cancels_refused.load(Ordering::Relaxed), "gave_up": cancels_gave_up.load(Ordering::Relaxed),
+                    "pier_total_krw": pier_refunded.values().sum::<i64>(), "pg_total_krw": pg_refunded,
+                    "wait_secs": refunds_wait.elapsed().as_secs_f64()},
+        "webhooks": {"paid_announced": webhooks_announced, "wait_secs": webhook_wait.elapsed().as_secs_f64()},
         "final_reconcile": serde_json::from_str::<Value>(reconcile_out.trim()).unwrap_or(Value::Null),
         "workdir": work.display().to_string(),
     });

@@ -54,6 +54,9 @@ pub struct CancelInput {
     pub reason: Option<String>,
     pub refund: RefundAccount,
     pub enable_webhook: bool,
+    /// The request's Idempotency-Key. A retry with the same key names the same cancel (same
+    /// cancellation_id), so a cancel whose first answer was unknown is never made twice.
+    pub idempotency_key: Option<String>,
 }
 
 /// What remains refundable of a payment (`GET /payments/{imp_uid}/balance`).
@@ -79,6 +82,31 @@ impl Engine {
         input: CancelInput,
     ) -> Result<Payment> {
         let p = self.cancel_target(merchant_id, &input).await?;
+        let cancellation_id = match &input.idempotency_key {
+            Some(key) => {
+                let h = self
+                    .auth
+                    .keyed_hash(format!("cancel\n{merchant_id}\n{key}").as_bytes());
+                format!("cnl_k{}", &h[..23])
+            }
+            None => format!("cnl_{}", pier_domain::ids::random_hex(12)),
+        };
+        if input.idempotency_key.is_some() {
+            if let Some(prior) = self.store.get_cancel_request(&cancellation_id).await? {
+                return match prior.state.as_str() {
+                    // Made already: answer with the payment as it stands.
+                    "done" => self.payment(merchant_id, &prior.imp_uid).await,
+                    "released" => Err(Error::PgRefused(
+                        "결제취소에 실패하였습니다. (this Idempotency-Key's cancel was refused by the PG)".into(),
+                    )),
+                    // Still unknown or under way: Pier is finishing it; ask again later.
+                    _ => Err(Error::PgUnknown {
+                        message: format!("{MSG_CANCEL_UNKNOWN} cancellation_id: {cancellation_id}"),
+                        imp_uid: prior.imp_uid,
+                    }),
+                };
+            }
+        }
         // A revoked virtual account is `cancelled` too, but was never paid.
         if !matches!(p.status.as_str(), "paid" | "cancelled") || p.paid_at == 0 {
             return Err(Error::Refused(MSG_NOT_PAID.into()));
@@ -118,7 +146,7 @@ impl Engine {
         }
         let now = self.now();
         let req = CancelRequestRow {
-            cancellation_id: format!("cnl_{}", pier_domain::ids::random_hex(12)),
+            cancellation_id,
             imp_uid: p.imp_uid.clone(),
             merchant_id: merchant_id.to_owned(),
             amount,

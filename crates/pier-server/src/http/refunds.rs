@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 pub async fn cancel(
     State(engine): State<AppState>,
     Extension(Merchant(m)): Extension<Merchant>,
+    headers: axum::http::HeaderMap,
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let imp_uid = p.str_opt("imp_uid", 64)?;
@@ -39,6 +40,10 @@ pub async fn cancel(
             tel: p.str_opt("refund_tel", 16)?,
         },
         enable_webhook: p.bool_opt("enable_webhook")?.unwrap_or(false),
+        idempotency_key: headers
+            .get(super::idempotency::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let paid = engine.cancel_payment(&m, input).await?;
     Ok(Envelope::ok(wire::payment(&paid)))

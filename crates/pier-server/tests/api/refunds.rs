@@ -719,3 +719,91 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
     assert_eq!(pg_cancelled(&t, &imp), (2500, 1));
     t.pier.shutdown().await;
 }
+
+/// Found by the chaos run: a client that retries a cancel with the same Idempotency-Key after an
+/// unknown answer must not get a second refund. The key names the cancel (same cancellation_id):
+/// while it is pending the retry is told so; once Pier has finished it, the retry gets the payment.
+#[tokio::test]
+async fn a_retried_cancel_with_the_same_idempotency_key_refunds_once() {
+    use pier_pg::pgsim::{FaultControl, Faults};
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let pg_engine = pier_pg::testpg::Engine::new(
+        pier_pg::testpg::EngineConfig::ephemeral("http://pgsim.test"),
+        std::sync::Arc::new(t.clock.clone()),
+    )
+    .unwrap();
+    let faults = FaultControl::new(Faults::default(), 1).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(pier_pg::pgsim::serve_engine(
+        pg_engine.clone(),
+        faults.clone(),
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    t.pier
+        .engine
+        .add_channel(DEMO_CODE, "jtnet", Some("simmid".into()), false, Some(url))
+        .await
+        .unwrap();
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(&tok),
+            json!({"merchant_uid": "idem-cancel", "amount": 8000, "card_number": CARD_OK, "expiry": "2030-12", "pg": "jtnet.simmid"}),
+        )
+        .await;
+    let imp = b["response"]["imp_uid"].as_str().unwrap().to_owned();
+    let send = |amount: i64| {
+        t.http
+            .post(t.url("/payments/cancel"))
+            .header("Authorization", &tok)
+            .header("Idempotency-Key", "refund-1")
+            .json(&json!({"imp_uid": imp, "amount": amount}))
+    };
+    faults
+        .set(Faults {
+            drop_response_rate: 1.0,
+            hang_ms: 1000,
+            ..Faults::default()
+        })
+        .unwrap();
+    let (s, b) = t.send(send(3000)).await;
+    assert_eq!((s, code(&b)), (200, -1), "{b}");
+    // The retry while the first is unresolved: told it is pending, no second cancel.
+    faults.set(Faults::default()).unwrap();
+    let (s, b) = t.send(send(3000)).await;
+    assert_eq!((s, code(&b)), (200, -1), "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("cancellation_id"),
+        "{b}"
+    );
+    assert_eq!(
+        pg_engine
+            .ledger_snapshot()
+            .order(&imp)
+            .unwrap()
+            .cancelled_krw,
+        3000
+    );
+    // Pier finishes it; the next retry gets the payment, refunded once.
+    t.clock.advance(60);
+    t.pier.engine.retry_pending_cancels().await.unwrap();
+    let (s, b) = t.send(send(3000)).await;
+    assert_eq!((s, code(&b)), (200, 0), "{b}");
+    assert_eq!(b["response"]["cancel_amount"], 3000, "{b}");
+    assert_eq!(b["response"]["cancel_history"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        pg_engine
+            .ledger_snapshot()
+            .order(&imp)
+            .unwrap()
+            .cancelled_krw,
+        3000,
+        "one refund, not two"
+    );
+}
