@@ -10,6 +10,41 @@ async fn cancel(t: &TestPier, tok: &str, body: Value) -> (u16, Value) {
     t.post("/payments/cancel", Some(tok), body).await
 }
 
+/// A pgsim (in this process) as the demo merchant's channel `jtnet.simmid`, whose answers a
+/// test can lose through the returned fault control.
+async fn pgsim_channel(
+    t: &TestPier,
+) -> (
+    pier_pg::testpg::Engine,
+    pier_pg::pgsim::FaultControl,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let pg_engine = pier_pg::testpg::Engine::new(
+        pier_pg::testpg::EngineConfig::ephemeral("http://pgsim.test"),
+        std::sync::Arc::new(t.clock.clone()),
+    )
+    .unwrap();
+    let faults = pier_pg::pgsim::FaultControl::new(pier_pg::pgsim::Faults::default(), 1).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pier_pg::pgsim::serve_engine(
+        pg_engine.clone(),
+        faults.clone(),
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    t.pier
+        .engine
+        .add_channel(DEMO_CODE, "jtnet", Some("simmid".into()), false, Some(url))
+        .await
+        .unwrap();
+    (pg_engine, faults, stop_tx, server)
+}
+
 fn code(b: &Value) -> i64 {
     b["code"].as_i64().unwrap()
 }
@@ -407,32 +442,10 @@ async fn futures_join_all<F: std::future::Future>(
 /// cancellation_id: exactly one refund at the PG, and Pier records it.
 #[tokio::test]
 async fn unknown_cancel_outcome_is_retried_with_the_same_cancellation_id() {
-    use pier_pg::pgsim::{FaultControl, Faults};
+    use pier_pg::pgsim::Faults;
     let t = TestPier::start().await;
     let tok = t.token().await;
-    // A pgsim channel whose answers we can lose.
-    let pg_engine = pier_pg::testpg::Engine::new(
-        pier_pg::testpg::EngineConfig::ephemeral("http://pgsim.test"),
-        std::sync::Arc::new(t.clock.clone()),
-    )
-    .unwrap();
-    let faults = FaultControl::new(Faults::default(), 1).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(pier_pg::pgsim::serve_engine(
-        pg_engine.clone(),
-        faults.clone(),
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    t.pier
-        .engine
-        .add_channel(DEMO_CODE, "jtnet", Some("simmid".into()), false, Some(url))
-        .await
-        .unwrap();
+    let (pg_engine, faults, stop_tx, server) = pgsim_channel(&t).await;
     let (s, b) = t
         .post(
             "/subscribe/payments/onetime",
@@ -725,31 +738,10 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
 /// while it is pending the retry is told so; once Pier has finished it, the retry gets the payment.
 #[tokio::test]
 async fn a_retried_cancel_with_the_same_idempotency_key_refunds_once() {
-    use pier_pg::pgsim::{FaultControl, Faults};
+    use pier_pg::pgsim::Faults;
     let t = TestPier::start().await;
     let tok = t.token().await;
-    let pg_engine = pier_pg::testpg::Engine::new(
-        pier_pg::testpg::EngineConfig::ephemeral("http://pgsim.test"),
-        std::sync::Arc::new(t.clock.clone()),
-    )
-    .unwrap();
-    let faults = FaultControl::new(Faults::default(), 1).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(pier_pg::pgsim::serve_engine(
-        pg_engine.clone(),
-        faults.clone(),
-        listener,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    t.pier
-        .engine
-        .add_channel(DEMO_CODE, "jtnet", Some("simmid".into()), false, Some(url))
-        .await
-        .unwrap();
+    let (pg_engine, faults, _stop_tx, _server) = pgsim_channel(&t).await;
     let (_, b) = t
         .post(
             "/subscribe/payments/onetime",
