@@ -618,9 +618,19 @@ async fn trans(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match st.engine.authenticate_trans(&sid, field(&f, "bank_code")) {
-        Ok(token) => authenticated(&s, &token),
-        Err(e) => render(&st, &s, &Display::default(), Some(&pg_message(&e))),
+    answer(
+        &st,
+        &s,
+        st.engine.authenticate_trans(&sid, field(&f, "bank_code")),
+    )
+}
+
+/// The window's answer to an authentication step: back to Pier with the token, or the same
+/// page again with the PG's message.
+fn answer(st: &WindowState, s: &SessionView, r: Result<String, PgError>) -> Response {
+    match r {
+        Ok(token) => authenticated(s, &token),
+        Err(e) => render(st, s, &Display::default(), Some(&pg_message(&e))),
     }
 }
 
@@ -633,10 +643,11 @@ async fn vbank(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match st.engine.authenticate_vbank(&sid, field(&f, "bank_code")) {
-        Ok(token) => authenticated(&s, &token),
-        Err(e) => render(&st, &s, &Display::default(), Some(&pg_message(&e))),
-    }
+    answer(
+        &st,
+        &s,
+        st.engine.authenticate_vbank(&sid, field(&f, "bank_code")),
+    )
 }
 
 async fn phone(
