@@ -73,11 +73,11 @@ impl Engine {
         q: PaymentQuery<'_>,
     ) -> Result<Page<Payment>> {
         let to = to.unwrap_or_else(|| self.now());
-        let from = from.unwrap_or(to - STATUS_WINDOW_SECS);
+        let from = from.unwrap_or(to.saturating_sub(STATUS_WINDOW_SECS));
         if from > to {
             return Err(Error::Invalid("from must not be after to".into()));
         }
-        if to - from > STATUS_WINDOW_SECS {
+        if to.saturating_sub(from) > STATUS_WINDOW_SECS {
             return Err(Error::Invalid(
                 "the from–to window must be at most 90 days".into(),
             ));

@@ -196,7 +196,7 @@ pub async fn list(
             "schedule_to must be later than schedule_from",
         ));
     }
-    if to - from > MAX_WINDOW_SECS {
+    if to.saturating_sub(from) > MAX_WINDOW_SECS {
         return Err(ApiError::bad_request(
             "the schedule_from..schedule_to window may span at most 93 days",
         ));
