@@ -70,3 +70,18 @@ pub(crate) async fn next_batch(queue: &Queue) -> Option<Vec<(Op, Reply)>> {
     }
     Some(batch)
 }
+
+/// `next_batch` for a writer on its own thread, holding the receiver.
+pub(crate) fn next_batch_blocking(
+    rx: &mut mpsc::Receiver<(Op, Reply)>,
+) -> Option<Vec<(Op, Reply)>> {
+    let first = rx.blocking_recv()?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}

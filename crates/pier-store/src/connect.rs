@@ -1,7 +1,8 @@
 //! Opening a store from a URL, and the two store types.
 
 use crate::batch::Writer;
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
+use crate::lane::Lane;
 use crate::Store;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -22,6 +23,8 @@ pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
     /// Group-commit writer for the charge hot path (`None`: write directly).
     pub(crate) writer: Option<Writer>,
+    /// Hot reads and the writer on rusqlite (`None` for an in-memory database).
+    pub(crate) lane: Option<Arc<Lane>>,
 }
 
 #[derive(Clone, Debug)]
@@ -50,17 +53,28 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        // SQLite has one writer at a time anyway: one group-commit task.
+        // SQLite has one writer at a time anyway: one group-commit writer, on its own thread
+        // with rusqlite when the database is a file (see `lane`).
         let (writer, queue) = Writer::new();
-        tokio::spawn(crate::payments::sqlite_impl::run_writer(
-            pool.clone(),
-            queue,
-        ));
+        let file = opts.get_filename();
+        let lane = if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+            tokio::spawn(crate::payments::sqlite_impl::run_writer(
+                pool.clone(),
+                queue,
+            ));
+            None
+        } else {
+            let lane = Arc::new(Lane::new(file));
+            crate::lane::spawn_writer(lane.clone(), queue)
+                .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+            Some(lane)
+        };
         Ok(Self {
             pool,
             writer: Some(writer),
+            lane,
         })
     }
 
@@ -119,5 +133,22 @@ pub async fn connect(url: &str, migrate: bool) -> StoreResult<(Arc<dyn Store>, S
             s.migrate().await?;
         }
         Ok((Arc::new(s), StoreKind::Sqlite))
+    }
+}
+
+/// The SQLite fast lane of a store, if it has one (PostgreSQL never does).
+pub(crate) trait HasLane {
+    fn lane(&self) -> Option<&Lane>;
+}
+
+impl HasLane for SqliteStore {
+    fn lane(&self) -> Option<&Lane> {
+        self.lane.as_deref()
+    }
+}
+
+impl HasLane for PgStore {
+    fn lane(&self) -> Option<&Lane> {
+        None
     }
 }

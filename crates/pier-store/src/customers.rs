@@ -2,8 +2,18 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
-use crate::models::Customer;
+use crate::models::{Channel, Customer};
+use crate::prepare::Prepared;
 use async_trait::async_trait;
+
+/// What an `again` charge reads before it starts: the billing key, its channel (`None` if the
+/// channel is gone) and the amount pre-registered for the merchant_uid, if any.
+#[derive(Clone, Debug)]
+pub struct ChargeContext {
+    pub customer: Customer,
+    pub channel: Option<Channel>,
+    pub prepared: Option<Prepared>,
+}
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
@@ -26,44 +36,126 @@ pub trait CustomerStore: Send + Sync {
         merchant_id: &str,
         customer_uid: &str,
     ) -> StoreResult<Option<Customer>>;
+    /// The customer, its channel and the merchant_uid's pre-registration in one read (one round
+    /// trip on PostgreSQL). `None` when the customer_uid is unknown.
+    async fn charge_context(
+        &self,
+        merchant_id: &str,
+        customer_uid: &str,
+        merchant_uid: &str,
+    ) -> StoreResult<Option<ChargeContext>>;
 }
 
-const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
+/// The `charge_context` join: customer columns by their names, channel and prepare columns
+/// prefixed `ch_` / `pp_`.
+fn charge_context_sql() -> &'static str {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let customer: Vec<String> = CUSTOMER_COLS
+            .split(',')
+            .map(|c| format!("c.{}", c.trim()))
+            .collect();
+        format!(
+            "SELECT {}, ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, ch.pg_provider AS ch_pg_provider, \
+             ch.mid AS ch_mid, ch.is_default AS ch_is_default, ch.sandbox AS ch_sandbox, ch.target AS ch_target, \
+             ch.created_at AS ch_created_at, pp.amount AS pp_amount, pp.currency AS pp_currency, \
+             pp.created_at AS pp_created_at, pp.updated_at AS pp_updated_at \
+             FROM customers c LEFT JOIN channels ch ON ch.id = c.channel_id \
+             LEFT JOIN payment_prepares pp ON pp.merchant_id = c.merchant_id AND pp.merchant_uid = $3 \
+             WHERE c.merchant_id = $1 AND c.customer_uid = $2",
+            customer.join(", ")
+        )
+    })
+}
+
+pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
      customer_id, card_name, card_code, card_number, card_type, customer_name, customer_tel, customer_email, \
      customer_addr, customer_postcode, inserted, updated";
+
+/// Builds a `Customer` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
+/// `get` for rusqlite), so every read path shares one mapping.
+macro_rules! customer_from_row {
+    ($r:expr, $get:ident) => {
+        Customer {
+            merchant_id: $r.$get("merchant_id")?,
+            customer_uid: $r.$get("customer_uid")?,
+            channel_id: $r.$get("channel_id")?,
+            pg_provider: $r.$get("pg_provider")?,
+            pg_id: $r.$get("pg_id")?,
+            sandbox: $r.$get("sandbox")?,
+            billing_key: $r.$get("billing_key")?,
+            customer_id: $r.$get("customer_id")?,
+            card_name: $r.$get("card_name")?,
+            card_code: $r.$get("card_code")?,
+            card_number: $r.$get("card_number")?,
+            card_type: $r.$get("card_type")?,
+            customer_name: $r.$get("customer_name")?,
+            customer_tel: $r.$get("customer_tel")?,
+            customer_email: $r.$get("customer_email")?,
+            customer_addr: $r.$get("customer_addr")?,
+            customer_postcode: $r.$get("customer_postcode")?,
+            inserted: $r.$get("inserted")?,
+            updated: $r.$get("updated")?,
+        }
+    };
+}
+pub(crate) use customer_from_row;
 
 macro_rules! impl_customer_store {
     ($store:ty, $row:ty, $m:ident) => {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::connect::HasLane;
 
             fn customer(r: &$row) -> sqlx::Result<Customer> {
-                Ok(Customer {
-                    merchant_id: r.try_get("merchant_id")?,
-                    customer_uid: r.try_get("customer_uid")?,
-                    channel_id: r.try_get("channel_id")?,
-                    pg_provider: r.try_get("pg_provider")?,
-                    pg_id: r.try_get("pg_id")?,
-                    sandbox: r.try_get("sandbox")?,
-                    billing_key: r.try_get("billing_key")?,
-                    customer_id: r.try_get("customer_id")?,
-                    card_name: r.try_get("card_name")?,
-                    card_code: r.try_get("card_code")?,
-                    card_number: r.try_get("card_number")?,
-                    card_type: r.try_get("card_type")?,
-                    customer_name: r.try_get("customer_name")?,
-                    customer_tel: r.try_get("customer_tel")?,
-                    customer_email: r.try_get("customer_email")?,
-                    customer_addr: r.try_get("customer_addr")?,
-                    customer_postcode: r.try_get("customer_postcode")?,
-                    inserted: r.try_get("inserted")?,
-                    updated: r.try_get("updated")?,
-                })
+                Ok(customer_from_row!(r, try_get))
+            }
+
+            fn charge_context(r: &$row, merchant_uid: &str) -> sqlx::Result<ChargeContext> {
+                let customer = customer(r)?;
+                let channel = match r.try_get::<Option<String>, _>("ch_id")? {
+                    None => None,
+                    Some(id) => Some(Channel {
+                        id,
+                        merchant_id: r.try_get("ch_merchant_id")?,
+                        pg_provider: r.try_get("ch_pg_provider")?,
+                        mid: r.try_get("ch_mid")?,
+                        is_default: r.try_get("ch_is_default")?,
+                        sandbox: r.try_get("ch_sandbox")?,
+                        target: r.try_get("ch_target")?,
+                        created_at: r.try_get("ch_created_at")?,
+                    }),
+                };
+                let prepared = match r.try_get::<Option<i64>, _>("pp_amount")? {
+                    None => None,
+                    Some(amount) => Some(Prepared {
+                        merchant_id: customer.merchant_id.clone(),
+                        merchant_uid: merchant_uid.to_owned(),
+                        amount,
+                        currency: r.try_get("pp_currency")?,
+                        created_at: r.try_get("pp_created_at")?,
+                        updated_at: r.try_get("pp_updated_at")?,
+                    }),
+                };
+                Ok(ChargeContext { customer, channel, prepared })
             }
 
             #[async_trait]
             impl CustomerStore for $store {
+                async fn charge_context(&self, merchant_id: &str, customer_uid: &str, merchant_uid: &str) -> StoreResult<Option<ChargeContext>> {
+                    if let Some(lane) = self.lane() {
+                        return lane.charge_context(merchant_id, customer_uid, merchant_uid);
+                    }
+                    let row = sqlx::query(charge_context_sql())
+                        .bind(merchant_id)
+                        .bind(customer_uid)
+                        .bind(merchant_uid)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(row.as_ref().map(|r| charge_context(r, merchant_uid)).transpose()?)
+                }
+
                 async fn upsert_customer(&self, c: &Customer) -> StoreResult<Customer> {
                     let row = sqlx::query(&format!(
                         "INSERT INTO customers ({CUSTOMER_COLS}) VALUES \
@@ -103,6 +195,9 @@ macro_rules! impl_customer_store {
                 }
 
                 async fn get_customer(&self, merchant_id: &str, customer_uid: &str) -> StoreResult<Option<Customer>> {
+                    if let Some(lane) = self.lane() {
+                        return lane.get_customer(merchant_id, customer_uid);
+                    }
                     let row = sqlx::query(&format!(
                         "SELECT {CUSTOMER_COLS} FROM customers WHERE merchant_id = $1 AND customer_uid = $2"
                     ))

@@ -10,6 +10,9 @@ pub enum StoreError {
     Stale(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// An error of the SQLite fast lane (`lane`), as text: rusqlite's error is not `Sync`.
+    #[error("database error: {0}")]
+    Sqlite(String),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -28,15 +28,34 @@ pub trait MerchantStore: Send + Sync {
 
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
      webhook_secret, allowed_origins, is_demo, created_at";
-const CHANNEL_COLS: &str =
+pub(crate) const CHANNEL_COLS: &str =
     "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at";
 const TOKEN_COLS: &str = "token, merchant_id, imp_key, expired_at, created_at";
+
+/// Builds a `Channel` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
+/// `get` for rusqlite), so every read path shares one mapping.
+macro_rules! channel_from_row {
+    ($r:expr, $get:ident) => {
+        Channel {
+            id: $r.$get("id")?,
+            merchant_id: $r.$get("merchant_id")?,
+            pg_provider: $r.$get("pg_provider")?,
+            mid: $r.$get("mid")?,
+            is_default: $r.$get("is_default")?,
+            sandbox: $r.$get("sandbox")?,
+            target: $r.$get("target")?,
+            created_at: $r.$get("created_at")?,
+        }
+    };
+}
+pub(crate) use channel_from_row;
 
 macro_rules! impl_merchant_store {
     ($store:ty, $row:ty, $m:ident) => {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::connect::HasLane;
 
             fn merchant(r: &$row) -> sqlx::Result<Merchant> {
                 Ok(Merchant {
@@ -54,16 +73,7 @@ macro_rules! impl_merchant_store {
             }
 
             fn channel(r: &$row) -> sqlx::Result<Channel> {
-                Ok(Channel {
-                    id: r.try_get("id")?,
-                    merchant_id: r.try_get("merchant_id")?,
-                    pg_provider: r.try_get("pg_provider")?,
-                    mid: r.try_get("mid")?,
-                    is_default: r.try_get("is_default")?,
-                    sandbox: r.try_get("sandbox")?,
-                    target: r.try_get("target")?,
-                    created_at: r.try_get("created_at")?,
-                })
+                Ok(channel_from_row!(r, try_get))
             }
 
             fn token(r: &$row) -> sqlx::Result<Token> {
@@ -171,6 +181,9 @@ macro_rules! impl_merchant_store {
                 }
 
                 async fn list_channels(&self, merchant_id: Option<&str>) -> StoreResult<Vec<Channel>> {
+                    if let (Some(lane), Some(m)) = (self.lane(), merchant_id) {
+                        return lane.merchant_channels(m);
+                    }
                     let rows = match merchant_id {
                         Some(m) => sqlx::query(&format!(
                             "SELECT {CHANNEL_COLS} FROM channels WHERE merchant_id = $1 ORDER BY created_at, id"
@@ -186,6 +199,9 @@ macro_rules! impl_merchant_store {
                 }
 
                 async fn get_channel(&self, id: &str) -> StoreResult<Option<Channel>> {
+                    if let Some(lane) = self.lane() {
+                        return lane.get_channel(id);
+                    }
                     let row = sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1"))
                         .bind(id)
                         .fetch_optional(&self.pool)

@@ -82,6 +82,96 @@ pub trait PaymentStore: Send + Sync {
     async fn insert_events(&self, events: &[OutboxEvent]) -> StoreResult<()>;
 }
 
+/// Builds a `Payment` from a row of `PAYMENT_COLUMNS`; `$get` is the driver's by-name getter
+/// (`try_get` for sqlx, `get` for rusqlite), so both read paths share one mapping.
+macro_rules! payment_from_row {
+    ($r:expr, $get:ident) => {
+        Payment {
+            imp_uid: $r.$get("imp_uid")?,
+            merchant_id: $r.$get("merchant_id")?,
+            merchant_uid: $r.$get("merchant_uid")?,
+            uid_lock: $r.$get("uid_lock")?,
+            told_failed: $r.$get("told_failed")?,
+            reconcile_attempts: $r.$get("reconcile_attempts")?,
+            next_reconcile_at: $r.$get("next_reconcile_at")?,
+            channel_id: $r.$get("channel_id")?,
+            pay_method: $r.$get("pay_method")?,
+            channel: $r.$get("channel")?,
+            pg_provider: $r.$get("pg_provider")?,
+            emb_pg_provider: $r.$get("emb_pg_provider")?,
+            pg_tid: $r.$get("pg_tid")?,
+            pg_id: $r.$get("pg_id")?,
+            sandbox: $r.$get("sandbox")?,
+            escrow: $r.$get("escrow")?,
+            apply_num: $r.$get("apply_num")?,
+            bank_code: $r.$get("bank_code")?,
+            bank_name: $r.$get("bank_name")?,
+            card_code: $r.$get("card_code")?,
+            card_name: $r.$get("card_name")?,
+            card_quota: $r.$get("card_quota")?,
+            card_number: $r.$get("card_number")?,
+            card_type: $r.$get("card_type")?,
+            vbank_code: $r.$get("vbank_code")?,
+            vbank_name: $r.$get("vbank_name")?,
+            vbank_num: $r.$get("vbank_num")?,
+            vbank_holder: $r.$get("vbank_holder")?,
+            vbank_date: $r.$get("vbank_date")?,
+            vbank_issued_at: $r.$get("vbank_issued_at")?,
+            name: $r.$get("name")?,
+            amount: $r.$get("amount")?,
+            cancel_amount: $r.$get("cancel_amount")?,
+            cancel_reserved: $r.$get("cancel_reserved")?,
+            tax_free: $r.$get("tax_free")?,
+            vat_amount: $r.$get("vat_amount")?,
+            currency: $r.$get("currency")?,
+            buyer_name: $r.$get("buyer_name")?,
+            buyer_email: $r.$get("buyer_email")?,
+            buyer_tel: $r.$get("buyer_tel")?,
+            buyer_addr: $r.$get("buyer_addr")?,
+            buyer_postcode: $r.$get("buyer_postcode")?,
+            custom_data: $r.$get("custom_data")?,
+            user_agent: $r.$get("user_agent")?,
+            notice_url: $r.$get("notice_url")?,
+            status: $r.$get("status")?,
+            started_at: $r.$get("started_at")?,
+            paid_at: $r.$get("paid_at")?,
+            failed_at: $r.$get("failed_at")?,
+            cancelled_at: $r.$get("cancelled_at")?,
+            updated_at: $r.$get("updated_at")?,
+            fail_reason: $r.$get("fail_reason")?,
+            cancel_reason: $r.$get("cancel_reason")?,
+            receipt_url: $r.$get("receipt_url")?,
+            cash_receipt_issued: $r.$get("cash_receipt_issued")?,
+            customer_uid: $r.$get("customer_uid")?,
+            customer_uid_usage: $r.$get("customer_uid_usage")?,
+            pg_state: {
+                let s: String = $r.$get("pg_state")?;
+                PgState::parse(&s)
+            },
+            cancel_history: Vec::new(),
+        }
+    };
+}
+pub(crate) use payment_from_row;
+
+/// `(imp_uid, entry)` from a `cancel_history` row.
+macro_rules! cancel_entry_from_row {
+    ($r:expr, $get:ident) => {
+        (
+            $r.$get("imp_uid")?,
+            CancelEntry {
+                cancellation_id: $r.$get("cancellation_id")?,
+                pg_tid: $r.$get("pg_tid")?,
+                amount: $r.$get("amount")?,
+                cancelled_at: $r.$get("cancelled_at")?,
+                reason: $r.$get("reason")?,
+                receipt_url: $r.$get("receipt_url")?,
+            },
+        )
+    };
+}
+pub(crate) use cancel_entry_from_row;
+
 pub(crate) const PAYMENT_COLUMNS: &[&str] = &[
     "imp_uid",
     "merchant_id",
@@ -143,19 +233,21 @@ pub(crate) const PAYMENT_COLUMNS: &[&str] = &[
     "customer_uid_usage",
 ];
 
-fn cols() -> &'static str {
+pub(crate) fn cols() -> &'static str {
     static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
 }
 
-fn insert_sql() -> &'static str {
+pub(crate) fn insert_sql() -> &'static str {
     static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     S.get_or_init(|| {
         let ph: Vec<String> = (1..=PAYMENT_COLUMNS.len())
             .map(|i| format!("${i}"))
             .collect();
+        // DO NOTHING: a taken merchant_uid guard (partial unique index) inserts no row, and the
+        // caller reports the conflict, instead of failing the whole group-commit batch.
         format!(
-            "INSERT INTO payments ({}) VALUES ({})",
+            "INSERT INTO payments ({}) VALUES ({}) ON CONFLICT DO NOTHING",
             cols(),
             ph.join(",")
         )
@@ -179,6 +271,67 @@ fn placeholders(start: usize, n: usize) -> String {
         .join(",")
 }
 
+#[derive(Clone, Copy)]
+pub(crate) enum SettleKind {
+    Paid,
+    Failed,
+    Unknown,
+}
+
+/// The guarded UPDATE recording a PG answer, returning the row. Parameters: `$1` imp_uid,
+/// `$2` now, then per kind — Paid: `$3` pg_tid, `$4` apply_num, `$5` paid_at, `$6` card_code,
+/// `$7` card_name, `$8` card_number, `$9` card_type, `$10` card_quota, `$11` bank_code,
+/// `$12` bank_name, `$13` receipt_url; Failed: `$3` reason, `$4` failed_at; Unknown:
+/// `$3` told_failed, `$4` next_reconcile_at.
+pub(crate) fn settle_sql(kind: SettleKind) -> &'static str {
+    static S: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    let all = S.get_or_init(|| {
+        let guard = "WHERE imp_uid = $1 AND status = 'ready' AND pg_state IN ('in_flight','unknown')";
+        [
+            format!(
+                "UPDATE payments SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = $2, \
+                 pg_tid = $3, apply_num = $4, paid_at = $5, card_code = COALESCE($6, card_code), \
+                 card_name = COALESCE($7, card_name), card_number = COALESCE($8, card_number), \
+                 card_type = COALESCE($9, card_type), card_quota = $10, bank_code = COALESCE($11, bank_code), \
+                 bank_name = COALESCE($12, bank_name), receipt_url = $13 {guard} RETURNING {}",
+                cols()
+            ),
+            format!(
+                "UPDATE payments SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, updated_at = $2, \
+                 fail_reason = $3, failed_at = $4 {guard} RETURNING {}",
+                cols()
+            ),
+            format!(
+                "UPDATE payments SET pg_state = 'unknown', updated_at = $2, told_failed = (told_failed OR $3), \
+                 next_reconcile_at = $4, reconcile_attempts = reconcile_attempts + 1 {guard} RETURNING {}",
+                cols()
+            ),
+        ]
+    });
+    &all[kind as usize]
+}
+
+/// Reads one payment of one merchant (`$1` imp_uid, `$2` merchant_id), or of any (`$1` only).
+pub(crate) fn get_sql(with_merchant: bool) -> &'static str {
+    static S: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let all = S.get_or_init(|| {
+        [
+            format!("SELECT {} FROM payments WHERE imp_uid = $1", cols()),
+            format!(
+                "SELECT {} FROM payments WHERE imp_uid = $1 AND merchant_id = $2",
+                cols()
+            ),
+        ]
+    });
+    &all[with_merchant as usize]
+}
+
+pub(crate) const CANCEL_HISTORY_COLS: &str =
+    "imp_uid, cancellation_id, pg_tid, amount, cancelled_at, reason, receipt_url";
+pub(crate) const CANCEL_HISTORY_ONE: &str =
+    "SELECT imp_uid, cancellation_id, pg_tid, amount, cancelled_at, reason, receipt_url \
+     FROM cancel_history WHERE imp_uid = $1 ORDER BY seq";
+
 pub(crate) const OUTBOX_INSERT: &str = "INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, \
      cancellation_id, notice_urls, created_at, next_attempt_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8)";
 
@@ -187,84 +340,14 @@ macro_rules! impl_payment_store {
         pub(crate) mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::connect::HasLane;
 
             pub(crate) fn payment(r: &$row) -> sqlx::Result<Payment> {
-                let pg_state: String = r.try_get("pg_state")?;
-                Ok(Payment {
-                    imp_uid: r.try_get("imp_uid")?,
-                    merchant_id: r.try_get("merchant_id")?,
-                    merchant_uid: r.try_get("merchant_uid")?,
-                    uid_lock: r.try_get("uid_lock")?,
-                    pg_state: PgState::parse(&pg_state),
-                    told_failed: r.try_get("told_failed")?,
-                    reconcile_attempts: r.try_get("reconcile_attempts")?,
-                    next_reconcile_at: r.try_get("next_reconcile_at")?,
-                    channel_id: r.try_get("channel_id")?,
-                    pay_method: r.try_get("pay_method")?,
-                    channel: r.try_get("channel")?,
-                    pg_provider: r.try_get("pg_provider")?,
-                    emb_pg_provider: r.try_get("emb_pg_provider")?,
-                    pg_tid: r.try_get("pg_tid")?,
-                    pg_id: r.try_get("pg_id")?,
-                    sandbox: r.try_get("sandbox")?,
-                    escrow: r.try_get("escrow")?,
-                    apply_num: r.try_get("apply_num")?,
-                    bank_code: r.try_get("bank_code")?,
-                    bank_name: r.try_get("bank_name")?,
-                    card_code: r.try_get("card_code")?,
-                    card_name: r.try_get("card_name")?,
-                    card_quota: r.try_get("card_quota")?,
-                    card_number: r.try_get("card_number")?,
-                    card_type: r.try_get("card_type")?,
-                    vbank_code: r.try_get("vbank_code")?,
-                    vbank_name: r.try_get("vbank_name")?,
-                    vbank_num: r.try_get("vbank_num")?,
-                    vbank_holder: r.try_get("vbank_holder")?,
-                    vbank_date: r.try_get("vbank_date")?,
-                    vbank_issued_at: r.try_get("vbank_issued_at")?,
-                    name: r.try_get("name")?,
-                    amount: r.try_get("amount")?,
-                    cancel_amount: r.try_get("cancel_amount")?,
-                    cancel_reserved: r.try_get("cancel_reserved")?,
-                    tax_free: r.try_get("tax_free")?,
-                    vat_amount: r.try_get("vat_amount")?,
-                    currency: r.try_get("currency")?,
-                    buyer_name: r.try_get("buyer_name")?,
-                    buyer_email: r.try_get("buyer_email")?,
-                    buyer_tel: r.try_get("buyer_tel")?,
-                    buyer_addr: r.try_get("buyer_addr")?,
-                    buyer_postcode: r.try_get("buyer_postcode")?,
-                    custom_data: r.try_get("custom_data")?,
-                    user_agent: r.try_get("user_agent")?,
-                    notice_url: r.try_get("notice_url")?,
-                    status: r.try_get("status")?,
-                    started_at: r.try_get("started_at")?,
-                    paid_at: r.try_get("paid_at")?,
-                    failed_at: r.try_get("failed_at")?,
-                    cancelled_at: r.try_get("cancelled_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                    fail_reason: r.try_get("fail_reason")?,
-                    cancel_reason: r.try_get("cancel_reason")?,
-                    receipt_url: r.try_get("receipt_url")?,
-                    cash_receipt_issued: r.try_get("cash_receipt_issued")?,
-                    customer_uid: r.try_get("customer_uid")?,
-                    customer_uid_usage: r.try_get("customer_uid_usage")?,
-                    cancel_history: Vec::new(),
-                })
+                Ok(payment_from_row!(r, try_get))
             }
 
             fn cancel_entry(r: &$row) -> sqlx::Result<(String, CancelEntry)> {
-                Ok((
-                    r.try_get("imp_uid")?,
-                    CancelEntry {
-                        cancellation_id: r.try_get("cancellation_id")?,
-                        pg_tid: r.try_get("pg_tid")?,
-                        amount: r.try_get("amount")?,
-                        cancelled_at: r.try_get("cancelled_at")?,
-                        reason: r.try_get("reason")?,
-                        receipt_url: r.try_get("receipt_url")?,
-                    },
-                ))
+                Ok(cancel_entry_from_row!(r, try_get))
             }
 
             /// Fills `cancel_history` of payments that have cancels, in one query.
@@ -348,19 +431,9 @@ macro_rules! impl_payment_store {
                 now: i64,
                 events: &[OutboxEvent],
             ) -> sqlx::Result<Option<Payment>> {
-                let guard = "WHERE imp_uid = $1 AND status = 'ready' AND pg_state IN ('in_flight','unknown')";
-                    let sql;
-                    let q = match s {
-                        Settlement::Paid { pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, card_quota, bank_code, bank_name, receipt_url } => {
-                            sql = format!(
-                                "UPDATE payments SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = $2, \
-                                 pg_tid = $3, apply_num = $4, paid_at = $5, card_code = COALESCE($6, card_code), \
-                                 card_name = COALESCE($7, card_name), card_number = COALESCE($8, card_number), \
-                                 card_type = COALESCE($9, card_type), card_quota = $10, bank_code = COALESCE($11, bank_code), \
-                                 bank_name = COALESCE($12, bank_name), receipt_url = $13 {guard} RETURNING {}",
-                                cols()
-                            );
-                            sqlx::query(&sql)
+                let q = match s {
+                    Settlement::Paid { pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, card_quota, bank_code, bank_name, receipt_url } => {
+                        sqlx::query(settle_sql(SettleKind::Paid))
                             .bind(imp_uid)
                             .bind(now)
                             .bind(pg_tid)
@@ -374,32 +447,18 @@ macro_rules! impl_payment_store {
                             .bind(bank_code)
                             .bind(bank_name)
                             .bind(receipt_url)
-                        }
-                        Settlement::Failed { reason, failed_at } => {
-                            sql = format!(
-                            "UPDATE payments SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, updated_at = $2, \
-                             fail_reason = $3, failed_at = $4 {guard} RETURNING {}",
-                            cols()
-                        );
-                        sqlx::query(&sql)
+                    }
+                    Settlement::Failed { reason, failed_at } => sqlx::query(settle_sql(SettleKind::Failed))
                         .bind(imp_uid)
                         .bind(now)
                         .bind(reason)
-                        .bind(*failed_at)
-                        }
-                        Settlement::Unknown { told_failed, next_reconcile_at } => {
-                            sql = format!(
-                            "UPDATE payments SET pg_state = 'unknown', updated_at = $2, told_failed = (told_failed OR $3), \
-                             next_reconcile_at = $4, reconcile_attempts = reconcile_attempts + 1 {guard} RETURNING {}",
-                            cols()
-                        );
-                        sqlx::query(&sql)
+                        .bind(*failed_at),
+                    Settlement::Unknown { told_failed, next_reconcile_at } => sqlx::query(settle_sql(SettleKind::Unknown))
                         .bind(imp_uid)
                         .bind(now)
                         .bind(*told_failed)
-                        .bind(*next_reconcile_at)
-                        }
-                    };
+                        .bind(*next_reconcile_at),
+                };
                 let Some(row) = q.fetch_optional(&mut **tx).await? else {
                     return Ok(None);
                 };
@@ -418,17 +477,25 @@ macro_rules! impl_payment_store {
                         Some(b) => b,
                         None => return,
                     };
-                    let mut results = Vec::with_capacity(batch.len());
-                    let attempt: sqlx::Result<()> = async {
+                    let attempt: sqlx::Result<Vec<OpResult>> = async {
                         let mut tx = pool.begin().await?;
-                        for (op, _) in &batch {
-                            results.push(apply(&mut tx, op).await?);
-                        }
-                        tx.commit().await
+                        let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
+                        let results = match <$db as crate::pg_batch::MultiRow>::write_batch(&mut tx, &ops).await {
+                            Some(r) => r?,
+                            None => {
+                                let mut results = Vec::with_capacity(ops.len());
+                                for op in ops {
+                                    results.push(apply(&mut tx, op).await?);
+                                }
+                                results
+                            }
+                        };
+                        tx.commit().await?;
+                        Ok(results)
                     }
                     .await;
                     match attempt {
-                        Ok(()) => {
+                        Ok(results) => {
                             for ((_, reply), r) in batch.into_iter().zip(results) {
                                 let _ = reply.send(Ok(r));
                             }
@@ -546,13 +613,16 @@ macro_rules! impl_payment_store {
                 }
 
                 async fn get_payment(&self, merchant_id: Option<&str>, imp_uid: &str) -> StoreResult<Option<Payment>> {
+                    if let Some(lane) = self.lane() {
+                        return lane.get_payment(merchant_id, imp_uid);
+                    }
                     let row = match merchant_id {
-                        Some(m) => sqlx::query(&format!("SELECT {} FROM payments WHERE imp_uid = $1 AND merchant_id = $2", cols()))
+                        Some(m) => sqlx::query(get_sql(true))
                             .bind(imp_uid)
                             .bind(m)
                             .fetch_optional(&self.pool)
                             .await?,
-                        None => sqlx::query(&format!("SELECT {} FROM payments WHERE imp_uid = $1", cols()))
+                        None => sqlx::query(get_sql(false))
                             .bind(imp_uid)
                             .fetch_optional(&self.pool)
                             .await?,

@@ -35,23 +35,33 @@ pub trait PrepareStore: Send + Sync {
     ) -> StoreResult<Option<Prepared>>;
 }
 
-const COLS: &str = "merchant_id, merchant_uid, amount, currency, created_at, updated_at";
+pub(crate) const COLS: &str = "merchant_id, merchant_uid, amount, currency, created_at, updated_at";
+
+/// Builds a `Prepared` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
+/// `get` for rusqlite), so every read path shares one mapping.
+macro_rules! prepared_from_row {
+    ($r:expr, $get:ident) => {
+        Prepared {
+            merchant_id: $r.$get("merchant_id")?,
+            merchant_uid: $r.$get("merchant_uid")?,
+            amount: $r.$get("amount")?,
+            currency: $r.$get("currency")?,
+            created_at: $r.$get("created_at")?,
+            updated_at: $r.$get("updated_at")?,
+        }
+    };
+}
+pub(crate) use prepared_from_row;
 
 macro_rules! impl_prepare_store {
     ($store:ty, $row:ty, $m:ident) => {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::connect::HasLane;
 
             fn prepared(r: &$row) -> sqlx::Result<Prepared> {
-                Ok(Prepared {
-                    merchant_id: r.try_get("merchant_id")?,
-                    merchant_uid: r.try_get("merchant_uid")?,
-                    amount: r.try_get("amount")?,
-                    currency: r.try_get("currency")?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
+                Ok(prepared_from_row!(r, try_get))
             }
 
             #[async_trait]
@@ -86,6 +96,9 @@ macro_rules! impl_prepare_store {
                 }
 
                 async fn get_prepare(&self, merchant_id: &str, merchant_uid: &str) -> StoreResult<Option<Prepared>> {
+                    if let Some(lane) = self.lane() {
+                        return lane.get_prepare(merchant_id, merchant_uid);
+                    }
                     let row = sqlx::query(&format!(
                         "SELECT {COLS} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2"
                     ))

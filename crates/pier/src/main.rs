@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// mimalloc: the allocator matters on the request path (glibc malloc/free were ~8 % of a
+/// lookup's profile); see docs/ARCHITECTURE.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pier",

@@ -10,10 +10,13 @@
 //! Steps 2–3 run in a spawned task so a client that hangs up cannot strand an attempt between
 //! the PG's answer and its record.
 
+use super::prepare::check_prepared_amount;
 use super::{Engine, Error, Result};
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::{Approval, CardData, Mid, Order, Pg, PgError};
-use pier_store::{Channel, Customer, OutboxEvent, Payment, PgState, Settlement, StoreError};
+use pier_store::{
+    Channel, Customer, OutboxEvent, Payment, PgState, Prepared, Settlement, StoreError,
+};
 use std::sync::Arc;
 
 /// Delay before the reconciler first looks at an unknown outcome.
@@ -94,8 +97,12 @@ impl Engine {
             p.customer_uid_usage = Some("issue".into());
         }
         let card = input.card.clone();
+        let prepared = self
+            .store
+            .get_prepare(merchant_id, input.order.merchant_uid.as_str())
+            .await?;
         let outcome = self
-            .run_charge(p, channel.clone(), Call::Keyed(card))
+            .run_charge(p, channel.clone(), Call::Keyed(card), prepared)
             .await?;
         if let (Some(uid), None) = (&input.customer_uid, &outcome.declined) {
             // The card paid: store it as a billing key too (spec §9.3, on success only).
@@ -153,14 +160,20 @@ impl Engine {
         input: AgainInput,
         imp_uid: Option<String>,
     ) -> Result<ChargeOutcome> {
-        let Some(customer) = self
+        // One read for the key, its channel and the merchant_uid's pre-registration.
+        let Some(ctx) = self
             .store
-            .get_customer(merchant_id, input.customer_uid.as_str())
+            .charge_context(
+                merchant_id,
+                input.customer_uid.as_str(),
+                input.order.merchant_uid.as_str(),
+            )
             .await?
         else {
             return Err(Error::Refused(MSG_UNKNOWN_CUSTOMER.into()));
         };
-        let Some(channel) = self.store.get_channel(&customer.channel_id).await? else {
+        let (customer, prepared) = (ctx.customer, ctx.prepared);
+        let Some(channel) = ctx.channel else {
             return Err(Error::Refused("빌링키를 발급한 PG 설정정보가 존재하지 않습니다. (the billing key's channel is gone)".into()));
         };
         let mut order = input.order;
@@ -181,7 +194,7 @@ impl Engine {
         p.card_name = customer.card_name.clone();
         p.card_number = customer.card_number.clone();
         p.card_type = customer.card_type;
-        self.run_charge(p, channel, Call::BillingKey(customer.billing_key))
+        self.run_charge(p, channel, Call::BillingKey(customer.billing_key), prepared)
             .await
     }
 
@@ -253,9 +266,9 @@ impl Engine {
         p: Payment,
         channel: Channel,
         call: Call,
+        prepared: Option<Prepared>,
     ) -> Result<ChargeOutcome> {
-        self.check_prepared(&p.merchant_id, &p.merchant_uid, p.amount)
-            .await?;
+        check_prepared_amount(prepared.as_ref(), &p.merchant_uid, p.amount)?;
         self.insert_guarded(&p).await?;
         let this = self.clone();
         // Detached: the attempt gets its record even if the client disconnects.

@@ -67,12 +67,22 @@ impl Engine {
         merchant_uid: &str,
         amount: i64,
     ) -> Result<()> {
-        match self.store.get_prepare(merchant_id, merchant_uid).await? {
-            Some(p) if p.amount != amount => Err(Error::Refused(format!(
-                "사전등록된 결제금액과 요청금액이 일치하지 않습니다. (amount {amount} differs from the {} pre-registered for merchant_uid {merchant_uid}; nothing was charged)",
-                p.amount
-            ))),
-            _ => Ok(()),
-        }
+        let prepared = self.store.get_prepare(merchant_id, merchant_uid).await?;
+        check_prepared_amount(prepared.as_ref(), merchant_uid, amount)
+    }
+}
+
+/// Refuses an amount that differs from the one pre-registered for the merchant_uid.
+pub(crate) fn check_prepared_amount(
+    prepared: Option<&Prepared>,
+    merchant_uid: &str,
+    amount: i64,
+) -> Result<()> {
+    match prepared {
+        Some(p) if p.amount != amount => Err(Error::Refused(format!(
+            "사전등록된 결제금액과 요청금액이 일치하지 않습니다. (amount {amount} differs from the {} pre-registered for merchant_uid {merchant_uid}; nothing was charged)",
+            p.amount
+        ))),
+        _ => Ok(()),
     }
 }

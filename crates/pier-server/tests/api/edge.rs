@@ -130,3 +130,75 @@ async fn code_tables() {
     let (s, _) = t.send(t.http.get(t.url("/banks/000"))).await;
     assert_eq!(s, 404);
 }
+
+/// Integers at the edges of i64 in query windows and paging: a clean envelope, never an
+/// overflow (schemathesis once found `schedule_to=9223372036854775807` dropping the connection).
+#[tokio::test]
+async fn extreme_integers_in_queries_get_envelopes() {
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let max = i64::MAX;
+    let min = i64::MIN;
+    let cases: Vec<(String, u16)> = vec![
+        (
+            format!("/subscribe/payments/schedule?schedule_from=0&schedule_to={max}"),
+            400,
+        ),
+        (
+            format!("/subscribe/payments/schedule?schedule_from={min}&schedule_to={max}"),
+            400,
+        ),
+        (
+            format!("/subscribe/payments/schedule?schedule_from={max}&schedule_to={min}"),
+            400,
+        ),
+        (
+            format!(
+                "/subscribe/payments/schedule?schedule_from={}&schedule_to={max}",
+                max - 1
+            ),
+            200,
+        ),
+        (format!("/payments/status/paid?from=1&to={max}"), 400),
+        // from ≤ 0 means "not given" (the default window ending at `to`)
+        (format!("/payments/status/paid?from={min}&to={max}"), 200),
+        (format!("/payments/status/all?to={max}"), 200),
+        (format!("/payments/status/all?from={max}"), 400),
+        (
+            "/payments/status/all?page=1000000&limit=1000".to_string(),
+            200,
+        ),
+        (format!("/payments/status/all?page={max}"), 400),
+        (format!("/payments/status/all?limit={min}"), 400),
+        (
+            "/payments/status/all?page=99999999999999999999".to_string(),
+            400,
+        ),
+        // a customer without schedules has an empty page
+        (
+            format!("/subscribe/customers/nobody/schedules?from={min}&to={max}"),
+            200,
+        ),
+        (
+            format!(
+                "/subscribe/payments/schedule/customers/nobody?from={min}&to={max}&page=1000000"
+            ),
+            200,
+        ),
+        (
+            "/webhooks/deliveries?page=1000000&limit=1000".to_string(),
+            200,
+        ),
+    ];
+    for (path, want) in cases {
+        let (s, b) = t.get(&path, &tok).await;
+        assert_eq!(s, want, "{path}: {b}");
+        assert!(
+            b["code"].is_i64() && b.get("response").is_some(),
+            "{path}: {b}"
+        );
+        if want == 200 {
+            assert_eq!(b["code"], 0, "{path}: {b}");
+        }
+    }
+}
