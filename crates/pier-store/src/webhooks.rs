@@ -71,6 +71,14 @@ pub trait WebhookStore: Send + Sync {
         deliveries: &[Delivery],
         update: &EventUpdate,
     ) -> StoreResult<bool>;
+    /// Marks leased events that have no target `skipped` in one statement (events whose lease
+    /// was lost are left alone). Returns how many were marked.
+    async fn skip_events(
+        &self,
+        event_ids: &[String],
+        leased_until: i64,
+        reason: &str,
+    ) -> StoreResult<u64>;
     async fn get_event(&self, merchant_id: &str, event_id: &str) -> StoreResult<Option<OutboxRow>>;
     /// Makes an event due again now with a fresh retry budget.
     async fn rearm_event(
@@ -163,6 +171,23 @@ macro_rules! impl_webhook_store {
                         .fetch_all(&self.pool)
                         .await?;
                     Ok(rows.iter().map(outbox).collect::<sqlx::Result<_>>()?)
+                }
+
+                async fn skip_events(&self, event_ids: &[String], leased_until: i64, reason: &str) -> StoreResult<u64> {
+                    if event_ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let ids: Vec<String> = (0..event_ids.len()).map(|i| format!("${}", i + 3)).collect();
+                    let sql = format!(
+                        "UPDATE outbox SET state = 'skipped', last_error = $1, leased_until = 0 \
+                         WHERE leased_until = $2 AND state = 'pending' AND id IN ({})",
+                        ids.join(",")
+                    );
+                    let mut q = sqlx::query(&sql).bind(reason).bind(leased_until);
+                    for id in event_ids {
+                        q = q.bind(id);
+                    }
+                    Ok(q.execute(&self.pool).await?.rows_affected())
                 }
 
                 async fn record_attempt(&self, event_id: &str, leased_until: i64, deliveries: &[Delivery], u: &EventUpdate) -> StoreResult<bool> {

@@ -8,8 +8,9 @@
 use super::{Engine, Error, Result};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use pier_store::{Delivery, EventUpdate, OutboxRow, Page};
+use pier_store::{Delivery, EventUpdate, Merchant, OutboxEvent, OutboxRow, Page};
 use rand::Rng;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -177,6 +178,25 @@ fn jittered(secs: i64) -> i64 {
     ((secs as f64) * f).round().max(1.0) as i64
 }
 
+const NO_TARGET: &str = "no webhook target (no notice_url and no merchant URL)";
+
+/// Where an event goes: the request's notice_url(s), else the merchant's URL (at most
+/// `MAX_TARGETS`).
+fn targets_of(e: &OutboxEvent, merchant: Option<&Merchant>) -> Vec<String> {
+    let mut targets: Vec<String> = e
+        .notice_urls
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+        .unwrap_or_default();
+    if targets.is_empty() {
+        if let Some(u) = merchant.and_then(|m| m.webhook_url.clone()) {
+            targets.push(u);
+        }
+    }
+    targets.truncate(MAX_TARGETS);
+    targets
+}
+
 impl Engine {
     /// How long a dispatcher holds a leased event: every target may take the full timeout.
     pub fn webhook_lease_secs(&self) -> i64 {
@@ -192,28 +212,48 @@ impl Engine {
             .await?)
     }
 
+    /// Marks the leased events that have no target (no notice_url, no merchant URL) `skipped`
+    /// in one statement per batch, and returns the others for delivery. Most merchants of a
+    /// busy instance have a URL or none at all, so this keeps an event without a target to a
+    /// fraction of a statement instead of a read and a transaction.
+    pub async fn skip_untargeted(&self, rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>> {
+        let mut merchants: HashMap<String, Option<Merchant>> = HashMap::new();
+        for r in &rows {
+            if !merchants.contains_key(&r.event.merchant_id) {
+                let m = self.store.get_merchant(&r.event.merchant_id).await?;
+                merchants.insert(r.event.merchant_id.clone(), m);
+            }
+        }
+        let mut skip: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut deliver = Vec::with_capacity(rows.len());
+        for r in rows {
+            let m = merchants.get(&r.event.merchant_id).and_then(Option::as_ref);
+            if targets_of(&r.event, m).is_empty() {
+                skip.entry(r.leased_until).or_default().push(r.event.id);
+            } else {
+                deliver.push(r);
+            }
+        }
+        for (leased_until, ids) in skip {
+            self.store
+                .skip_events(&ids, leased_until, NO_TARGET)
+                .await?;
+        }
+        Ok(deliver)
+    }
+
     /// Delivers one leased event to its targets and records the attempt.
     pub async fn deliver_webhook(&self, sender: &WebhookSender, row: OutboxRow) -> Result<()> {
         let e = &row.event;
         let merchant = self.store.get_merchant(&e.merchant_id).await?;
-        let mut targets: Vec<String> = e
-            .notice_urls
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
-            .unwrap_or_default();
-        if targets.is_empty() {
-            if let Some(u) = merchant.as_ref().and_then(|m| m.webhook_url.clone()) {
-                targets.push(u);
-            }
-        }
-        targets.truncate(MAX_TARGETS);
+        let targets = targets_of(e, merchant.as_ref());
         let attempt = row.attempts + 1;
         if targets.is_empty() {
             let u = EventUpdate {
                 state: "skipped".into(),
                 attempts: row.attempts,
                 next_attempt_at: row.next_attempt_at,
-                last_error: Some("no webhook target (no notice_url and no merchant URL)".into()),
+                last_error: Some(NO_TARGET.into()),
             };
             self.store
                 .record_attempt(&e.id, row.leased_until, &[], &u)

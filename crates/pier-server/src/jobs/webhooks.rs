@@ -23,9 +23,15 @@ pub async fn dispatcher(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
         let free = slots.available_permits();
         let mut full_batch = false;
         if free > 0 {
-            match engine.claim_webhooks(free).await {
+            let claimed = match engine.claim_webhooks(free).await {
                 Ok(rows) => {
                     full_batch = rows.len() == free;
+                    engine.skip_untargeted(rows).await
+                }
+                Err(e) => Err(e),
+            };
+            match claimed {
+                Ok(rows) => {
                     for row in rows {
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
