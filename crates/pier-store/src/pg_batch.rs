@@ -287,6 +287,12 @@ async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ops: &[&Op],
 ) -> sqlx::Result<Vec<OpResult>> {
+    // Each settle must find its row by primary key. With bitmap scans allowed, PostgreSQL may
+    // answer the guard (`status = 'ready'`) from a status index instead, reading the dead
+    // entries of every settled attempt on each batch.
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut **tx)
+        .await?;
     let mut results: Vec<Option<OpResult>> = (0..ops.len()).map(|_| None).collect();
 
     let inserts: Vec<(usize, &Payment)> = ops

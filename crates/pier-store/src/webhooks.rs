@@ -79,6 +79,9 @@ pub trait WebhookStore: Send + Sync {
         leased_until: i64,
         reason: &str,
     ) -> StoreResult<u64>;
+    /// Marks up to `limit` due events `skipped` that cannot have a target — no notice_url and
+    /// a merchant without a webhook URL — in one statement, without leasing them first.
+    async fn skip_untargeted_due(&self, now: i64, limit: i64, reason: &str) -> StoreResult<u64>;
     async fn get_event(&self, merchant_id: &str, event_id: &str) -> StoreResult<Option<OutboxRow>>;
     /// Makes an event due again now with a fresh retry budget.
     async fn rearm_event(
@@ -112,7 +115,7 @@ const DELIVERY_COLS: &str =
      status_code, latency_ms, error, at";
 
 macro_rules! impl_webhook_store {
-    ($store:ty, $row:ty, $m:ident, $lock:expr) => {
+    ($store:ty, $row:ty, $m:ident, $lock:expr, $plan:expr) => {
         mod $m {
             use super::*;
             use sqlx::Row;
@@ -164,13 +167,39 @@ macro_rules! impl_webhook_store {
                          ORDER BY next_attempt_at LIMIT $3 {}) RETURNING {OUTBOX_COLS}",
                         $lock
                     );
-                    let rows = sqlx::query(&sql)
-                        .bind(now)
-                        .bind(lease_until)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await?;
+                    let q = sqlx::query(&sql).bind(now).bind(lease_until).bind(limit);
+                    let rows = if $plan.is_empty() {
+                        q.fetch_all(&self.pool).await?
+                    } else {
+                        let mut tx = self.pool.begin().await?;
+                        sqlx::query($plan).execute(&mut *tx).await?;
+                        let rows = q.fetch_all(&mut *tx).await?;
+                        tx.commit().await?;
+                        rows
+                    };
                     Ok(rows.iter().map(outbox).collect::<sqlx::Result<_>>()?)
+                }
+
+                async fn skip_untargeted_due(&self, now: i64, limit: i64, reason: &str) -> StoreResult<u64> {
+                    let sql = format!(
+                        "UPDATE outbox SET state = 'skipped', last_error = $3 WHERE id IN (SELECT o.id FROM outbox o \
+                         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.leased_until < $1 \
+                         AND o.notice_urls IS NULL AND NOT EXISTS (SELECT 1 FROM merchants m \
+                         WHERE m.imp_code = o.merchant_id AND m.webhook_url IS NOT NULL) \
+                         ORDER BY o.next_attempt_at LIMIT $2 {})",
+                        $lock
+                    );
+                    let q = sqlx::query(&sql).bind(now).bind(limit).bind(reason);
+                    let n = if $plan.is_empty() {
+                        q.execute(&self.pool).await?.rows_affected()
+                    } else {
+                        let mut tx = self.pool.begin().await?;
+                        sqlx::query($plan).execute(&mut *tx).await?;
+                        let n = q.execute(&mut *tx).await?.rows_affected();
+                        tx.commit().await?;
+                        n
+                    };
+                    Ok(n)
                 }
 
                 async fn skip_events(&self, event_ids: &[String], leased_until: i64, reason: &str) -> StoreResult<u64> {
@@ -297,10 +326,14 @@ macro_rules! impl_webhook_store {
     };
 }
 
-impl_webhook_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl, "");
+impl_webhook_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl, "", "");
+// The claim runs with bitmap scans off: a bitmap scan reads every entry of the pending index,
+// dead versions of delivered events included, on every claim (measured: ~3,400 a claim under
+// load); an ordered index scan stops after `limit` rows and marks dead entries for the next.
 impl_webhook_store!(
     PgStore,
     sqlx::postgres::PgRow,
     pg_impl,
-    "FOR UPDATE SKIP LOCKED"
+    "FOR UPDATE SKIP LOCKED",
+    "SET LOCAL enable_bitmapscan = off"
 );

@@ -212,6 +212,16 @@ impl Engine {
             .await?)
     }
 
+    /// Marks due events that cannot have a target `skipped`, up to `limit` in one statement,
+    /// before any is leased (the common case of a merchant without a webhook URL costs one
+    /// row update per event). Returns how many were marked.
+    pub async fn sweep_untargeted(&self, limit: i64) -> Result<u64> {
+        Ok(self
+            .store
+            .skip_untargeted_due(self.now(), limit, NO_TARGET)
+            .await?)
+    }
+
     /// Marks the leased events that have no target (no notice_url, no merchant URL) `skipped`
     /// in one statement per batch, and returns the others for delivery. Most merchants of a
     /// busy instance have a URL or none at all, so this keeps an event without a target to a

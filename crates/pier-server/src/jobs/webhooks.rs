@@ -8,6 +8,9 @@ use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+/// Most untargeted events one sweep marks skipped.
+const SWEEP_BATCH: i64 = 1000;
+
 pub async fn dispatcher(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     let sender = match WebhookSender::new(&engine.cfg) {
         Ok(s) => s,
@@ -21,11 +24,17 @@ pub async fn dispatcher(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     loop {
         while tasks.try_join_next().is_some() {}
         let free = slots.available_permits();
-        let mut full_batch = false;
+        let mut full_batch = match engine.sweep_untargeted(SWEEP_BATCH).await {
+            Ok(n) => n as i64 == SWEEP_BATCH,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping untargeted webhooks failed");
+                false
+            }
+        };
         if free > 0 {
             let claimed = match engine.claim_webhooks(free).await {
                 Ok(rows) => {
-                    full_batch = rows.len() == free;
+                    full_batch |= rows.len() == free;
                     engine.skip_untargeted(rows).await
                 }
                 Err(e) => Err(e),
