@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p pier-bench --bin schedules_bench -- \
-//!     --database-url postgres://postgres@127.0.0.1:5432/test --schedules 10000 --instances 1,2
+//!     --database-url postgres://postgres@127.0.0.1:5432/test --schedules 10000 --instances 1,2 [--batch 100] [--concurrency 32] [--ticks 2]
 //! ```
 
 use clap::Parser;
@@ -16,6 +16,10 @@ use pier_store::Schedule;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// The allocator of the `pier` binary, so the instances here run as they do in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 struct Args {
@@ -30,8 +34,12 @@ struct Args {
     /// Schedules claimed per tick and executed concurrently per instance.
     #[arg(long, default_value_t = 100)]
     batch: i64,
-    #[arg(long, default_value_t = 16)]
+    /// Charges in flight at once per tick.
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Ticks in flight at once per instance (the scheduler job's `schedule_ticks`).
+    #[arg(long, default_value_t = 2)]
+    ticks: usize,
 }
 
 #[tokio::main]
@@ -44,19 +52,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fresh_schema(base: &str) -> anyhow::Result<String> {
+/// A fresh schema for one run: its name and the URL that selects it.
+async fn fresh_schema(base: &str) -> anyhow::Result<(String, String)> {
     let schema = format!("bench_{}", pier_domain::ids::random_hex(6));
-    let pool = sqlx::PgPool::connect(base).await?;
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await?;
-    pool.close().await;
+    admin(base, &format!("CREATE SCHEMA {schema}")).await?;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Ok((schema, url))
+}
+
+async fn admin(base: &str, sql: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(base).await?;
+    sqlx::query(sql).execute(&pool).await?;
+    pool.close().await;
+    Ok(())
 }
 
 async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
-    let url = fresh_schema(&a.database_url).await?;
+    let (schema, url) = fresh_schema(&a.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One PG shared by every instance.
     let pg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -81,6 +94,7 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
         cfg.run_jobs = false;
         cfg.schedule_batch = a.batch;
         cfg.schedule_concurrency = a.concurrency;
+        cfg.schedule_ticks = a.ticks;
         cfg.demo.imp_code = Some("imp00000001".into());
         let (e, _) = build_engine(cfg, clock.clone()).await?;
         engines.push(e);
@@ -151,9 +165,17 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
     for chunk in rows.chunks(1000) {
         e.store.insert_schedules(chunk).await?;
     }
+    // Start from a clean WAL state so a checkpoint's full-page writes do not land in one run
+    // and not the other (needs a superuser; skipped otherwise).
+    if let Err(e) = admin(&a.database_url, "CHECKPOINT").await {
+        eprintln!("note: no CHECKPOINT before the run ({e})");
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for e in &engines {
+    for e in engines
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e, a.ticks.max(1)))
+    {
         let e = e.clone();
         let batch = a.batch;
         tasks.push(tokio::spawn(async move {
@@ -178,12 +200,14 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
             n
         }));
     }
-    let mut per_instance = Vec::new();
-    for t in tasks {
-        per_instance.push(t.await?);
+    let mut per_instance = vec![0usize; instances];
+    for (i, t) in tasks.into_iter().enumerate() {
+        per_instance[i / a.ticks.max(1)] += t.await?;
     }
     let took = started.elapsed();
     let _ = stop_pg.send(());
+    drop(engines);
+    admin(&a.database_url, &format!("DROP SCHEMA {schema} CASCADE")).await?;
     let ledger = pg.ledger_snapshot();
     let mut seen: HashMap<&str, u32> = HashMap::new();
     for o in &ledger.orders {

@@ -41,10 +41,12 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// How often the dispatcher and the scheduler look for due work when idle.
     pub jobs_poll_interval: Duration,
-    /// Scheduler: schedules claimed per tick, executed concurrently at most, and how long a
+    /// Scheduler: schedules claimed per tick, executed concurrently at most per tick, ticks in
+    /// flight at once (one claims while another finishes its slowest charge), and how long a
     /// claim holds before another instance may take the schedule over.
     pub schedule_batch: i64,
     pub schedule_concurrency: usize,
+    pub schedule_ticks: usize,
     pub schedule_lease_secs: i64,
 }
 
@@ -82,7 +84,8 @@ impl Config {
             webhook_concurrency: 16,
             jobs_poll_interval: Duration::from_secs(1),
             schedule_batch: 100,
-            schedule_concurrency: 8,
+            schedule_concurrency: 32,
+            schedule_ticks: 2,
             schedule_lease_secs: 120,
         }
     }

@@ -54,16 +54,20 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let max = env_usize("PIER_SQLITE_POOL").unwrap_or(8) as u32;
+        // sqlx names an in-memory database `file:sqlx-in-memory-N`: no file for rusqlite, and
+        // it lives only while a connection is open, so the pool keeps one.
+        let file = opts.get_filename();
+        let in_memory = url.contains(":memory:") || file.to_string_lossy().contains(":memory:");
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            .min_connections(u32::from(in_memory))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.clone())
             .await?;
         // SQLite has one writer at a time anyway: one group-commit writer, on its own thread
         // with rusqlite when the database is a file (see `lane`).
         let (writer, queue) = Writer::new();
-        let file = opts.get_filename();
-        let lane = if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+        let lane = if file.as_os_str().is_empty() || in_memory {
             tokio::spawn(crate::payments::sqlite_impl::run_writer(
                 pool.clone(),
                 queue,

@@ -44,6 +44,12 @@ pub trait CustomerStore: Send + Sync {
         customer_uid: &str,
         merchant_uid: &str,
     ) -> StoreResult<Option<ChargeContext>>;
+    /// `charge_context` for many charges in one read (a scheduler tick): one answer per key
+    /// (merchant_id, customer_uid, merchant_uid), in order.
+    async fn charge_contexts(
+        &self,
+        keys: &[(String, String, String)],
+    ) -> StoreResult<Vec<Option<ChargeContext>>>;
 }
 
 /// The `charge_context` join: customer columns by their names, channel and prepare columns
@@ -51,21 +57,38 @@ pub trait CustomerStore: Send + Sync {
 fn charge_context_sql() -> &'static str {
     static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let customer: Vec<String> = CUSTOMER_COLS
-            .split(',')
-            .map(|c| format!("c.{}", c.trim()))
-            .collect();
         format!(
-            "SELECT {}, ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, ch.pg_provider AS ch_pg_provider, \
-             ch.mid AS ch_mid, ch.is_default AS ch_is_default, ch.sandbox AS ch_sandbox, ch.target AS ch_target, \
-             ch.created_at AS ch_created_at, pp.amount AS pp_amount, pp.currency AS pp_currency, \
-             pp.created_at AS pp_created_at, pp.updated_at AS pp_updated_at \
-             FROM customers c LEFT JOIN channels ch ON ch.id = c.channel_id \
+            "SELECT {} FROM customers c LEFT JOIN channels ch ON ch.id = c.channel_id \
              LEFT JOIN payment_prepares pp ON pp.merchant_id = c.merchant_id AND pp.merchant_uid = $3 \
              WHERE c.merchant_id = $1 AND c.customer_uid = $2",
-            customer.join(", ")
+            charge_context_cols()
         )
     })
+}
+
+/// The batched join: `keys` yields rows (km, kc, ku, kn) = (merchant_id, customer_uid,
+/// merchant_uid, position) from the JSON array bound as `$1`.
+fn charge_contexts_sql(keys: &str) -> String {
+    format!(
+        "SELECT {}, kn FROM {keys} JOIN customers c ON c.merchant_id = km AND c.customer_uid = kc \
+         LEFT JOIN channels ch ON ch.id = c.channel_id \
+         LEFT JOIN payment_prepares pp ON pp.merchant_id = km AND pp.merchant_uid = ku",
+        charge_context_cols()
+    )
+}
+
+fn charge_context_cols() -> String {
+    let customer: Vec<String> = CUSTOMER_COLS
+        .split(',')
+        .map(|c| format!("c.{}", c.trim()))
+        .collect();
+    format!(
+        "{}, ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, ch.pg_provider AS ch_pg_provider, \
+         ch.mid AS ch_mid, ch.is_default AS ch_is_default, ch.sandbox AS ch_sandbox, ch.target AS ch_target, \
+         ch.created_at AS ch_created_at, pp.amount AS pp_amount, pp.currency AS pp_currency, \
+         pp.created_at AS pp_created_at, pp.updated_at AS pp_updated_at",
+        customer.join(", ")
+    )
 }
 
 pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
@@ -102,7 +125,7 @@ macro_rules! customer_from_row {
 pub(crate) use customer_from_row;
 
 macro_rules! impl_customer_store {
-    ($store:ty, $row:ty, $m:ident) => {
+    ($store:ty, $row:ty, $m:ident, $keys:expr) => {
         mod $m {
             use super::*;
             use sqlx::Row;
@@ -154,6 +177,36 @@ macro_rules! impl_customer_store {
                         .fetch_optional(&self.pool)
                         .await?;
                     Ok(row.as_ref().map(|r| charge_context(r, merchant_uid)).transpose()?)
+                }
+
+                async fn charge_contexts(&self, keys: &[(String, String, String)]) -> StoreResult<Vec<Option<ChargeContext>>> {
+                    if let Some(lane) = self.lane() {
+                        // In-process point reads: nothing to batch.
+                        return keys.iter().map(|(m, c, u)| lane.charge_context(m, c, u)).collect();
+                    }
+                    let mut out: Vec<Option<ChargeContext>> = vec![None; keys.len()];
+                    if keys.is_empty() {
+                        return Ok(out);
+                    }
+                    let json = serde_json::Value::Array(
+                        keys.iter()
+                            .enumerate()
+                            .map(|(n, (m, c, u))| serde_json::json!({"km": m, "kc": c, "ku": u, "kn": n as i64}))
+                            .collect(),
+                    )
+                    .to_string();
+                    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                    let rows = sqlx::query(SQL.get_or_init(|| charge_contexts_sql($keys)))
+                        .bind(json)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    for r in &rows {
+                        let n: i64 = r.try_get("kn")?;
+                        if let Some((_, _, u)) = usize::try_from(n).ok().and_then(|i| keys.get(i)) {
+                            out[n as usize] = Some(charge_context(r, u)?);
+                        }
+                    }
+                    Ok(out)
                 }
 
                 async fn upsert_customer(&self, c: &Customer) -> StoreResult<Customer> {
@@ -240,5 +293,16 @@ macro_rules! impl_customer_store {
     };
 }
 
-impl_customer_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl);
-impl_customer_store!(PgStore, sqlx::postgres::PgRow, pg_impl);
+impl_customer_store!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    sqlite_impl,
+    "(SELECT json_extract(value, '$.km') AS km, json_extract(value, '$.kc') AS kc, \
+     json_extract(value, '$.ku') AS ku, json_extract(value, '$.kn') AS kn FROM json_each($1)) AS k"
+);
+impl_customer_store!(
+    PgStore,
+    sqlx::postgres::PgRow,
+    pg_impl,
+    "json_to_recordset($1::json) AS k(km text, kc text, ku text, kn int8)"
+);

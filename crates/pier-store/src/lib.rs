@@ -40,7 +40,7 @@ pub use payments::{PaymentQuery, PaymentStore};
 pub use prepare::{PrepareStore, Prepared};
 pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
-pub use schedules::{Schedule, ScheduleOutcome, ScheduleQuery, ScheduleStore};
+pub use schedules::{Schedule, ScheduleFinish, ScheduleOutcome, ScheduleQuery, ScheduleStore};
 pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 

@@ -72,6 +72,17 @@ pub struct ScheduleOutcome {
     pub executed_at: i64,
 }
 
+/// One execution's outcome to record: the row, the execution imp_uid it must still carry
+/// (`""` = none), and the webhook rows announcing it.
+#[derive(Clone, Debug)]
+pub struct ScheduleFinish {
+    pub merchant_id: String,
+    pub merchant_uid: String,
+    pub attempt: String,
+    pub outcome: ScheduleOutcome,
+    pub events: Vec<OutboxEvent>,
+}
+
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
     /// Inserts all or none; a merchant_uid already scheduled is `Conflict`.
@@ -112,21 +123,16 @@ pub trait ScheduleStore: Send + Sync {
         attempt: Option<(&str, i64)>,
         now: i64,
     ) -> StoreResult<Option<Schedule>>;
-    /// Claims up to `limit` due schedules (scheduled, `schedule_at <= now`, lease expired).
+    /// Claims up to `attempts.len()` due schedules (scheduled, `schedule_at <= now`, lease
+    /// expired) until `lease_until`, in one statement. A claimed row without an execution imp_uid
+    /// gets one of `attempts` (fresh ids) at the same time; a row that has one keeps it (a
+    /// previous claimer got that far).
     async fn claim_due_schedules(
         &self,
         now: i64,
         lease_until: i64,
-        limit: i64,
+        attempts: &[String],
     ) -> StoreResult<Vec<Schedule>>;
-    /// Fixes the execution's imp_uid if none is set yet; returns the row as it now is.
-    async fn set_schedule_attempt(
-        &self,
-        merchant_id: &str,
-        merchant_uid: &str,
-        imp_uid: &str,
-        now: i64,
-    ) -> StoreResult<Option<Schedule>>;
     /// Gives a running schedule back until `lease_until` (outcome not known yet).
     async fn release_schedule(
         &self,
@@ -135,17 +141,14 @@ pub trait ScheduleStore: Send + Sync {
         lease_until: i64,
         now: i64,
     ) -> StoreResult<()>;
-    /// Records the outcome of the running execution `attempt` ("" = none), with the webhook
-    /// announcements in the same transaction. `None` when the row had moved on.
-    async fn finish_schedule(
+    /// Records the outcomes of running executions in one transaction, each with its webhook
+    /// announcements. An item whose row has moved on (not running, or another execution imp_uid)
+    /// is left alone; the rows recorded are returned.
+    async fn finish_schedules(
         &self,
-        merchant_id: &str,
-        merchant_uid: &str,
-        attempt: &str,
-        outcome: &ScheduleOutcome,
+        items: &[ScheduleFinish],
         now: i64,
-        events: &[OutboxEvent],
-    ) -> StoreResult<Option<Schedule>>;
+    ) -> StoreResult<Vec<Schedule>>;
 }
 
 const SCHEDULE_COLS: &str = "merchant_id, merchant_uid, customer_uid, customer_id, schedule_at, amount, currency, \
@@ -158,7 +161,7 @@ const REARMABLE: &str =
     "(schedule_status = 'revoked' OR (schedule_status = 'executed' AND payment_status = 'failed'))";
 
 macro_rules! impl_schedule_store {
-    ($store:ty, $row:ty, $m:ident, $lock:expr, $payments:ident) => {
+    ($store:ty, $row:ty, $m:ident, $lock:expr, $plan:expr, $outcomes:expr, $payments:ident) => {
         mod $m {
             use super::*;
             use sqlx::Row;
@@ -344,36 +347,43 @@ macro_rules! impl_schedule_store {
                     Ok(row.as_ref().map(schedule).transpose()?)
                 }
 
-                async fn claim_due_schedules(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<Schedule>> {
+                async fn claim_due_schedules(&self, now: i64, lease_until: i64, attempts: &[String]) -> StoreResult<Vec<Schedule>> {
+                    if attempts.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // The due rows are numbered and the n-th gets the n-th fresh id. The ids travel
+                    // as one fixed-width string (each right-padded to `width`), so one portable
+                    // `substr` picks a row's id: no array type, no join.
+                    let width = attempts.iter().map(|a| a.len()).max().unwrap_or(1).max(1);
+                    let packed: String = attempts.iter().map(|a| format!("{a:<width$}")).collect();
                     let sql = format!(
-                        "UPDATE schedules SET run_state = 'running', lease_until = $2, updated_at = $1 \
-                         WHERE (merchant_id, merchant_uid) IN (SELECT merchant_id, merchant_uid FROM schedules \
+                        "WITH picked(pm, pu) AS (SELECT merchant_id, merchant_uid FROM schedules \
                          WHERE schedule_status = 'scheduled' AND schedule_at <= $1 AND lease_until < $1 \
-                         ORDER BY schedule_at LIMIT $3 {}) \
+                         ORDER BY schedule_at LIMIT $3 {lock}), \
+                         numbered(pm, pu, pn) AS (SELECT pm, pu, row_number() OVER () FROM picked) \
+                         UPDATE schedules SET run_state = 'running', lease_until = $2, updated_at = $1, \
+                         attempt_imp_uid = COALESCE(attempt_imp_uid, \
+                         rtrim(substr($4, CAST((pn - 1) * $5 + 1 AS INTEGER), CAST($5 AS INTEGER)))) \
+                         FROM numbered WHERE merchant_id = pm AND merchant_uid = pu \
                          AND schedule_status = 'scheduled' AND lease_until < $1 RETURNING {SCHEDULE_COLS}",
-                        $lock
+                        lock = $lock,
                     );
-                    let rows = sqlx::query(&sql)
+                    let q = sqlx::query(&sql)
                         .bind(now)
                         .bind(lease_until)
-                        .bind(limit)
-                        .fetch_all(&self.pool)
-                        .await?;
+                        .bind(attempts.len() as i64)
+                        .bind(packed)
+                        .bind(width as i64);
+                    let rows = if $plan.is_empty() {
+                        q.fetch_all(&self.pool).await?
+                    } else {
+                        let mut tx = self.pool.begin().await?;
+                        sqlx::query($plan).execute(&mut *tx).await?;
+                        let rows = q.fetch_all(&mut *tx).await?;
+                        tx.commit().await?;
+                        rows
+                    };
                     Ok(rows.iter().map(schedule).collect::<sqlx::Result<_>>()?)
-                }
-
-                async fn set_schedule_attempt(&self, merchant_id: &str, merchant_uid: &str, imp_uid: &str, now: i64) -> StoreResult<Option<Schedule>> {
-                    sqlx::query(
-                        "UPDATE schedules SET attempt_imp_uid = $3, updated_at = $4 WHERE merchant_id = $1 \
-                         AND merchant_uid = $2 AND schedule_status = 'scheduled' AND attempt_imp_uid IS NULL",
-                    )
-                    .bind(merchant_id)
-                    .bind(merchant_uid)
-                    .bind(imp_uid)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-                    self.get_schedule(merchant_id, merchant_uid).await
                 }
 
                 async fn release_schedule(&self, merchant_id: &str, merchant_uid: &str, lease_until: i64, now: i64) -> StoreResult<()> {
@@ -390,32 +400,43 @@ macro_rules! impl_schedule_store {
                     Ok(())
                 }
 
-                async fn finish_schedule(&self, merchant_id: &str, merchant_uid: &str, attempt: &str, o: &ScheduleOutcome, now: i64, events: &[OutboxEvent]) -> StoreResult<Option<Schedule>> {
+                async fn finish_schedules(&self, items: &[ScheduleFinish], now: i64) -> StoreResult<Vec<Schedule>> {
+                    if items.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<serde_json::Value> = items
+                        .iter()
+                        .map(|f| serde_json::json!({
+                            "fm": f.merchant_id, "fu": f.merchant_uid, "fa": f.attempt,
+                            "fi": f.outcome.imp_uid, "fs": f.outcome.payment_status,
+                            "fr": f.outcome.fail_reason, "fe": f.outcome.executed_at,
+                        }))
+                        .collect();
+                    let json = serde_json::Value::Array(rows).to_string();
                     let mut tx = self.pool.begin().await?;
-                    let row = sqlx::query(&format!(
+                    let done = sqlx::query(&format!(
                         "UPDATE schedules SET schedule_status = 'executed', run_state = 'idle', lease_until = 0, \
-                         imp_uid = $4, payment_status = $5, fail_reason = $6, executed_at = $7, updated_at = $8 \
-                         WHERE merchant_id = $1 AND merchant_uid = $2 AND COALESCE(attempt_imp_uid, '') = $3 \
-                         AND schedule_status = 'scheduled' AND run_state = 'running' RETURNING {SCHEDULE_COLS}"
+                         imp_uid = fi, payment_status = fs, fail_reason = fr, executed_at = fe, updated_at = $2 \
+                         FROM {} WHERE merchant_id = fm AND merchant_uid = fu AND COALESCE(attempt_imp_uid, '') = fa \
+                         AND schedule_status = 'scheduled' AND run_state = 'running' RETURNING {SCHEDULE_COLS}",
+                        $outcomes
                     ))
-                    .bind(merchant_id)
-                    .bind(merchant_uid)
-                    .bind(attempt)
-                    .bind(&o.imp_uid)
-                    .bind(&o.payment_status)
-                    .bind(&o.fail_reason)
-                    .bind(o.executed_at)
+                    .bind(json)
                     .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
-                    for ev in events {
-                        crate::payments::$payments::insert_outbox(&mut *tx, ev).await?;
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(schedule)
+                    .collect::<sqlx::Result<Vec<_>>>()?;
+                    for f in items {
+                        if done.iter().any(|d| d.merchant_id == f.merchant_id && d.merchant_uid == f.merchant_uid) {
+                            for ev in &f.events {
+                                crate::payments::$payments::insert_outbox(&mut *tx, ev).await?;
+                            }
+                        }
                     }
                     tx.commit().await?;
-                    Ok(Some(schedule(&row)?))
+                    Ok(done)
                 }
             }
         }
@@ -427,12 +448,21 @@ impl_schedule_store!(
     sqlx::sqlite::SqliteRow,
     sqlite_impl,
     "",
+    "",
+    "(SELECT json_extract(value, '$.fm') AS fm, json_extract(value, '$.fu') AS fu, \
+     json_extract(value, '$.fa') AS fa, json_extract(value, '$.fi') AS fi, json_extract(value, '$.fs') AS fs, \
+     json_extract(value, '$.fr') AS fr, json_extract(value, '$.fe') AS fe FROM json_each($1))",
     sqlite_impl
 );
+// The claim runs with bitmap scans off, as the webhook claim does: with many schedules due at
+// once a bitmap scan reads and sorts every due row on every claim (measured: 17,300 rows and
+// 19 ms a claim with 30,000 due); an ordered index scan stops after `limit` rows.
 impl_schedule_store!(
     PgStore,
     sqlx::postgres::PgRow,
     pg_impl,
     "FOR UPDATE SKIP LOCKED",
+    "SET LOCAL enable_bitmapscan = off",
+    "json_to_recordset($1::json) AS v(fm text, fu text, fa text, fi text, fs text, fr text, fe int8)",
     pg_impl
 );

@@ -501,3 +501,221 @@ async fn customers_and_idempotency(s: Arc<dyn Store>) {
     assert_eq!(s.idem_purge(101).await.unwrap(), 1);
 }
 on_both!(customers_and_idempotency_keys, customers_and_idempotency);
+
+fn due(m: &str, uid: &str, at: i64) -> Schedule {
+    Schedule {
+        merchant_id: m.into(),
+        merchant_uid: uid.into(),
+        customer_uid: "cu".into(),
+        customer_id: None,
+        schedule_at: at,
+        amount: 1000,
+        currency: "KRW".into(),
+        tax_free: 0,
+        vat_amount: None,
+        card_quota: 0,
+        name: None,
+        buyer_name: None,
+        buyer_email: None,
+        buyer_tel: None,
+        buyer_addr: None,
+        buyer_postcode: None,
+        custom_data: None,
+        notice_urls: None,
+        pg_provider: None,
+        pg_id: None,
+        schedule_status: "scheduled".into(),
+        run_state: "idle".into(),
+        lease_until: 0,
+        attempt_imp_uid: None,
+        imp_uid: None,
+        payment_status: None,
+        fail_reason: None,
+        executed_at: 0,
+        revoked_at: 0,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn finish(m: &str, uid: &str, attempt: &str, status: &str) -> ScheduleFinish {
+    ScheduleFinish {
+        merchant_id: m.into(),
+        merchant_uid: uid.into(),
+        attempt: attempt.into(),
+        outcome: ScheduleOutcome {
+            imp_uid: Some(attempt.into()),
+            payment_status: status.into(),
+            fail_reason: (status == "failed").then(|| "declined".into()),
+            executed_at: 50,
+        },
+        events: vec![],
+    }
+}
+
+/// The scheduler's batched statements: a claim fixes fresh execution imp_uids on rows that have
+/// none (a re-claimed row keeps its own), claims never overlap, and a batched finish records only
+/// rows still running with the named attempt.
+async fn schedule_claims(s: Arc<dyn Store>) {
+    seed(&s).await;
+    let rows: Vec<Schedule> = (0..5)
+        .map(|i| due("imp1", &format!("s{i}"), 10 + i))
+        .chain([due("imp1", "later", 1000)])
+        .collect();
+    s.insert_schedules(&rows).await.unwrap();
+    // Fresh ids of different lengths: each claimed row gets exactly one of them, unpadded.
+    let ids: Vec<String> = vec!["imp_a".into(), "imp_bbbbbbb".into(), "imp_cc".into()];
+    let first = s.claim_due_schedules(100, 200, &ids).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let mut got: Vec<String> = first
+        .iter()
+        .map(|r| r.attempt_imp_uid.clone().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ids);
+    assert!(first
+        .iter()
+        .all(|r| r.run_state == "running" && r.lease_until == 200));
+    // A second claim gets only the two other due rows (the lease holds; "later" is not due).
+    let more: Vec<String> = (0..4).map(|i| format!("imp_x{i}")).collect();
+    let second = s.claim_due_schedules(100, 200, &more).await.unwrap();
+    assert_eq!(second.len(), 2);
+    let firsts: Vec<&str> = first.iter().map(|r| r.merchant_uid.as_str()).collect();
+    assert!(second
+        .iter()
+        .all(|r| !firsts.contains(&r.merchant_uid.as_str())));
+    assert!(s
+        .claim_due_schedules(100, 200, &more)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .claim_due_schedules(100, 200, &[])
+        .await
+        .unwrap()
+        .is_empty());
+    // Leases run out: a re-claim keeps each row's execution imp_uid.
+    let again = s.claim_due_schedules(300, 400, &more).await.unwrap();
+    assert_eq!(again.len(), 4);
+    for r in &again {
+        let before = first
+            .iter()
+            .chain(&second)
+            .find(|b| b.merchant_uid == r.merchant_uid)
+            .unwrap();
+        assert_eq!(r.attempt_imp_uid, before.attempt_imp_uid);
+    }
+    // One batch: a right attempt is recorded, a wrong attempt and an unknown row are left alone.
+    let a0 = again[0].attempt_imp_uid.clone().unwrap();
+    let a1 = again[1].attempt_imp_uid.clone().unwrap();
+    let done = s
+        .finish_schedules(
+            &[
+                finish("imp1", &again[0].merchant_uid, &a0, "paid"),
+                finish("imp1", &again[1].merchant_uid, &a1, "failed"),
+                finish("imp1", &again[2].merchant_uid, "imp_wrong", "paid"),
+                finish("imp1", "nope", "imp_a", "paid"),
+            ],
+            60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    let paid = done
+        .iter()
+        .find(|d| d.merchant_uid == again[0].merchant_uid)
+        .unwrap();
+    assert_eq!(
+        (
+            paid.schedule_status.as_str(),
+            paid.payment_status.as_deref(),
+            paid.imp_uid.as_deref(),
+            paid.executed_at,
+            paid.run_state.as_str()
+        ),
+        ("executed", Some("paid"), Some(a0.as_str()), 50, "idle")
+    );
+    let failed = s
+        .get_schedule("imp1", &again[1].merchant_uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.fail_reason.as_deref(), Some("declined"));
+    let left = s
+        .get_schedule("imp1", &again[2].merchant_uid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (left.schedule_status.as_str(), left.run_state.as_str()),
+        ("scheduled", "running")
+    );
+    // Recording twice does nothing.
+    assert!(s
+        .finish_schedules(&[finish("imp1", &again[0].merchant_uid, &a0, "paid")], 70)
+        .await
+        .unwrap()
+        .is_empty());
+}
+on_both!(schedule_claims_and_batched_finish, schedule_claims);
+
+/// The batched charge context: one answer per key, in order, `None` for an unknown customer.
+async fn charge_contexts(s: Arc<dyn Store>) {
+    seed(&s).await;
+    s.add_channel(&channel("c1", "imp1", "mid1", true))
+        .await
+        .unwrap();
+    for uid in ["cu", "cv"] {
+        let c = Customer {
+            merchant_id: "imp1".into(),
+            customer_uid: uid.into(),
+            channel_id: "c1".into(),
+            pg_provider: "jtnet".into(),
+            pg_id: "mid1".into(),
+            sandbox: true,
+            billing_key: format!("bk_{uid}"),
+            customer_id: None,
+            card_name: None,
+            card_code: None,
+            card_number: None,
+            card_type: None,
+            customer_name: None,
+            customer_tel: None,
+            customer_email: None,
+            customer_addr: None,
+            customer_postcode: None,
+            inserted: 1,
+            updated: 1,
+        };
+        s.upsert_customer(&c).await.unwrap();
+    }
+    let key = |m: &str, c: &str, u: &str| (m.to_owned(), c.to_owned(), u.to_owned());
+    let got = s
+        .charge_contexts(&[
+            key("imp1", "cv", "o1"),
+            key("imp2", "cu", "o2"),
+            key("imp1", "nobody", "o3"),
+            key("imp1", "cu", "o4"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0].as_ref().unwrap().customer.billing_key, "bk_cv");
+    assert!(got[1].is_none(), "another merchant's customer");
+    assert!(got[2].is_none());
+    let last = got[3].as_ref().unwrap();
+    assert_eq!(last.customer.billing_key, "bk_cu");
+    assert_eq!(last.channel.as_ref().unwrap().mid, "mid1");
+    assert!(last.prepared.is_none());
+    assert!(s.charge_contexts(&[]).await.unwrap().is_empty());
+}
+on_both!(batched_charge_contexts, charge_contexts);
+
+/// The in-memory SQLite store has no fast lane: the batched statements run on sqlx there.
+#[tokio::test]
+async fn in_memory_sqlite_runs_the_batched_statements() {
+    let (s, _) = connect("sqlite::memory:", true).await.unwrap();
+    schedule_claims(s).await;
+    let (s, _) = connect("sqlite::memory:", true).await.unwrap();
+    charge_contexts(s).await;
+}

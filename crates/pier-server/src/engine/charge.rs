@@ -15,7 +15,8 @@ use super::{Engine, Error, Result};
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::{Approval, CardData, Mid, Order, Pg, PgError};
 use pier_store::{
-    Channel, Customer, OutboxEvent, Payment, PgState, Prepared, Settlement, StoreError,
+    Channel, ChargeContext, Customer, OutboxEvent, Payment, PgState, Prepared, Settlement,
+    StoreError,
 };
 use std::sync::Arc;
 
@@ -161,15 +162,26 @@ impl Engine {
         imp_uid: Option<String>,
     ) -> Result<ChargeOutcome> {
         // One read for the key, its channel and the merchant_uid's pre-registration.
-        let Some(ctx) = self
+        let ctx = self
             .store
             .charge_context(
                 merchant_id,
                 input.customer_uid.as_str(),
                 input.order.merchant_uid.as_str(),
             )
-            .await?
-        else {
+            .await?;
+        self.again_with(merchant_id, input, imp_uid, ctx).await
+    }
+
+    /// `again_as` with the charge context already read (`None`: the customer_uid is unknown).
+    pub async fn again_with(
+        self: &Arc<Self>,
+        merchant_id: &str,
+        input: AgainInput,
+        imp_uid: Option<String>,
+        ctx: Option<ChargeContext>,
+    ) -> Result<ChargeOutcome> {
+        let Some(ctx) = ctx else {
             return Err(Error::Refused(MSG_UNKNOWN_CUSTOMER.into()));
         };
         let (customer, prepared) = (ctx.customer, ctx.prepared);

@@ -2,13 +2,15 @@
 //! the scheduler's tick that executes due schedules exactly once.
 //!
 //! Execution order for one schedule:
-//! 1. claim it with a lease (guarded UPDATE; `FOR UPDATE SKIP LOCKED` on PostgreSQL);
-//! 2. fix the execution's imp_uid on the row (`attempt_imp_uid`) unless a previous claimer did;
-//! 3. if a payment with that imp_uid exists, a previous run got that far: take its outcome;
+//! 1. claim it with a lease (guarded UPDATE; `FOR UPDATE SKIP LOCKED` on PostgreSQL) and, in
+//!    the same statement, fix the execution's imp_uid on the row (`attempt_imp_uid`) unless a
+//!    previous claimer did;
+//! 2. if a payment with that imp_uid exists, a previous run got that far: take its outcome;
 //!    otherwise charge the billing key (`again`, usage `payment.scheduled`) with the schedule's
 //!    merchant_uid — the payments guard refuses a concurrent second attempt;
-//! 4. record `executed` with the outcome and, for a failure, the `failed` webhook in the same
-//!    transaction (a `paid` webhook was already written with the approval).
+//! 3. record `executed` with the outcome and, for a failure, the `failed` webhook in the same
+//!    transaction (a `paid` webhook was already written with the approval). A tick records all
+//!    its outcomes in one transaction.
 //!
 //! An outcome that is not known yet (PG timeout → reconciler) keeps the schedule claimed; its
 //! lease runs out and a later tick picks up the settled payment.
@@ -18,7 +20,8 @@ use super::{Engine, Error, Result};
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::CardData;
 use pier_store::{
-    OutboxEvent, Page, Payment, Schedule, ScheduleOutcome, ScheduleQuery, StoreError,
+    ChargeContext, OutboxEvent, Page, Payment, Schedule, ScheduleFinish, ScheduleOutcome,
+    ScheduleQuery, StoreError,
 };
 use std::sync::Arc;
 
@@ -305,7 +308,7 @@ impl Engine {
                 .wrong_state(merchant_id, merchant_uid, "a failed or revoked schedule")
                 .await);
         };
-        match self.execute_schedule(s).await? {
+        match self.execute_schedule(s, true).await? {
             Executed::Done(_, Some(p)) | Executed::Pending(Some(p)) => Ok(p),
             Executed::Done(s, None) => Err(Error::Refused(
                 s.fail_reason
@@ -338,90 +341,160 @@ impl Engine {
         }
     }
 
-    /// One scheduler tick: claims up to `limit` due schedules and executes them (at most
-    /// `schedule_concurrency` at once). Returns how many were claimed.
+    /// One scheduler tick: claims up to `limit` due schedules (fixing each one's execution
+    /// imp_uid in the same statement), executes them (at most `schedule_concurrency` at once)
+    /// and records all their outcomes in one transaction. Returns how many were claimed.
     pub async fn run_due_schedules(self: &Arc<Self>, limit: i64) -> Result<usize> {
         let now = self.now();
+        let fresh: Vec<String> = (0..limit.max(0))
+            .map(|_| pier_domain::ImpUid::generate().into_string())
+            .collect();
         let claimed = self
             .store
-            .claim_due_schedules(now, now + self.cfg.schedule_lease_secs, limit)
+            .claim_due_schedules(now, now + self.cfg.schedule_lease_secs, &fresh)
             .await?;
         let n = claimed.len();
+        let fresh: std::collections::HashSet<String> = fresh.into_iter().collect();
+        // Every claimed schedule's key, channel and pre-registration in one read.
+        let keys: Vec<(String, String, String)> = claimed
+            .iter()
+            .map(|s| {
+                (
+                    s.merchant_id.clone(),
+                    s.customer_uid.clone(),
+                    s.merchant_uid.clone(),
+                )
+            })
+            .collect();
+        let contexts = self.store.charge_contexts(&keys).await?;
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.cfg.schedule_concurrency.max(1),
         ));
         let mut tasks = tokio::task::JoinSet::new();
-        for s in claimed {
+        for (s, ctx) in claimed.into_iter().zip(contexts) {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
+            let is_fresh = s
+                .attempt_imp_uid
+                .as_ref()
+                .is_some_and(|a| fresh.contains(a));
             let this = self.clone();
             tasks.spawn(async move {
                 let key = (s.merchant_id.clone(), s.merchant_uid.clone());
-                if let Err(e) = this.execute_schedule(s).await {
-                    tracing::warn!(merchant_uid = %key.1, error = %e, "schedule run failed; will retry");
-                    let now = this.now();
-                    let _ = this
-                        .store
-                        .release_schedule(&key.0, &key.1, now + ERROR_RETRY_SECS, now)
-                        .await;
-                }
+                let step = this.run_schedule(s, is_fresh, Some(ctx)).await;
                 drop(permit);
+                match step {
+                    Ok(Step::Record(f, _)) => Some(f),
+                    Ok(Step::Pending(_)) => None,
+                    Err(e) => {
+                        tracing::warn!(merchant_uid = %key.1, error = %e, "schedule run failed; will retry");
+                        let now = this.now();
+                        let _ = this
+                            .store
+                            .release_schedule(&key.0, &key.1, now + ERROR_RETRY_SECS, now)
+                            .await;
+                        None
+                    }
+                }
             });
         }
-        while tasks.join_next().await.is_some() {}
+        let mut outcomes = Vec::with_capacity(n);
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Some(f)) = r {
+                outcomes.push(f);
+            }
+        }
+        // A failure here leaves the rows claimed: once their leases run out the next claimer
+        // finds each payment by its execution imp_uid and records it, never charging again.
+        for done in self.store.finish_schedules(&outcomes, self.now()).await? {
+            let status = done.payment_status.unwrap_or_default();
+            metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
+                .increment(1);
+        }
         Ok(n)
     }
 
-    /// Executes one claimed schedule (see the module comment for the order of effects).
-    pub async fn execute_schedule(self: &Arc<Self>, s: Schedule) -> Result<Executed> {
-        let (m, uid) = (s.merchant_id.clone(), s.merchant_uid.clone());
-        let s = match &s.attempt_imp_uid {
-            Some(_) => s,
-            None => {
-                let fresh = pier_domain::ImpUid::generate().into_string();
-                self.store
-                    .set_schedule_attempt(&m, &uid, &fresh, self.now())
-                    .await?
-                    .ok_or_else(|| Error::NotFound(MSG_NO_SCHEDULE.into()))?
+    /// Executes one claimed schedule and records its outcome (the retry endpoint's path).
+    pub async fn execute_schedule(self: &Arc<Self>, s: Schedule, fresh: bool) -> Result<Executed> {
+        match self.run_schedule(s, fresh, None).await? {
+            Step::Pending(p) => Ok(Executed::Pending(p)),
+            Step::Record(f, p) => {
+                let status = f.outcome.payment_status.clone();
+                match self.store.finish_schedules(&[f], self.now()).await?.pop() {
+                    Some(done) => {
+                        metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
+                            .increment(1);
+                        Ok(Executed::Done(Box::new(done), p))
+                    }
+                    None => Ok(Executed::Pending(p)),
+                }
             }
-        };
+        }
+    }
+
+    /// Charges a claimed schedule (see the module comment for the order of effects) and says
+    /// what to record. `fresh`: its execution imp_uid was fixed by this claim, so no earlier run
+    /// can have made a payment with it. `ctx`: the charge context when already read.
+    async fn run_schedule(
+        self: &Arc<Self>,
+        s: Schedule,
+        fresh: bool,
+        ctx: Option<Option<ChargeContext>>,
+    ) -> Result<Step> {
+        let (m, uid) = (s.merchant_id.clone(), s.merchant_uid.clone());
         let Some(attempt) = s.attempt_imp_uid.clone() else {
-            return Ok(Executed::Pending(None));
+            return Ok(Step::Pending(None));
         };
         if s.schedule_status != "scheduled" {
-            return Ok(Executed::Pending(None));
+            return Ok(Step::Pending(None));
         }
-        if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
-            // A previous run got as far as the charge: record its outcome, never charge again.
-            return self.finish_with_payment(&s, &attempt, p).await;
+        if !fresh {
+            if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
+                // A previous run got as far as the charge: record its outcome, never charge again.
+                return self.step_with_payment(&s, &attempt, p).await;
+            }
         }
         let input = match again_input(&s) {
             Ok(i) => i,
             Err(e) => {
-                return self
-                    .finish_without_payment(&s, &attempt, e.to_string())
-                    .await
+                return Ok(step_without_payment(
+                    &s,
+                    &attempt,
+                    e.to_string(),
+                    self.now(),
+                ))
             }
         };
-        let res = self.again_as(&m, input, Some(attempt.clone())).await;
+        let ctx = match ctx {
+            Some(c) => c,
+            None => {
+                self.store
+                    .charge_context(&m, &s.customer_uid, &s.merchant_uid)
+                    .await?
+            }
+        };
+        let res = match self.again_with(&m, input, Some(attempt.clone()), ctx).await {
+            Ok(o) => return self.step_with_payment(&s, &attempt, o.payment).await,
+            Err(e) => e,
+        };
+        // The charge may have got as far as a record before the error.
         if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
-            return self.finish_with_payment(&s, &attempt, p).await;
+            return self.step_with_payment(&s, &attempt, p).await;
         }
         match res {
-            Ok(o) => self.finish_with_payment(&s, &attempt, o.payment).await,
             // Another attempt holds the merchant_uid right now: look again later.
-            Err(Error::Refused(msg)) if msg == MSG_IN_PROGRESS => {
+            Error::Refused(msg) if msg == MSG_IN_PROGRESS => {
                 self.release_later(&s, UNKNOWN_RECHECK_SECS).await?;
-                Ok(Executed::Pending(None))
+                Ok(Step::Pending(None))
             }
-            Err(Error::Refused(msg)) | Err(Error::PgRefused(msg)) | Err(Error::Invalid(msg)) => {
-                self.finish_without_payment(&s, &attempt, msg).await
+            Error::Refused(msg) | Error::PgRefused(msg) | Error::Invalid(msg) => {
+                Ok(step_without_payment(&s, &attempt, msg, self.now()))
             }
-            Err(e) => {
+            e => {
                 tracing::warn!(merchant_uid = %uid, error = %e, "scheduled charge did not run; will retry");
                 self.release_later(&s, ERROR_RETRY_SECS).await?;
-                Ok(Executed::Pending(None))
+                Ok(Step::Pending(None))
             }
         }
     }
@@ -434,83 +507,68 @@ impl Engine {
         Ok(())
     }
 
-    async fn finish_with_payment(
-        &self,
-        s: &Schedule,
-        attempt: &str,
-        p: Payment,
-    ) -> Result<Executed> {
+    async fn step_with_payment(&self, s: &Schedule, attempt: &str, p: Payment) -> Result<Step> {
         let status = match p.status.as_str() {
             "paid" | "cancelled" => "paid",
             "failed" => "failed",
             // Outcome unknown (reconciler) or still in flight: keep the claim, look again later.
             _ => {
                 self.release_later(s, UNKNOWN_RECHECK_SECS).await?;
-                return Ok(Executed::Pending(Some(p)));
+                return Ok(Step::Pending(Some(p)));
             }
         };
-        let now = self.now();
-        let outcome = ScheduleOutcome {
-            imp_uid: Some(p.imp_uid.clone()),
-            payment_status: status.into(),
-            fail_reason: if status == "failed" {
-                p.fail_reason.clone()
-            } else {
-                None
-            },
-            executed_at: now,
-        };
         // A paid charge announced itself with its approval; a declined scheduled charge is
-        // announced here, in the same transaction as the schedule's record.
+        // announced with the schedule's record, in the same transaction.
         let events: Vec<OutboxEvent> = if status == "failed" {
             vec![self.event_for(&p, "failed", None)]
         } else {
             Vec::new()
         };
-        match self
-            .store
-            .finish_schedule(
-                &s.merchant_id,
-                &s.merchant_uid,
-                attempt,
-                &outcome,
-                now,
-                &events,
-            )
-            .await?
-        {
-            Some(done) => {
-                let done = Box::new(done);
-                metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
-                    .increment(1);
-                Ok(Executed::Done(done, Some(p)))
-            }
-            None => Ok(Executed::Pending(Some(p))),
-        }
-    }
-
-    async fn finish_without_payment(
-        &self,
-        s: &Schedule,
-        attempt: &str,
-        reason: String,
-    ) -> Result<Executed> {
-        let now = self.now();
-        let outcome = ScheduleOutcome {
-            imp_uid: None,
-            payment_status: "failed".into(),
-            fail_reason: Some(reason),
-            executed_at: now,
+        let finish = ScheduleFinish {
+            merchant_id: s.merchant_id.clone(),
+            merchant_uid: s.merchant_uid.clone(),
+            attempt: attempt.to_owned(),
+            outcome: ScheduleOutcome {
+                imp_uid: Some(p.imp_uid.clone()),
+                payment_status: status.into(),
+                fail_reason: if status == "failed" {
+                    p.fail_reason.clone()
+                } else {
+                    None
+                },
+                executed_at: self.now(),
+            },
+            events,
         };
-        match self
-            .store
-            .finish_schedule(&s.merchant_id, &s.merchant_uid, attempt, &outcome, now, &[])
-            .await?
-        {
-            Some(done) => Ok(Executed::Done(Box::new(done), None)),
-            None => Ok(Executed::Pending(None)),
-        }
+        Ok(Step::Record(finish, Some(p)))
     }
+}
+
+/// What a run leaves to do.
+enum Step {
+    /// Record this outcome (`executed`); the payment when one was made.
+    Record(ScheduleFinish, Option<Payment>),
+    /// Leave the claim for a later tick (outcome unknown, another attempt holds the merchant_uid).
+    Pending(Option<Payment>),
+}
+
+/// A schedule that failed without a payment (the key is gone, the input no longer validates).
+fn step_without_payment(s: &Schedule, attempt: &str, reason: String, now: i64) -> Step {
+    Step::Record(
+        ScheduleFinish {
+            merchant_id: s.merchant_id.clone(),
+            merchant_uid: s.merchant_uid.clone(),
+            attempt: attempt.to_owned(),
+            outcome: ScheduleOutcome {
+                imp_uid: None,
+                payment_status: "failed".into(),
+                fail_reason: Some(reason),
+                executed_at: now,
+            },
+            events: Vec::new(),
+        },
+        None,
+    )
 }
 
 fn again_input(s: &Schedule) -> Result<AgainInput> {

@@ -769,18 +769,14 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
     let e = t.pier.engine.clone();
     // Instance A claims the schedule, fixes its attempt and charges, then dies before recording.
     let now = START + HOUR;
-    let claimed = e
+    let mut claimed = e
         .store
-        .claim_due_schedules(now, now + 120, 10)
+        .claim_due_schedules(now, now + 120, &["imp_000000000042".to_owned()])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let s = e
-        .store
-        .set_schedule_attempt(DEMO_CODE, "cr-1", "imp_000000000042", now)
-        .await
-        .unwrap()
-        .unwrap();
+    let s = claimed.pop().unwrap();
+    assert_eq!(s.attempt_imp_uid.as_deref(), Some("imp_000000000042"));
     assert_eq!(s.run_state, "running");
     let input = pier_server::engine::charge::AgainInput {
         order: pier_server::engine::charge::OrderInput {
