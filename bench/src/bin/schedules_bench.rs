@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p pier-bench --bin schedules_bench -- \
-//!     --database-url postgres://postgres@127.0.0.1:5432/test --schedules 10000 --instances 1,2 [--batch 100] [--concurrency 32] [--ticks 2]
+//!     --database-url postgres://postgres@127.0.0.1:5432/test --schedules 10000 --instances 1,2 [--batch 100] [--concurrency 100] [--ticks 2] [--rounds 3]
 //! ```
 
 use clap::Parser;
@@ -35,19 +35,43 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     batch: i64,
     /// Charges in flight at once per tick.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 100)]
     concurrency: usize,
     /// Ticks in flight at once per instance (the scheduler job's `schedule_ticks`).
     #[arg(long, default_value_t = 2)]
     ticks: usize,
+    /// Measured rounds of every instance count, interleaved; the summary gives medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    for k in a.instances.split(',') {
-        let k: usize = k.trim().parse()?;
-        run(&a, k).await?;
+    let counts: Vec<usize> = a
+        .instances
+        .split(',')
+        .map(|k| k.trim().parse())
+        .collect::<Result<_, _>>()?;
+    // Rounds interleave the instance counts (1,2,1,2,…) so a slow spell of the machine does not
+    // land on one count only; the summary is each count's median.
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    for _ in 0..a.rounds.max(1) {
+        for (i, k) in counts.iter().enumerate() {
+            rates[i].push(run(&a, *k).await?);
+        }
+    }
+    for (k, mut r) in counts.iter().zip(rates) {
+        r.sort_by(f64::total_cmp);
+        println!(
+            "median instances={k} rate={:.0}/s over {} rounds ({})",
+            r[r.len() / 2],
+            r.len(),
+            r.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }
@@ -68,7 +92,8 @@ async fn admin(base: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
+/// One measured run; returns executions per second.
+async fn run(a: &Args, instances: usize) -> anyhow::Result<f64> {
     let (schema, url) = fresh_schema(&a.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // One PG shared by every instance.
@@ -170,6 +195,7 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
     if let Err(e) = admin(&a.database_url, "CHECKPOINT").await {
         eprintln!("note: no CHECKPOINT before the run ({e})");
     }
+    let cpu_before = cpu_ticks();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for e in engines
@@ -205,6 +231,7 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
         per_instance[i / a.ticks.max(1)] += t.await?;
     }
     let took = started.elapsed();
+    let cpu = cpu_share(cpu_before, cpu_ticks());
     let _ = stop_pg.send(());
     drop(engines);
     admin(&a.database_url, &format!("DROP SCHEMA {schema} CASCADE")).await?;
@@ -216,10 +243,43 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<()> {
     let duplicates = seen.values().filter(|n| **n > 1).count();
     let misses = a.schedules - seen.len();
     println!(
-        "instances={instances} schedules={} took={:.2}s rate={:.0}/s per_instance={per_instance:?} duplicates={duplicates} misses={misses}",
+        "instances={instances} schedules={} took={:.2}s rate={:.0}/s per_instance={per_instance:?} duplicates={duplicates} misses={misses} {cpu}",
         a.schedules,
         took.as_secs_f64(),
         a.schedules as f64 / took.as_secs_f64()
     );
-    Ok(())
+    anyhow::ensure!(
+        duplicates == 0 && misses == 0,
+        "exactly-once violated: {duplicates} duplicates, {misses} misses"
+    );
+    Ok(a.schedules as f64 / took.as_secs_f64())
+}
+
+/// The machine's CPU counters (user+system, idle+iowait, steal) from `/proc/stat`; zeros where
+/// there is none.
+fn cpu_ticks() -> [u64; 3] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    [at(0) + at(1) + at(2) + at(5) + at(6), at(3) + at(4), at(7)]
+}
+
+/// How the machine's CPU time went during the run: busy, idle, and stolen by the host (a
+/// virtual machine's neighbours; a run with much steal is not comparable).
+fn cpu_share(a: [u64; 3], b: [u64; 3]) -> String {
+    let d: Vec<u64> = (0..3).map(|i| b[i].saturating_sub(a[i])).collect();
+    let total = d.iter().sum::<u64>().max(1) as f64;
+    format!(
+        "cpu busy={:.0}% idle={:.0}% steal={:.0}%",
+        100.0 * d[0] as f64 / total,
+        100.0 * d[1] as f64 / total,
+        100.0 * d[2] as f64 / total
+    )
 }

@@ -84,7 +84,7 @@ impl Config {
             webhook_concurrency: 16,
             jobs_poll_interval: Duration::from_secs(1),
             schedule_batch: 100,
-            schedule_concurrency: 32,
+            schedule_concurrency: 100,
             schedule_ticks: 2,
             schedule_lease_secs: 120,
         }
