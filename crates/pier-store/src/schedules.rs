@@ -133,6 +133,17 @@ pub trait ScheduleStore: Send + Sync {
         lease_until: i64,
         attempts: &[String],
     ) -> StoreResult<Vec<Schedule>>;
+    /// Replaces the execution imp_uid `old` of a running schedule with `new` (the old attempt
+    /// never reached the PG) and extends the claim; `None` when the row had moved on.
+    async fn reattempt_schedule(
+        &self,
+        merchant_id: &str,
+        merchant_uid: &str,
+        old: &str,
+        new: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> StoreResult<Option<Schedule>>;
     /// Gives a running schedule back until `lease_until` (outcome not known yet).
     async fn release_schedule(
         &self,
@@ -384,6 +395,23 @@ macro_rules! impl_schedule_store {
                         rows
                     };
                     Ok(rows.iter().map(schedule).collect::<sqlx::Result<_>>()?)
+                }
+
+                async fn reattempt_schedule(&self, merchant_id: &str, merchant_uid: &str, old: &str, new: &str, lease_until: i64, now: i64) -> StoreResult<Option<Schedule>> {
+                    let row = sqlx::query(&format!(
+                        "UPDATE schedules SET attempt_imp_uid = $4, lease_until = $5, updated_at = $6 \
+                         WHERE merchant_id = $1 AND merchant_uid = $2 AND attempt_imp_uid = $3 \
+                         AND schedule_status = 'scheduled' AND run_state = 'running' RETURNING {SCHEDULE_COLS}"
+                    ))
+                    .bind(merchant_id)
+                    .bind(merchant_uid)
+                    .bind(old)
+                    .bind(new)
+                    .bind(lease_until)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(row.as_ref().map(schedule).transpose()?)
                 }
 
                 async fn release_schedule(&self, merchant_id: &str, merchant_uid: &str, lease_until: i64, now: i64) -> StoreResult<()> {

@@ -170,6 +170,13 @@ struct ServeArgs {
     /// Do not run background jobs in this instance.
     #[arg(long, env = "PIER_NO_JOBS")]
     no_jobs: bool,
+    /// How long a scheduler's claim on a schedule holds before another instance may take it
+    /// over (an instance that died mid-run), in seconds.
+    #[arg(long, env = "PIER_SCHEDULE_LEASE_SECS", default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    schedule_lease_secs: i64,
+    /// How often idle background jobs (scheduler, webhook dispatcher) look for due work, in ms.
+    #[arg(long, env = "PIER_JOBS_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    jobs_poll_ms: u64,
     /// Allow webhook targets on loopback and private addresses.
     #[arg(long, env = "PIER_WEBHOOK_ALLOW_PRIVATE")]
     webhook_allow_private: bool,
@@ -467,6 +474,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;
+    cfg.schedule_lease_secs = a.schedule_lease_secs;
+    cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
     cfg.webhook_allow_private = a.webhook_allow_private;
     cfg.create_demo = !a.no_demo;
     cfg.demo = DemoCredentials {

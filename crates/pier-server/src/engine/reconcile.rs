@@ -37,6 +37,10 @@ pub const BACKOFF_BASE_SECS: i64 = 5;
 pub const BACKOFF_MAX_SECS: i64 = 3600;
 /// Slack added to the PG deadline before an `in_flight` attempt counts as abandoned.
 pub const STALE_SLACK_SECS: i64 = 10;
+/// The fail reason of an attempt the PG never saw (its order id voided there first, so it can
+/// never be approved): nothing was charged, and the order may be charged again under a new id.
+pub const MSG_NEVER_REACHED: &str =
+    "PG사에 결제 요청이 도달하지 않았습니다. (the PG never saw this attempt; nothing was charged)";
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -196,12 +200,7 @@ impl Engine {
                 if let Err(e) = self.net_cancel(&pg, &mid, p).await {
                     return self.defer(p, &format!("net-cancel failed: {e}")).await;
                 }
-                self.settle_failed(
-                    p,
-                    "PG사에 결제 요청이 도달하지 않았습니다. (the PG never saw this attempt; nothing was charged)",
-                    true,
-                )
-                .await
+                self.settle_failed(p, MSG_NEVER_REACHED, true).await
             }
             Inquiry::Declined { code, message } => {
                 let reason = if message.starts_with('[') || code.is_empty() {

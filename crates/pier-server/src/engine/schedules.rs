@@ -443,16 +443,35 @@ impl Engine {
         ctx: Option<Option<ChargeContext>>,
     ) -> Result<Step> {
         let (m, uid) = (s.merchant_id.clone(), s.merchant_uid.clone());
-        let Some(attempt) = s.attempt_imp_uid.clone() else {
+        let Some(mut attempt) = s.attempt_imp_uid.clone() else {
             return Ok(Step::Pending(None));
         };
         if s.schedule_status != "scheduled" {
             return Ok(Step::Pending(None));
         }
+        let mut s = s;
         if !fresh {
             if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
-                // A previous run got as far as the charge: record its outcome, never charge again.
-                return self.step_with_payment(&s, &attempt, p).await;
+                if !never_reached_the_pg(&p) {
+                    // A previous run got as far as the charge: record its outcome, never
+                    // charge again.
+                    return self.step_with_payment(&s, &attempt, p).await;
+                }
+                // The previous run died before its charge reached the PG and the reconciler
+                // voided that order id there: nothing was charged, so this is not the
+                // customer's failure. Charge under a new execution imp_uid.
+                let next = pier_domain::ImpUid::generate().into_string();
+                let now = self.now();
+                let lease = now + self.cfg.schedule_lease_secs;
+                let Some(moved) = self
+                    .store
+                    .reattempt_schedule(&m, &uid, &attempt, &next, lease, now)
+                    .await?
+                else {
+                    return Ok(Step::Pending(None));
+                };
+                tracing::info!(merchant_uid = %uid, old = %attempt, new = %next, "schedule's attempt never reached the PG; charging again");
+                (s, attempt) = (moved, next);
             }
         }
         let input = match again_input(&s) {
@@ -485,7 +504,7 @@ impl Engine {
         match res {
             // Another attempt holds the merchant_uid right now: look again later.
             Error::Refused(msg) if msg == MSG_IN_PROGRESS => {
-                self.release_later(&s, UNKNOWN_RECHECK_SECS).await?;
+                self.release_later(&s, self.recheck_secs()).await?;
                 Ok(Step::Pending(None))
             }
             Error::Refused(msg) | Error::PgRefused(msg) | Error::Invalid(msg) => {
@@ -497,6 +516,12 @@ impl Engine {
                 Ok(Step::Pending(None))
             }
         }
+    }
+
+    /// Delay before a schedule whose payment has no outcome yet is looked at again: at most the
+    /// lease, so a short lease (tests, impatient operators) means prompt re-checks.
+    fn recheck_secs(&self) -> i64 {
+        UNKNOWN_RECHECK_SECS.min(self.cfg.schedule_lease_secs.max(1))
     }
 
     async fn release_later(&self, s: &Schedule, secs: i64) -> Result<()> {
@@ -513,7 +538,7 @@ impl Engine {
             "failed" => "failed",
             // Outcome unknown (reconciler) or still in flight: keep the claim, look again later.
             _ => {
-                self.release_later(s, UNKNOWN_RECHECK_SECS).await?;
+                self.release_later(s, self.recheck_secs()).await?;
                 return Ok(Step::Pending(Some(p)));
             }
         };
@@ -542,6 +567,11 @@ impl Engine {
         };
         Ok(Step::Record(finish, Some(p)))
     }
+}
+
+/// An attempt the reconciler failed because the PG never saw it (and voided its order id).
+fn never_reached_the_pg(p: &Payment) -> bool {
+    p.status == "failed" && p.fail_reason.as_deref() == Some(super::reconcile::MSG_NEVER_REACHED)
 }
 
 /// What a run leaves to do.

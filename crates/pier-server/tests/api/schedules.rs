@@ -845,6 +845,81 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
     t.pier.shutdown().await;
 }
 
+/// An instance dies after recording its attempt but before the charge reaches the PG: the
+/// reconciler voids the order id and fails the attempt ("the PG never saw it"). That is not the
+/// customer's failure: the next claimer charges again under a new execution imp_uid, once.
+#[tokio::test]
+async fn an_attempt_that_never_reached_the_pg_is_charged_again_not_failed() {
+    let t = start_manual().await;
+    let tok = t.token().await;
+    issue_key(&t, &tok, "strand", CARD_OK).await;
+    schedule(
+        &t,
+        &tok,
+        json!({"customer_uid": "strand", "schedules": [item("st-1", START + HOUR, 6000)]}),
+    )
+    .await;
+    t.clock.advance(HOUR);
+    let e = t.pier.engine.clone();
+    let now = START + HOUR;
+    // Instance A claims, records its attempt in flight, and dies before calling the PG.
+    let claimed = e
+        .store
+        .claim_due_schedules(now, now + 120, &["imp_000000000077".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let mut p = pier_store::Payment::new(
+        "imp_000000000077".into(),
+        DEMO_CODE.into(),
+        "st-1".into(),
+        6000,
+        now,
+    );
+    p.uid_lock = true;
+    p.pg_state = pier_store::PgState::InFlight;
+    p.customer_uid = Some("strand".into());
+    let channel = e.store.list_channels(Some(DEMO_CODE)).await.unwrap();
+    p.channel_id = Some(channel[0].id.clone());
+    p.pg_provider = Some("jtnet".into());
+    p.pg_id = Some(channel[0].mid.clone());
+    e.store.insert_payment(&p).await.unwrap();
+    // Later the reconciler finds it stale, the PG does not know it: voided and failed.
+    t.clock.advance(300);
+    let r = e.reconcile_pass().await.unwrap();
+    assert_eq!((r.failed, r.net_cancelled), (1, 1), "{r:?}");
+    let stranded = e
+        .store
+        .get_payment(Some(DEMO_CODE), "imp_000000000077")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stranded.status, "failed");
+    // The lease has run out: the next tick charges the schedule again, under a new imp_uid.
+    assert_eq!(tick(&t).await, 1);
+    let tok = t.token().await;
+    let (_, b) = t.get("/subscribe/payments/schedule/st-1", &tok).await;
+    let r = &b["response"];
+    assert_eq!(
+        (r["schedule_status"].as_str(), r["payment_status"].as_str()),
+        (Some("executed"), Some("paid")),
+        "{r}"
+    );
+    let imp = r["imp_uid"].as_str().unwrap();
+    assert_ne!(imp, "imp_000000000077");
+    let (_, pay) = t.get(&format!("/payments/{imp}"), &tok).await;
+    assert_eq!(pay["response"]["status"], "paid");
+    assert_eq!(pay["response"]["amount"], 6000);
+    let ledger = t.pier.testpg.ledger_snapshot();
+    let approved: Vec<_> = ledger
+        .orders
+        .iter()
+        .filter(|o| o.merchant_uid == "st-1" && o.status == pier_pg::testpg::LedgerStatus::Approved)
+        .collect();
+    assert_eq!(approved.len(), 1, "charged once");
+    t.pier.shutdown().await;
+}
+
 /// Three Pier instances on one PostgreSQL database and one shared PG (a pgsim): 1,000 due
 /// schedules run with zero duplicates and zero misses.
 #[tokio::test]
