@@ -11,6 +11,26 @@
 //! (`UPDATE … WHERE status = 'ready'`, partial unique indexes), so a concurrency bug shows up as
 //! a conflict, never as a double charge.
 
+/// Runs `$run` with `$c` bound to the pool or, when `$plan` is a planner setting (`SET LOCAL …`,
+/// empty for none), in a transaction that applies the setting first.
+macro_rules! planned {
+    ($pool:expr, $plan:expr, |$c:ident| $run:expr) => {
+        if $plan.is_empty() {
+            let $c = &$pool;
+            $run
+        } else {
+            let mut tx = $pool.begin().await?;
+            sqlx::query($plan).execute(&mut *tx).await?;
+            let out = {
+                let $c = &mut *tx;
+                $run
+            };
+            tx.commit().await?;
+            out
+        }
+    };
+}
+
 mod batch;
 mod checkout;
 mod connect;

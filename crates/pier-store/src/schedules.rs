@@ -385,15 +385,7 @@ macro_rules! impl_schedule_store {
                         .bind(attempts.len() as i64)
                         .bind(packed)
                         .bind(width as i64);
-                    let rows = if $plan.is_empty() {
-                        q.fetch_all(&self.pool).await?
-                    } else {
-                        let mut tx = self.pool.begin().await?;
-                        sqlx::query($plan).execute(&mut *tx).await?;
-                        let rows = q.fetch_all(&mut *tx).await?;
-                        tx.commit().await?;
-                        rows
-                    };
+                    let rows = planned!(self.pool, $plan, |c| q.fetch_all(c).await?);
                     Ok(rows.iter().map(schedule).collect::<sqlx::Result<_>>()?)
                 }
 

@@ -168,15 +168,7 @@ macro_rules! impl_webhook_store {
                         $lock
                     );
                     let q = sqlx::query(&sql).bind(now).bind(lease_until).bind(limit);
-                    let rows = if $plan.is_empty() {
-                        q.fetch_all(&self.pool).await?
-                    } else {
-                        let mut tx = self.pool.begin().await?;
-                        sqlx::query($plan).execute(&mut *tx).await?;
-                        let rows = q.fetch_all(&mut *tx).await?;
-                        tx.commit().await?;
-                        rows
-                    };
+                    let rows = planned!(self.pool, $plan, |c| q.fetch_all(c).await?);
                     Ok(rows.iter().map(outbox).collect::<sqlx::Result<_>>()?)
                 }
 
@@ -190,15 +182,7 @@ macro_rules! impl_webhook_store {
                         $lock
                     );
                     let q = sqlx::query(&sql).bind(now).bind(limit).bind(reason);
-                    let n = if $plan.is_empty() {
-                        q.execute(&self.pool).await?.rows_affected()
-                    } else {
-                        let mut tx = self.pool.begin().await?;
-                        sqlx::query($plan).execute(&mut *tx).await?;
-                        let n = q.execute(&mut *tx).await?.rows_affected();
-                        tx.commit().await?;
-                        n
-                    };
+                    let n = planned!(self.pool, $plan, |c| q.execute(c).await?.rows_affected());
                     Ok(n)
                 }
 

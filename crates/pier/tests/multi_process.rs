@@ -53,16 +53,14 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
     }
 }
 
+/// Sends a request and reads its JSON answer.
+async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// Approved orders per merchant_uid in the pgsim's ledger.
 async fn approvals(http: &reqwest::Client, pg: &str) -> HashMap<String, usize> {
-    let ledger: Value = http
-        .get(format!("{pg}/admin/ledger"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ledger = json_of(http.get(format!("{pg}/admin/ledger"))).await;
     let mut seen = HashMap::new();
     for o in ledger["orders"].as_array().unwrap() {
         let uid = o["merchant_uid"].as_str().unwrap_or_default();
@@ -154,34 +152,23 @@ async fn three_processes_share_1000_schedules_exactly_once_with_one_killed() {
         wait_healthy(&http, &format!("http://127.0.0.1:{p}")).await;
     }
 
-    let token: Value = http
-        .post(format!("{api}/users/getToken"))
-        .json(&json!({"imp_key": KEY, "imp_secret": SECRET}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = json_of(
+        http.post(format!("{api}/users/getToken"))
+            .json(&json!({"imp_key": KEY, "imp_secret": SECRET})),
+    )
+    .await;
     let token = token["response"]["access_token"]
         .as_str()
         .expect("token")
         .to_owned();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{api}{path}"))
-            .header("Authorization", format!("Bearer {token}"))
-            .json(&body)
-            .send()
-    };
+    let authed = |r: reqwest::RequestBuilder| r.header("Authorization", format!("Bearer {token}"));
+    let post =
+        |path: &str, body: Value| json_of(authed(http.post(format!("{api}{path}"))).json(&body));
     let key: Value = post(
         "/subscribe/customers/mp",
         json!({"card_number": "1111-2222-3333-4444", "expiry": "2030-12", "birth": "900101"}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(key["code"], 0, "{key}");
 
     // 1,000 schedules, all due a few seconds from now.
@@ -199,11 +186,7 @@ async fn three_processes_share_1000_schedules_exactly_once_with_one_killed() {
             "/subscribe/payments/schedule",
             json!({"customer_uid": "mp", "schedules": items}),
         )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
         assert_eq!(r["code"], 0, "{r}");
     }
 
@@ -229,15 +212,7 @@ async fn three_processes_share_1000_schedules_exactly_once_with_one_killed() {
         at + 1
     );
     let list = loop {
-        let r: Value = http
-            .get(&list_url)
-            .header("Authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = json_of(authed(http.get(&list_url))).await;
         if r["response"]["total"].as_u64() == Some(N as u64) {
             break r;
         }
@@ -272,15 +247,10 @@ async fn three_processes_share_1000_schedules_exactly_once_with_one_killed() {
         );
     }
 
-    let failed: Value = http
-        .get(format!("{api}/payments/status/failed?limit=1000"))
-        .header("Authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed = json_of(authed(
+        http.get(format!("{api}/payments/status/failed?limit=1000")),
+    ))
+    .await;
     let stranded = failed["response"]["list"]
         .as_array()
         .map(|l| {
