@@ -154,37 +154,17 @@ async fn run(a: &Args, instances: usize) -> anyhow::Result<f64> {
     let now = clock.now_unix();
     let rows: Vec<Schedule> = (0..a.schedules)
         .map(|i| Schedule {
-            merchant_id: "imp00000001".into(),
-            merchant_uid: format!("bench-{i:06}"),
-            customer_uid: cust.customer_uid.clone(),
-            customer_id: None,
-            schedule_at: now - 1,
-            amount: 1000,
-            currency: "KRW".into(),
-            tax_free: 0,
-            vat_amount: None,
-            card_quota: 0,
             name: Some("bench".into()),
-            buyer_name: None,
-            buyer_email: None,
-            buyer_tel: None,
-            buyer_addr: None,
-            buyer_postcode: None,
-            custom_data: None,
-            notice_urls: None,
             pg_provider: Some("jtnet".into()),
             pg_id: Some("jtnet_bench".into()),
-            schedule_status: "scheduled".into(),
-            run_state: "idle".into(),
-            lease_until: 0,
-            attempt_imp_uid: None,
-            imp_uid: None,
-            payment_status: None,
-            fail_reason: None,
-            executed_at: 0,
-            revoked_at: 0,
-            created_at: now,
-            updated_at: now,
+            ..Schedule::new(
+                "imp00000001",
+                &format!("bench-{i:06}"),
+                &cust.customer_uid,
+                now - 1,
+                1000,
+                now,
+            )
         })
         .collect();
     for chunk in rows.chunks(1000) {

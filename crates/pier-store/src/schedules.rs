@@ -50,6 +50,53 @@ pub struct Schedule {
     pub updated_at: i64,
 }
 
+impl Schedule {
+    /// A pending (`scheduled`, idle) schedule with nothing but its key, customer, time and
+    /// amount set: KRW, no buyer, no attempt yet.
+    pub fn new(
+        merchant_id: &str,
+        merchant_uid: &str,
+        customer_uid: &str,
+        schedule_at: i64,
+        amount: i64,
+        now: i64,
+    ) -> Self {
+        Self {
+            merchant_id: merchant_id.to_owned(),
+            merchant_uid: merchant_uid.to_owned(),
+            customer_uid: customer_uid.to_owned(),
+            customer_id: None,
+            schedule_at,
+            amount,
+            currency: "KRW".into(),
+            tax_free: 0,
+            vat_amount: None,
+            card_quota: 0,
+            name: None,
+            buyer_name: None,
+            buyer_email: None,
+            buyer_tel: None,
+            buyer_addr: None,
+            buyer_postcode: None,
+            custom_data: None,
+            notice_urls: None,
+            pg_provider: None,
+            pg_id: None,
+            schedule_status: "scheduled".into(),
+            run_state: "idle".into(),
+            lease_until: 0,
+            attempt_imp_uid: None,
+            imp_uid: None,
+            payment_status: None,
+            fail_reason: None,
+            executed_at: 0,
+            revoked_at: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Filters of the schedule lists. `from` is inclusive, `to` exclusive, both on `schedule_at`.
 #[derive(Clone, Debug, Default)]
 pub struct ScheduleQuery<'a> {

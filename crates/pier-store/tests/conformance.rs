@@ -503,39 +503,7 @@ async fn customers_and_idempotency(s: Arc<dyn Store>) {
 on_both!(customers_and_idempotency_keys, customers_and_idempotency);
 
 fn due(m: &str, uid: &str, at: i64) -> Schedule {
-    Schedule {
-        merchant_id: m.into(),
-        merchant_uid: uid.into(),
-        customer_uid: "cu".into(),
-        customer_id: None,
-        schedule_at: at,
-        amount: 1000,
-        currency: "KRW".into(),
-        tax_free: 0,
-        vat_amount: None,
-        card_quota: 0,
-        name: None,
-        buyer_name: None,
-        buyer_email: None,
-        buyer_tel: None,
-        buyer_addr: None,
-        buyer_postcode: None,
-        custom_data: None,
-        notice_urls: None,
-        pg_provider: None,
-        pg_id: None,
-        schedule_status: "scheduled".into(),
-        run_state: "idle".into(),
-        lease_until: 0,
-        attempt_imp_uid: None,
-        imp_uid: None,
-        payment_status: None,
-        fail_reason: None,
-        executed_at: 0,
-        revoked_at: 0,
-        created_at: 1,
-        updated_at: 1,
-    }
+    Schedule::new(m, uid, "cu", at, 1000, 1)
 }
 
 fn finish(m: &str, uid: &str, attempt: &str, status: &str) -> ScheduleFinish {

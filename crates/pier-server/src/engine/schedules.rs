@@ -112,12 +112,7 @@ impl Engine {
             .map(|i| {
                 let o = i.order;
                 Schedule {
-                    merchant_id: merchant_id.to_owned(),
-                    merchant_uid: o.merchant_uid.to_string(),
-                    customer_uid: customer.customer_uid.clone(),
                     customer_id: customer_id.clone().or(customer.customer_id.clone()),
-                    schedule_at: i.schedule_at,
-                    amount: o.amount.krw(),
                     currency: o.currency,
                     tax_free: o.tax_free,
                     vat_amount: o.vat_amount,
@@ -134,17 +129,14 @@ impl Engine {
                         .flatten(),
                     pg_provider: Some(customer.pg_provider.clone()),
                     pg_id: Some(customer.pg_id.clone()),
-                    schedule_status: "scheduled".into(),
-                    run_state: "idle".into(),
-                    lease_until: 0,
-                    attempt_imp_uid: None,
-                    imp_uid: None,
-                    payment_status: None,
-                    fail_reason: None,
-                    executed_at: 0,
-                    revoked_at: 0,
-                    created_at: now,
-                    updated_at: now,
+                    ..Schedule::new(
+                        merchant_id,
+                        o.merchant_uid.as_str(),
+                        &customer.customer_uid,
+                        i.schedule_at,
+                        o.amount.krw(),
+                        now,
+                    )
                 }
             })
             .collect();
