@@ -15,13 +15,8 @@ const CODE: &str = "imp10000001";
 const KEY: &str = "mp_key";
 const SECRET: &str = "mp_secret_0123456789abcdef";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 /// A child process killed (SIGKILL) when dropped, so a failing test leaves nothing running.
 struct Proc(Child);

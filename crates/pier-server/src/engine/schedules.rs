@@ -399,29 +399,29 @@ impl Engine {
         }
         // A failure here leaves the rows claimed: once their leases run out the next claimer
         // finds each payment by its execution imp_uid and records it, never charging again.
-        for done in self.store.finish_schedules(&outcomes, self.now()).await? {
-            let status = done.payment_status.unwrap_or_default();
+        self.record(&outcomes).await?;
+        Ok(n)
+    }
+
+    /// Records executions' outcomes in one transaction and counts the rows recorded.
+    async fn record(&self, outcomes: &[ScheduleFinish]) -> Result<Vec<Schedule>> {
+        let done = self.store.finish_schedules(outcomes, self.now()).await?;
+        for d in &done {
+            let status = d.payment_status.clone().unwrap_or_default();
             metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
                 .increment(1);
         }
-        Ok(n)
+        Ok(done)
     }
 
     /// Executes one claimed schedule and records its outcome (the retry endpoint's path).
     pub async fn execute_schedule(self: &Arc<Self>, s: Schedule, fresh: bool) -> Result<Executed> {
         match self.run_schedule(s, fresh, None).await? {
             Step::Pending(p) => Ok(Executed::Pending(p)),
-            Step::Record(f, p) => {
-                let status = f.outcome.payment_status.clone();
-                match self.store.finish_schedules(&[f], self.now()).await?.pop() {
-                    Some(done) => {
-                        metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
-                            .increment(1);
-                        Ok(Executed::Done(Box::new(done), p))
-                    }
-                    None => Ok(Executed::Pending(p)),
-                }
-            }
+            Step::Record(f, p) => match self.record(&[f]).await?.pop() {
+                Some(done) => Ok(Executed::Done(Box::new(done), p)),
+                None => Ok(Executed::Pending(p)),
+            },
         }
     }
 
@@ -430,7 +430,7 @@ impl Engine {
     /// can have made a payment with it. `ctx`: the charge context when already read.
     async fn run_schedule(
         self: &Arc<Self>,
-        s: Schedule,
+        mut s: Schedule,
         fresh: bool,
         ctx: Option<Option<ChargeContext>>,
     ) -> Result<Step> {
@@ -441,7 +441,6 @@ impl Engine {
         if s.schedule_status != "scheduled" {
             return Ok(Step::Pending(None));
         }
-        let mut s = s;
         if !fresh {
             if let Some(p) = self.store.get_payment(Some(&m), &attempt).await? {
                 if !never_reached_the_pg(&p) {
@@ -541,23 +540,17 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let finish = ScheduleFinish {
-            merchant_id: s.merchant_id.clone(),
-            merchant_uid: s.merchant_uid.clone(),
-            attempt: attempt.to_owned(),
-            outcome: ScheduleOutcome {
-                imp_uid: Some(p.imp_uid.clone()),
-                payment_status: status.into(),
-                fail_reason: if status == "failed" {
-                    p.fail_reason.clone()
-                } else {
-                    None
-                },
-                executed_at: self.now(),
+        let outcome = ScheduleOutcome {
+            imp_uid: Some(p.imp_uid.clone()),
+            payment_status: status.into(),
+            fail_reason: if status == "failed" {
+                p.fail_reason.clone()
+            } else {
+                None
             },
-            events,
+            executed_at: self.now(),
         };
-        Ok(Step::Record(finish, Some(p)))
+        Ok(Step::Record(finish(s, attempt, outcome, events), Some(p)))
     }
 }
 
@@ -576,21 +569,29 @@ enum Step {
 
 /// A schedule that failed without a payment (the key is gone, the input no longer validates).
 fn step_without_payment(s: &Schedule, attempt: &str, reason: String, now: i64) -> Step {
-    Step::Record(
-        ScheduleFinish {
-            merchant_id: s.merchant_id.clone(),
-            merchant_uid: s.merchant_uid.clone(),
-            attempt: attempt.to_owned(),
-            outcome: ScheduleOutcome {
-                imp_uid: None,
-                payment_status: "failed".into(),
-                fail_reason: Some(reason),
-                executed_at: now,
-            },
-            events: Vec::new(),
-        },
-        None,
-    )
+    let outcome = ScheduleOutcome {
+        imp_uid: None,
+        payment_status: "failed".into(),
+        fail_reason: Some(reason),
+        executed_at: now,
+    };
+    Step::Record(finish(s, attempt, outcome, Vec::new()), None)
+}
+
+/// The record of one execution of `s` under the execution imp_uid `attempt`.
+fn finish(
+    s: &Schedule,
+    attempt: &str,
+    outcome: ScheduleOutcome,
+    events: Vec<OutboxEvent>,
+) -> ScheduleFinish {
+    ScheduleFinish {
+        merchant_id: s.merchant_id.clone(),
+        merchant_uid: s.merchant_uid.clone(),
+        attempt: attempt.to_owned(),
+        outcome,
+        events,
+    }
 }
 
 fn again_input(s: &Schedule) -> Result<AgainInput> {
