@@ -20,7 +20,7 @@ use crate::merchants::{channel_from_row, CHANNEL_COLS};
 use crate::models::{CancelEntry, Channel, Customer, OutboxEvent, Payment, PgState, Settlement};
 use crate::payments::{
     cancel_entry_from_row, get_sql, insert_sql, payment_from_row, settle_sql, SettleKind,
-    CANCEL_HISTORY_COLS, CANCEL_HISTORY_ONE, OUTBOX_INSERT, PAYMENT_COLUMNS,
+    CANCEL_HISTORY_COLS, CANCEL_HISTORY_ONE, NO_WEBHOOK_TARGET, OUTBOX_INSERT, PAYMENT_COLUMNS,
 };
 use crate::prepare::{prepared_from_row, Prepared, COLS as PREPARE_COLS};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
@@ -461,7 +461,7 @@ fn channel(r: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {
 }
 
 fn insert_outbox(c: &Connection, ev: &OutboxEvent) -> rusqlite::Result<usize> {
-    let vals: [&dyn ToSql; 8] = [
+    let vals: [&dyn ToSql; 9] = [
         &ev.id,
         &ev.merchant_id,
         &ev.imp_uid,
@@ -470,6 +470,7 @@ fn insert_outbox(c: &Connection, ev: &OutboxEvent) -> rusqlite::Result<usize> {
         &ev.cancellation_id,
         &ev.notice_urls,
         &ev.created_at,
+        &NO_WEBHOOK_TARGET,
     ];
     c.prepare_cached(OUTBOX_INSERT)?.execute(&vals[..])
 }

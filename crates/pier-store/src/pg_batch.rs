@@ -11,7 +11,7 @@
 
 use crate::batch::{Op, OpResult};
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::payments::{pg_impl, PAYMENT_COLUMNS};
+use crate::payments::{pg_impl, untargeted, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -120,11 +120,18 @@ fn failed_sql() -> &'static str {
     })
 }
 
-const OUTBOX_SQL: &str = "INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
-     notice_urls, created_at, next_attempt_at) \
-     SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, created_at \
+/// Events of a batch; untargeted ones are written `skipped` (see `payments::untargeted!`).
+const OUTBOX_SQL: &str = concat!(
+    "INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
+     notice_urls, created_at, next_attempt_at, state, last_error) \
+     SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, created_at, \
+     CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, CASE WHEN untargeted THEN $9 END \
+     FROM (SELECT v.*, ",
+    untargeted!("v.merchant_id", "v.notice_urls"),
+    " AS untargeted \
      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[]) \
-     AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)";
+     AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v"
+);
 
 /// Collects one field of every item into an array parameter.
 macro_rules! arr {
@@ -275,6 +282,7 @@ async fn insert_events(
         .bind(arr!(evs, |e| e.cancellation_id.clone()))
         .bind(arr!(evs, |e| e.notice_urls.clone()))
         .bind(arr!(evs, |e| e.created_at))
+        .bind(NO_WEBHOOK_TARGET)
         .execute(&mut **tx)
         .await?;
     Ok(())

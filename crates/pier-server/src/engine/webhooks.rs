@@ -178,7 +178,8 @@ fn jittered(secs: i64) -> i64 {
     ((secs as f64) * f).round().max(1.0) as i64
 }
 
-const NO_TARGET: &str = "no webhook target (no notice_url and no merchant URL)";
+/// The same reason the store writes for an event born without a target.
+const NO_TARGET: &str = pier_store::NO_WEBHOOK_TARGET;
 
 /// Where an event goes: the request's notice_url(s), else the merchant's URL (at most
 /// `MAX_TARGETS`).

@@ -555,6 +555,49 @@ async fn no_target_is_skipped_and_private_targets_are_refused() {
 }
 
 #[tokio::test]
+async fn an_event_without_a_target_is_written_skipped_and_one_with_a_target_pending() {
+    // No dispatcher runs: what the store holds is what the payment's own transaction wrote.
+    let t = TestPier::start_cfg(Opts::default(), |c| {
+        fast_jobs(c);
+        c.run_jobs = false;
+    })
+    .await;
+    let tok = t.token().await;
+    let event = |imp: String| {
+        let store = t.pier.engine.store.clone();
+        async move {
+            let rows = store.list_events(DEMO_CODE, Some(&imp), 10).await.unwrap();
+            assert_eq!(rows.len(), 1, "one event per payment");
+            rows.into_iter().next().unwrap()
+        }
+    };
+    // Neither a notice_url nor a merchant URL: born skipped, with the reason, never leased.
+    let p = t.pay(&tok, "wh-born-1", 1000).await;
+    let e = event(p["imp_uid"].as_str().unwrap().into()).await;
+    assert_eq!(e.state, "skipped");
+    assert_eq!(e.last_error.as_deref(), Some(pier_store::NO_WEBHOOK_TARGET));
+    assert_eq!(e.leased_until, 0);
+    // A notice_url on the request: pending, for the dispatcher.
+    let (s, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(&tok),
+            json!({"merchant_uid": "wh-born-2", "amount": 1000, "card_number": CARD_OK, "expiry": "2030-12", "notice_url": "https://example.com/hook"}),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
+    let e = event(b["response"]["imp_uid"].as_str().unwrap().into()).await;
+    assert_eq!((e.state.as_str(), e.last_error), ("pending", None));
+    // A merchant URL: pending too.
+    let rx = Receiver::start().await;
+    set_hook(&t, &rx.url("/hook"), "json").await;
+    let p = t.pay(&tok, "wh-born-3", 1000).await;
+    let e = event(p["imp_uid"].as_str().unwrap().into()).await;
+    assert_eq!(e.state, "pending");
+    t.pier.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_endpoint_does_not_slow_payments() {
     let t = start_fast().await;
     let rx = Receiver::start().await;
