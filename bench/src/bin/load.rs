@@ -4,6 +4,12 @@
 //! ratio of the ceiling. Pier runs in this process on its own runtime; the load generator uses
 //! raw HTTP/1.1 keep-alive connections (hyper) so that it costs as little CPU as possible.
 //!
+//! With `--db postgres` it also measures a database ceiling in the same run: the plain payment
+//! transaction the issue compares against (pgbench's `-N` script as pgbench sends it: BEGIN,
+//! UPDATE an account, SELECT it, INSERT a history row, END, each a simple-protocol query) from
+//! 32 clients, and reports `again`/`onetime` as a ratio of it, so runs on a slower or faster day
+//! of this VM stay comparable.
+//!
 //! cargo run --release -p pier-bench --bin load -- --db sqlite --seconds 10 --concurrency 64
 
 use bytes::Bytes;
@@ -31,8 +37,8 @@ struct Args {
     /// Worker threads of the server runtime (the load generator gets the same number).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Comma-separated subset of: hello,token,get,again,onetime
-    #[arg(long, default_value = "hello,token,get,again,onetime")]
+    /// Comma-separated subset of: hello,pgtx,token,get,again,onetime (pgtx: PostgreSQL only)
+    #[arg(long, default_value = "hello,pgtx,token,get,again,onetime")]
     only: String,
 }
 
@@ -111,7 +117,15 @@ async fn drive(
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let secs = start.elapsed().as_secs_f64();
+    summarize(
+        name,
+        all,
+        errors.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+fn summarize(name: &str, mut all: Vec<u64>, errors: u64, secs: f64) -> Result {
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
@@ -121,7 +135,7 @@ async fn drive(
     Result {
         name: name.into(),
         requests: all.len() as u64,
-        errors: errors.load(Ordering::Relaxed),
+        errors,
         secs,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
@@ -161,7 +175,89 @@ fn paid(body: &[u8]) -> bool {
     code_zero(body) && body.windows(15).any(|w| w == b"\"status\":\"paid\"")
 }
 
-async fn database_url(db: &str, dir: &std::path::Path) -> String {
+/// Clients of the PostgreSQL ceiling (the issue's pgbench figure is at 32).
+const PG_CEILING_CLIENTS: usize = 32;
+const PG_CEILING_ACCOUNTS: i64 = 100_000;
+
+/// The database ceiling: pgbench's `-N` transaction from `PG_CEILING_CLIENTS` connections for
+/// `seconds`, in the benchmark's own schema (tables shaped like pgbench's, scale 1).
+async fn pg_ceiling(url: &str, seconds: u64) -> Result {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(PG_CEILING_CLIENTS as u32)
+        .connect(url)
+        .await
+        .expect("PostgreSQL reachable");
+    for ddl in [
+        "CREATE TABLE ceiling_accounts (aid INT PRIMARY KEY, bid INT NOT NULL, abalance INT NOT NULL, \
+         filler CHAR(84)) WITH (fillfactor = 100)",
+        "CREATE TABLE ceiling_history (tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))",
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    sqlx::query("INSERT INTO ceiling_accounts SELECT g, 1, 0, '' FROM generate_series(1, $1) g")
+        .bind(PG_CEILING_ACCOUNTS)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("VACUUM ANALYZE ceiling_accounts")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..PG_CEILING_CLIENTS as u64 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut conn = pool.acquire().await.unwrap();
+            // xorshift: a spread of accounts without a shared RNG.
+            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (client + 1);
+            while Instant::now() < deadline {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let aid = (x % PG_CEILING_ACCOUNTS as u64) as i64 + 1;
+                let delta = (x >> 40) as i64 % 10_000 - 5_000;
+                let tid = (x >> 20) as i64 % 10 + 1;
+                let t = Instant::now();
+                for q in [
+                    "BEGIN".to_owned(),
+                    format!("UPDATE ceiling_accounts SET abalance = abalance + {delta} WHERE aid = {aid}"),
+                    format!("SELECT abalance FROM ceiling_accounts WHERE aid = {aid}"),
+                    format!("INSERT INTO ceiling_history (tid, bid, aid, delta, mtime) \
+                             VALUES ({tid}, 1, {aid}, {delta}, CURRENT_TIMESTAMP)"),
+                    "END".to_owned(),
+                ] {
+                    simple_query(&mut conn, &q).await;
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    pool.close().await;
+    summarize(
+        "PostgreSQL ceiling: plain payment transaction (pgbench -N, 32 clients)",
+        all,
+        0,
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+/// One query over the simple protocol (no arguments), as pgbench sends it by default.
+async fn simple_query(conn: &mut sqlx::PgConnection, q: &str) {
+    use sqlx::Executor;
+    conn.execute(q).await.unwrap();
+}
+
+/// The database the benchmark runs on: a fresh schema of PostgreSQL (returned, to drop at the
+/// end) or a SQLite file in `dir`.
+async fn database_url(db: &str, dir: &std::path::Path) -> (String, Option<String>) {
     if db == "postgres" {
         let base = std::env::var("PIER_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -174,22 +270,40 @@ async fn database_url(db: &str, dir: &std::path::Path) -> String {
             .await
             .unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        (
+            format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+            Some(schema),
+        )
     } else {
-        format!("sqlite:{}", dir.join("bench.db").display())
+        (format!("sqlite:{}", dir.join("bench.db").display()), None)
     }
+}
+
+async fn drop_schema(schema: &str) {
+    let base = std::env::var("PIER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .expect("drop the benchmark schema");
 }
 
 fn main() {
     let args = Args::parse();
     let only: Vec<&str> = args.only.split(',').collect();
+    // Named threads, so that a profile (`perf report --sort comm`) splits server from client.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
+        .thread_name("server")
         .enable_all()
         .build()
         .unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
+        .thread_name("client")
         .enable_all()
         .build()
         .unwrap();
@@ -223,7 +337,10 @@ fn main() {
 
     // 2. Pier.
     let dir = tempfile::tempdir().unwrap();
-    let url = server_rt.block_on(database_url(&args.db, dir.path()));
+    let (url, schema) = server_rt.block_on(database_url(&args.db, dir.path()));
+    if only.contains(&"pgtx") && args.db == "postgres" {
+        results.push(client_rt.block_on(pg_ceiling(&url, args.seconds)));
+    }
     let pier = server_rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut cfg = pier_server::Config::new(l.local_addr().unwrap(), url, [3u8; 32]);
@@ -377,26 +494,41 @@ fn main() {
         .iter()
         .find(|r| r.name.starts_with("hello"))
         .map(|r| r.rps());
+    let db_ceiling = results
+        .iter()
+        .find(|r| r.name.starts_with("PostgreSQL ceiling"))
+        .map(|r| r.rps());
     println!(
         "\ndb={} concurrency={} seconds={} threads={}+{}",
         args.db, args.concurrency, args.seconds, args.threads, args.threads
     );
-    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to ceiling |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to ceiling | ratio to PostgreSQL ceiling |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in &results {
+        let is_db = r.name.starts_with("PostgreSQL ceiling");
         let ratio = ceiling
+            .filter(|_| !is_db)
+            .map(|c| format!("{:.2}", r.rps() / c))
+            .unwrap_or_else(|| "-".into());
+        // Only the durable charges are bound by the database.
+        let db_ratio = db_ceiling
+            .filter(|_| is_db || r.name.contains("/subscribe/payments/"))
             .map(|c| format!("{:.2}", r.rps() / c))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
             r.name,
             r.requests,
             r.errors,
             r.rps(),
             r.p50_us as f64 / 1000.0,
             r.p99_us as f64 / 1000.0,
-            ratio
+            ratio,
+            db_ratio
         );
     }
     server_rt.block_on(pier.shutdown());
+    if let Some(schema) = schema {
+        server_rt.block_on(drop_schema(&schema));
+    }
 }
