@@ -676,6 +676,46 @@ async fn charge_contexts(s: Arc<dyn Store>) {
     assert_eq!(last.channel.as_ref().unwrap().mid, "mid1");
     assert!(last.prepared.is_none());
     assert!(s.charge_contexts(&[]).await.unwrap().is_empty());
+    // Single reads at once (PostgreSQL answers concurrent ones with one statement): each gets
+    // the answer for its own key, a pre-registration included.
+    s.insert_prepare(&Prepared {
+        merchant_id: "imp1".into(),
+        merchant_uid: "o7".into(),
+        amount: 7000,
+        currency: None,
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    let mut reads = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let s = s.clone();
+        reads.spawn(async move {
+            let (c, u) = match n % 3 {
+                0 => ("cu", format!("o{n}")),
+                1 => ("cv", "o7".to_owned()),
+                _ => ("nobody", format!("o{n}")),
+            };
+            (n, s.charge_context("imp1", c, &u).await.unwrap())
+        });
+    }
+    while let Some(done) = reads.join_next().await {
+        let (n, got) = done.unwrap();
+        match n % 3 {
+            0 => {
+                let ctx = got.expect("a known customer");
+                assert_eq!(ctx.customer.billing_key, "bk_cu");
+                assert!(ctx.prepared.is_none());
+            }
+            1 => {
+                let ctx = got.expect("a known customer");
+                assert_eq!(ctx.customer.billing_key, "bk_cv");
+                assert_eq!(ctx.prepared.expect("o7 is pre-registered").amount, 7000);
+            }
+            _ => assert!(got.is_none(), "read {n}: an unknown customer"),
+        }
+    }
 }
 on_both!(batched_charge_contexts, charge_contexts);
 
