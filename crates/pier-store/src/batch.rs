@@ -59,10 +59,16 @@ impl Writer {
 
 /// Waits for one write, then takes what else is queued (up to `MAX_BATCH`). `None` when closed.
 pub(crate) async fn next_batch(queue: &Queue) -> Option<Vec<(Op, Reply)>> {
+    take_queued(queue, MAX_BATCH).await
+}
+
+/// Waits for one item, then takes what else is queued (up to `max`), so a lone item waits for
+/// nothing. `None` when the queue is closed. Shared by the writers and the batched reads.
+pub(crate) async fn take_queued<T>(queue: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
     let mut rx = queue.lock().await;
     let first = rx.recv().await?;
     let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
+    while batch.len() < max {
         match rx.try_recv() {
             Ok(item) => batch.push(item),
             Err(_) => break,

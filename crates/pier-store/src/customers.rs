@@ -1,5 +1,6 @@
 //! Billing keys ("customers"): the PG's key and the masked card, never card data.
 
+use crate::batch::take_queued;
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{Channel, Customer};
@@ -339,19 +340,7 @@ impl ContextReads {
         for _ in 0..readers.max(1) {
             let (store, rx) = (store.clone(), rx.clone());
             tokio::spawn(async move {
-                loop {
-                    let batch = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else { return };
-                        let mut batch = vec![first];
-                        while batch.len() < MAX_CONTEXT_BATCH {
-                            match rx.try_recv() {
-                                Ok(item) => batch.push(item),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
-                    };
+                while let Some(batch) = take_queued(&rx, MAX_CONTEXT_BATCH).await {
                     let (keys, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                     match store.charge_contexts(&keys).await {
                         Ok(found) => {
