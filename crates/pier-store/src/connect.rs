@@ -1,9 +1,9 @@
 //! Opening a store from a URL, and the two store types.
 
 use crate::batch::Writer;
-use crate::customers::ContextReads;
 use crate::error::{StoreError, StoreResult};
 use crate::lane::Lane;
+use crate::pg_reads::PgReads;
 use crate::Store;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -32,8 +32,8 @@ pub struct SqliteStore {
 pub struct PgStore {
     pub(crate) pool: sqlx::PgPool,
     pub(crate) writer: Option<Writer>,
-    /// Batched `charge_context` reads (`None`: read directly).
-    pub(crate) contexts: Option<ContextReads>,
+    /// Batched point reads of the charge path (`None`: read directly).
+    pub(crate) reads: Option<Arc<PgReads>>,
 }
 
 /// PostgreSQL writers sharing the group-commit queue (each holds one connection while writing);
@@ -42,8 +42,6 @@ pub struct PgStore {
 /// 2 writers gave the scheduler ~8 % more executions/s than 4 and `again` the same rate with a
 /// lower p99 (docs/PERFORMANCE.md).
 pub const PG_WRITERS: usize = 2;
-/// Tasks answering batched `charge_context` reads on PostgreSQL (see `ContextReads`).
-const CONTEXT_READERS: usize = 2;
 /// PostgreSQL connections per instance; `PIER_PG_POOL` overrides.
 pub const PG_POOL: usize = 32;
 
@@ -119,15 +117,15 @@ impl PgStore {
                 queue.clone(),
             ));
         }
-        let direct = Arc::new(Self {
+        let direct = Self {
             pool: pool.clone(),
             writer: None,
-            contexts: None,
-        });
+            reads: None,
+        };
         Ok(Self {
             pool,
             writer: Some(writer),
-            contexts: Some(ContextReads::start(direct, CONTEXT_READERS)),
+            reads: Some(Arc::new(PgReads::start(direct))),
         })
     }
 
@@ -191,19 +189,19 @@ impl HasLane for PgStore {
     }
 }
 
-/// Where a store batches its `charge_context` reads (PostgreSQL; SQLite reads inline).
-pub(crate) trait HasContextReads {
-    fn context_reads(&self) -> Option<&ContextReads>;
+/// Where a store batches the point reads of the charge path (PostgreSQL; SQLite reads inline).
+pub(crate) trait HasPgReads {
+    fn pg_reads(&self) -> Option<&PgReads>;
 }
 
-impl HasContextReads for SqliteStore {
-    fn context_reads(&self) -> Option<&ContextReads> {
+impl HasPgReads for SqliteStore {
+    fn pg_reads(&self) -> Option<&PgReads> {
         None
     }
 }
 
-impl HasContextReads for PgStore {
-    fn context_reads(&self) -> Option<&ContextReads> {
-        self.contexts.as_ref()
+impl HasPgReads for PgStore {
+    fn pg_reads(&self) -> Option<&PgReads> {
+        self.reads.as_deref()
     }
 }

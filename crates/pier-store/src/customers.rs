@@ -1,13 +1,10 @@
 //! Billing keys ("customers"): the PG's key and the masked card, never card data.
 
-use crate::batch::take_queued;
 use crate::connect::{PgStore, SqliteStore};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::models::{Channel, Customer};
 use crate::prepare::Prepared;
 use async_trait::async_trait;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// What an `again` charge reads before it starts: the billing key, its channel (`None` if the
 /// channel is gone) and the amount pre-registered for the merchant_uid, if any.
@@ -132,7 +129,7 @@ macro_rules! impl_customer_store {
         mod $m {
             use super::*;
             use sqlx::Row;
-            use crate::connect::{HasContextReads, HasLane};
+            use crate::connect::{HasLane, HasPgReads};
 
             fn customer(r: &$row) -> sqlx::Result<Customer> {
                 Ok(customer_from_row!(r, try_get))
@@ -173,8 +170,8 @@ macro_rules! impl_customer_store {
                     if let Some(lane) = self.lane() {
                         return lane.charge_context(merchant_id, customer_uid, merchant_uid);
                     }
-                    if let Some(reads) = self.context_reads() {
-                        return reads.read(merchant_id, customer_uid, merchant_uid).await;
+                    if let Some(reads) = self.pg_reads() {
+                        return reads.contexts.read((merchant_id.to_owned(), customer_uid.to_owned(), merchant_uid.to_owned())).await;
                     }
                     let row = sqlx::query(charge_context_sql())
                         .bind(merchant_id)
@@ -312,73 +309,3 @@ impl_customer_store!(
     pg_impl,
     "json_to_recordset($1::json) AS k(km text, kc text, ku text, kn int8)"
 );
-
-/// One `charge_context` read waiting for its batch.
-type ContextRead = (
-    (String, String, String),
-    oneshot::Sender<StoreResult<Option<ChargeContext>>>,
-);
-
-/// Concurrent `charge_context` reads on PostgreSQL share one statement: each `again` used to
-/// cost a pool checkout and a round trip of its own (54 µs of PostgreSQL's executor time per
-/// payment, plus the protocol work on both sides). Readers take whatever reads are queued (up
-/// to `MAX_CONTEXT_BATCH`) and answer them with one `charge_contexts`, so a lone read waits for
-/// nothing and a busy instance reads ten or twenty contexts per statement.
-#[derive(Clone, Debug)]
-pub(crate) struct ContextReads {
-    tx: mpsc::Sender<ContextRead>,
-}
-
-/// Most reads one statement answers.
-const MAX_CONTEXT_BATCH: usize = 128;
-
-impl ContextReads {
-    /// Starts `readers` tasks reading through `store` (which must not batch itself).
-    pub(crate) fn start<S: CustomerStore + 'static>(store: Arc<S>, readers: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<ContextRead>(crate::batch::QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..readers.max(1) {
-            let (store, rx) = (store.clone(), rx.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = take_queued(&rx, MAX_CONTEXT_BATCH).await {
-                    let (keys, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                    match store.charge_contexts(&keys).await {
-                        Ok(found) => {
-                            for (reply, ctx) in replies.into_iter().zip(found) {
-                                let _ = reply.send(Ok(ctx));
-                            }
-                        }
-                        // Each read alone, so that each caller gets its own answer or error.
-                        Err(_) => {
-                            for ((m, c, u), reply) in keys.iter().zip(replies) {
-                                let _ = reply.send(store.charge_context(m, c, u).await);
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        Self { tx }
-    }
-
-    async fn read(
-        &self,
-        merchant_id: &str,
-        customer_uid: &str,
-        merchant_uid: &str,
-    ) -> StoreResult<Option<ChargeContext>> {
-        let (reply, answer) = oneshot::channel();
-        let key = (
-            merchant_id.to_owned(),
-            customer_uid.to_owned(),
-            merchant_uid.to_owned(),
-        );
-        self.tx
-            .send((key, reply))
-            .await
-            .map_err(|_| StoreError::Stale("the store's context readers have stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Stale("the store's context readers dropped a read".into()))?
-    }
-}

@@ -42,6 +42,7 @@ mod merchants;
 mod models;
 pub mod payments;
 mod pg_batch;
+mod pg_reads;
 mod prepare;
 mod reconcile;
 mod refunds;

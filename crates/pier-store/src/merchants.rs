@@ -55,7 +55,7 @@ macro_rules! impl_merchant_store {
         mod $m {
             use super::*;
             use sqlx::Row;
-            use crate::connect::HasLane;
+            use crate::connect::{HasLane, HasPgReads};
 
             fn merchant(r: &$row) -> sqlx::Result<Merchant> {
                 Ok(Merchant {
@@ -183,6 +183,9 @@ macro_rules! impl_merchant_store {
                 async fn list_channels(&self, merchant_id: Option<&str>) -> StoreResult<Vec<Channel>> {
                     if let (Some(lane), Some(m)) = (self.lane(), merchant_id) {
                         return lane.merchant_channels(m);
+                    }
+                    if let (Some(reads), Some(m)) = (self.pg_reads(), merchant_id) {
+                        return reads.channels.read(m.to_owned()).await;
                     }
                     let rows = match merchant_id {
                         Some(m) => sqlx::query(&format!(

@@ -58,7 +58,7 @@ macro_rules! impl_prepare_store {
         mod $m {
             use super::*;
             use sqlx::Row;
-            use crate::connect::HasLane;
+            use crate::connect::{HasLane, HasPgReads};
 
             fn prepared(r: &$row) -> sqlx::Result<Prepared> {
                 Ok(prepared_from_row!(r, try_get))
@@ -98,6 +98,9 @@ macro_rules! impl_prepare_store {
                 async fn get_prepare(&self, merchant_id: &str, merchant_uid: &str) -> StoreResult<Option<Prepared>> {
                     if let Some(lane) = self.lane() {
                         return lane.get_prepare(merchant_id, merchant_uid);
+                    }
+                    if let Some(reads) = self.pg_reads() {
+                        return reads.prepares.read((merchant_id.to_owned(), merchant_uid.to_owned())).await;
                     }
                     let row = sqlx::query(&format!(
                         "SELECT {COLS} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2"

@@ -716,6 +716,34 @@ async fn charge_contexts(s: Arc<dyn Store>) {
             _ => assert!(got.is_none(), "read {n}: an unknown customer"),
         }
     }
+    // The other reads of a charge, concurrently too (`onetime`: channels and pre-registration).
+    s.add_channel(&channel("c2", "imp1", "mid2", false))
+        .await
+        .unwrap();
+    let mut reads = tokio::task::JoinSet::new();
+    for n in 0..60 {
+        let s = s.clone();
+        reads.spawn(async move {
+            let m = if n % 2 == 0 { "imp1" } else { "imp2" };
+            let u = if n % 3 == 0 { "o7" } else { "o8" };
+            let channels = s.list_channels(Some(m)).await.unwrap();
+            let prepared = s.get_prepare(m, u).await.unwrap();
+            (m, u, channels, prepared)
+        });
+    }
+    while let Some(done) = reads.join_next().await {
+        let (m, u, channels, prepared) = done.unwrap();
+        let mids: Vec<&str> = channels.iter().map(|c| c.mid.as_str()).collect();
+        if m == "imp1" {
+            assert_eq!(mids, ["mid1", "mid2"], "in list_channels' order");
+        } else {
+            assert!(mids.is_empty(), "{m} has no channel: {mids:?}");
+        }
+        match (m, u) {
+            ("imp1", "o7") => assert_eq!(prepared.expect("o7 is pre-registered").amount, 7000),
+            _ => assert!(prepared.is_none(), "{m}/{u}"),
+        }
+    }
 }
 on_both!(batched_charge_contexts, charge_contexts);
 
