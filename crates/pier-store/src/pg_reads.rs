@@ -116,6 +116,14 @@ impl PgReads {
     }
 }
 
+/// The answer of key `n` (`WITH ORDINALITY` counts from 1).
+fn slot<T>(out: &mut [T], n: i64) -> StoreResult<&mut T> {
+    usize::try_from(n - 1)
+        .ok()
+        .and_then(|i| out.get_mut(i))
+        .ok_or_else(|| StoreError::Stale(format!("batched read answered key {n}")))
+}
+
 /// The channels of each merchant, each list ordered as `list_channels` orders it.
 fn channels_of<'a>(s: &'a PgStore, merchants: &'a [String]) -> BoxFut<'a, Vec<Vec<Channel>>> {
     Box::pin(async move {
@@ -129,12 +137,7 @@ fn channels_of<'a>(s: &'a PgStore, merchants: &'a [String]) -> BoxFut<'a, Vec<Ve
         .await?;
         let mut out: Vec<Vec<Channel>> = vec![Vec::new(); merchants.len()];
         for r in &rows {
-            let n: i64 = r.try_get("n")?;
-            let slot = usize::try_from(n - 1)
-                .ok()
-                .and_then(|i| out.get_mut(i))
-                .ok_or_else(|| StoreError::Stale(format!("batched read answered key {n}")))?;
-            slot.push(channel_from_row!(r, try_get));
+            slot(&mut out, r.try_get("n")?)?.push(channel_from_row!(r, try_get));
         }
         Ok(out)
     })
@@ -163,12 +166,7 @@ fn prepares_of<'a>(
         .await?;
         let mut out: Vec<Option<Prepared>> = vec![None; keys.len()];
         for r in &rows {
-            let n: i64 = r.try_get("n")?;
-            let slot = usize::try_from(n - 1)
-                .ok()
-                .and_then(|i| out.get_mut(i))
-                .ok_or_else(|| StoreError::Stale(format!("batched read answered key {n}")))?;
-            *slot = Some(prepared_from_row!(r, try_get));
+            *slot(&mut out, r.try_get("n")?)? = Some(prepared_from_row!(r, try_get));
         }
         Ok(out)
     })
