@@ -46,15 +46,23 @@ impl Writer {
     }
 
     pub(crate) async fn submit(&self, op: Op) -> StoreResult<OpResult> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((op, reply))
-            .await
-            .map_err(|_| StoreError::Stale("the store's writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Stale("the store's writer dropped a write".into()))?
+        ask(&self.tx, op, "writer").await
     }
+}
+
+/// Queues `item` to the store's background `who` (writer, readers) and waits for its answer.
+pub(crate) async fn ask<T, V>(
+    tx: &mpsc::Sender<(T, oneshot::Sender<StoreResult<V>>)>,
+    item: T,
+    who: &str,
+) -> StoreResult<V> {
+    let (reply, answer) = oneshot::channel();
+    tx.send((item, reply))
+        .await
+        .map_err(|_| StoreError::Stale(format!("the store's {who} has stopped")))?;
+    answer
+        .await
+        .map_err(|_| StoreError::Stale(format!("the store's {who} dropped a request")))?
 }
 
 /// Waits for one write, then takes what else is queued (up to `MAX_BATCH`). `None` when closed.

@@ -8,7 +8,7 @@
 //! (`BatchedReads`); a lone read waits for nothing. SQLite reads inline (`lane`) and needs none
 //! of this.
 
-use crate::batch::take_queued;
+use crate::batch::{ask, take_queued};
 use crate::connect::PgStore;
 use crate::customers::{ChargeContext, CustomerStore};
 use crate::error::{StoreError, StoreResult};
@@ -74,14 +74,7 @@ impl<K: Send + Sync + 'static, V: Send + 'static> BatchedReads<K, V> {
     }
 
     pub(crate) async fn read(&self, key: K) -> StoreResult<V> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((key, reply))
-            .await
-            .map_err(|_| StoreError::Stale("the store's readers have stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Stale("the store's readers dropped a read".into()))?
+        ask(&self.tx, key, "readers").await
     }
 }
 
