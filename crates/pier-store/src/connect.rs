@@ -5,13 +5,14 @@ use crate::error::{StoreError, StoreResult};
 use crate::lane::Lane;
 use crate::pg_reads::PgReads;
 use crate::Store;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreKind {
@@ -110,10 +111,23 @@ impl PgStore {
             .connect(url)
             .await?;
         let (writer, queue) = Writer::new();
-        let writers = env_usize("PIER_PG_WRITERS").unwrap_or(PG_WRITERS);
-        for _ in 0..writers.max(1) {
+        let writers = env_usize("PIER_PG_WRITERS").unwrap_or(PG_WRITERS).max(1);
+        // The writers' own connections. Every settle of a batch must find its row by primary
+        // key: with bitmap scans allowed PostgreSQL may answer the guard (`status = 'ready'`)
+        // from another index, reading the dead entries of every settled attempt; and a plan
+        // made while the table was small (a new database) scans the whole table and stays
+        // cached until the next ANALYZE.
+        let writer_pool = PgPoolOptions::new()
+            .max_connections(writers as u32)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(
+                PgConnectOptions::from_str(url)?
+                    .options([("enable_bitmapscan", "off"), ("enable_seqscan", "off")]),
+            )
+            .await?;
+        for _ in 0..writers {
             tokio::spawn(crate::payments::pg_impl::run_writer(
-                pool.clone(),
+                writer_pool.clone(),
                 queue.clone(),
             ));
         }

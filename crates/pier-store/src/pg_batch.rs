@@ -60,20 +60,14 @@ fn column_type(col: &str) -> &'static str {
     }
 }
 
-fn insert_sql() -> &'static str {
-    static S: OnceLock<String> = OnceLock::new();
-    S.get_or_init(|| {
-        let arrays: Vec<String> = PAYMENT_COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("${}::{}[]", i + 1, column_type(c)))
-            .collect();
-        format!(
-            "INSERT INTO payments ({}) SELECT * FROM UNNEST({}) ON CONFLICT DO NOTHING RETURNING imp_uid",
-            PAYMENT_COLUMNS.join(", "),
-            arrays.join(", ")
-        )
-    })
+/// The arrays of a batch's inserts: `$1`… in `PAYMENT_COLUMNS` order.
+fn insert_arrays(first: usize) -> String {
+    PAYMENT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}[]", first + i, column_type(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn returning() -> String {
@@ -84,54 +78,93 @@ fn returning() -> String {
         .join(", ")
 }
 
+/// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
+fn inserted_line() -> String {
+    PAYMENT_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "imp_uid" => "imp_uid".to_owned(),
+            c => format!("NULL::{}", column_type(c)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const GUARD: &str =
     "p.imp_uid = v.imp_uid AND p.status = 'ready' AND p.pg_state IN ('in_flight','unknown')";
 
-fn paid_sql() -> &'static str {
+/// Parameters of the batch statement: the inserts' arrays, then the approvals', the declines',
+/// the events', and the reason written on untargeted events.
+const PAID_FIRST: usize = PAYMENT_COLUMNS.len() + 1;
+const PAID_ARRAYS: usize = 13;
+const FAILED_FIRST: usize = PAID_FIRST + PAID_ARRAYS;
+const FAILED_ARRAYS: usize = 4;
+const EVENTS_FIRST: usize = FAILED_FIRST + FAILED_ARRAYS;
+const EVENT_ARRAYS: usize = 8;
+const NO_TARGET_PARAM: usize = EVENTS_FIRST + EVENT_ARRAYS;
+
+/// A whole batch in one statement, so one round trip between BEGIN and COMMIT: all inserted
+/// attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the partial unique index), all
+/// approvals and all declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting
+/// the PG), and the webhook rows of the settles that matched. The sub-statements share one
+/// snapshot, so none sees another's rows: a batch never holds the insert and the settle of one
+/// attempt (a settle is queued after its insert committed), nor two settles of one attempt
+/// (`apply` sends the second alone). Answer: a line per inserted attempt (`batch_kind` 'i',
+/// imp_uid only) and the settled row of each matched settle ('p' or 'f').
+fn batch_sql() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
+        let cols = PAYMENT_COLUMNS.join(", ");
+        let ret = returning();
+        let p = |i: usize| format!("${}", i);
         format!(
-            "UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
-             updated_at = v.now, pg_tid = v.pg_tid, apply_num = v.apply_num, paid_at = v.paid_at, \
-             card_code = COALESCE(v.card_code, p.card_code), card_name = COALESCE(v.card_name, p.card_name), \
-             card_number = COALESCE(v.card_number, p.card_number), card_type = COALESCE(v.card_type, p.card_type), \
-             card_quota = v.card_quota, bank_code = COALESCE(v.bank_code, p.bank_code), \
-             bank_name = COALESCE(v.bank_name, p.bank_name), receipt_url = v.receipt_url \
-             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], \
-             $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[]) \
-             AS v(imp_uid, now, pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, \
-             card_quota, bank_code, bank_name, receipt_url) \
-             WHERE {GUARD} RETURNING {}",
-            returning()
+            "WITH ins AS (\
+               INSERT INTO payments ({cols}) SELECT * FROM UNNEST({ins}) ON CONFLICT DO NOTHING RETURNING imp_uid), \
+             paid AS (\
+               UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
+               updated_at = v.now, pg_tid = v.pg_tid, apply_num = v.apply_num, paid_at = v.paid_at, \
+               card_code = COALESCE(v.card_code, p.card_code), card_name = COALESCE(v.card_name, p.card_name), \
+               card_number = COALESCE(v.card_number, p.card_number), card_type = COALESCE(v.card_type, p.card_type), \
+               card_quota = v.card_quota, bank_code = COALESCE(v.bank_code, p.bank_code), \
+               bank_name = COALESCE(v.bank_name, p.bank_name), receipt_url = v.receipt_url \
+               FROM UNNEST({p0}::text[], {p1}::int8[], {p2}::text[], {p3}::text[], {p4}::int8[], {p5}::text[], \
+               {p6}::text[], {p7}::text[], {p8}::int8[], {p9}::int8[], {p10}::text[], {p11}::text[], {p12}::text[]) \
+               AS v(imp_uid, now, pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, \
+               card_quota, bank_code, bank_name, receipt_url) \
+               WHERE {GUARD} RETURNING {ret}), \
+             failed AS (\
+               UPDATE payments AS p SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, \
+               updated_at = v.now, fail_reason = v.reason, failed_at = v.failed_at \
+               FROM UNNEST({f0}::text[], {f1}::int8[], {f2}::text[], {f3}::int8[]) AS v(imp_uid, now, reason, failed_at) \
+               WHERE {GUARD} RETURNING {ret}), \
+             events AS (\
+               INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
+               notice_urls, created_at, next_attempt_at, state, last_error) \
+               SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, \
+               created_at, CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, \
+               CASE WHEN untargeted THEN {no_target} END \
+               FROM (SELECT v.*, {untargeted} AS untargeted \
+                     FROM UNNEST({e0}::text[], {e1}::text[], {e2}::text[], {e3}::text[], {e4}::text[], \
+                     {e5}::text[], {e6}::text[], {e7}::int8[]) \
+                     AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v \
+               WHERE imp_uid IN (SELECT imp_uid FROM paid UNION ALL SELECT imp_uid FROM failed)) \
+             SELECT 'p' AS batch_kind, * FROM paid \
+             UNION ALL SELECT 'f', * FROM failed \
+             UNION ALL SELECT 'i', {inserted} FROM ins",
+            ins = insert_arrays(1),
+            p0 = p(PAID_FIRST), p1 = p(PAID_FIRST + 1), p2 = p(PAID_FIRST + 2), p3 = p(PAID_FIRST + 3),
+            p4 = p(PAID_FIRST + 4), p5 = p(PAID_FIRST + 5), p6 = p(PAID_FIRST + 6), p7 = p(PAID_FIRST + 7),
+            p8 = p(PAID_FIRST + 8), p9 = p(PAID_FIRST + 9), p10 = p(PAID_FIRST + 10),
+            p11 = p(PAID_FIRST + 11), p12 = p(PAID_FIRST + 12),
+            f0 = p(FAILED_FIRST), f1 = p(FAILED_FIRST + 1), f2 = p(FAILED_FIRST + 2), f3 = p(FAILED_FIRST + 3),
+            e0 = p(EVENTS_FIRST), e1 = p(EVENTS_FIRST + 1), e2 = p(EVENTS_FIRST + 2), e3 = p(EVENTS_FIRST + 3),
+            e4 = p(EVENTS_FIRST + 4), e5 = p(EVENTS_FIRST + 5), e6 = p(EVENTS_FIRST + 6), e7 = p(EVENTS_FIRST + 7),
+            no_target = p(NO_TARGET_PARAM),
+            untargeted = untargeted!("v.merchant_id", "v.notice_urls"),
+            inserted = inserted_line(),
         )
     })
 }
-
-fn failed_sql() -> &'static str {
-    static S: OnceLock<String> = OnceLock::new();
-    S.get_or_init(|| {
-        format!(
-            "UPDATE payments AS p SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, \
-             updated_at = v.now, fail_reason = v.reason, failed_at = v.failed_at \
-             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[]) AS v(imp_uid, now, reason, failed_at) \
-             WHERE {GUARD} RETURNING {}",
-            returning()
-        )
-    })
-}
-
-/// Events of a batch; untargeted ones are written `skipped` (see `payments::untargeted!`).
-const OUTBOX_SQL: &str = concat!(
-    "INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
-     notice_urls, created_at, next_attempt_at, state, last_error) \
-     SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, created_at, \
-     CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, CASE WHEN untargeted THEN $9 END \
-     FROM (SELECT v.*, ",
-    untargeted!("v.merchant_id", "v.notice_urls"),
-    " AS untargeted \
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[]) \
-     AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v"
-);
 
 /// Collects one field of every item into an array parameter.
 macro_rules! arr {
@@ -140,12 +173,10 @@ macro_rules! arr {
     };
 }
 
-async fn insert_all(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ps: &[&Payment],
-) -> sqlx::Result<HashSet<String>> {
-    let rows = sqlx::query(insert_sql())
-        .bind(arr!(ps, |p| p.imp_uid.clone()))
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_inserts<'q>(q: PgQuery<'q>, ps: &[&Payment]) -> PgQuery<'q> {
+    q.bind(arr!(ps, |p| p.imp_uid.clone()))
         .bind(arr!(ps, |p| p.merchant_id.clone()))
         .bind(arr!(ps, |p| p.merchant_uid.clone()))
         .bind(arr!(ps, |p| p.uid_lock))
@@ -203,9 +234,6 @@ async fn insert_all(
         .bind(arr!(ps, |p| p.cash_receipt_issued))
         .bind(arr!(ps, |p| p.customer_uid.clone()))
         .bind(arr!(ps, |p| p.customer_uid_usage.clone()))
-        .fetch_all(&mut **tx)
-        .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
 }
 
 /// One settle of the batch.
@@ -215,10 +243,7 @@ struct PaidRow<'a> {
     s: &'a Settlement,
 }
 
-async fn settle_paid(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    rows: &[&PaidRow<'_>],
-) -> sqlx::Result<Vec<Payment>> {
+fn bind_paid<'q>(q: PgQuery<'q>, rows: &[&PaidRow<'_>]) -> PgQuery<'q> {
     macro_rules! f {
         ($field:ident, $default:expr) => {
             arr!(rows, |r| match r.s {
@@ -227,8 +252,7 @@ async fn settle_paid(
             })
         };
     }
-    let out = sqlx::query(paid_sql())
-        .bind(arr!(rows, |r| r.imp_uid.to_owned()))
+    q.bind(arr!(rows, |r| r.imp_uid.to_owned()))
         .bind(arr!(rows, |r| r.now))
         .bind(f!(pg_tid, String::new()))
         .bind(f!(apply_num, None))
@@ -241,17 +265,10 @@ async fn settle_paid(
         .bind(f!(bank_code, None))
         .bind(f!(bank_name, None))
         .bind(f!(receipt_url, None))
-        .fetch_all(&mut **tx)
-        .await?;
-    out.iter().map(pg_impl::payment).collect()
 }
 
-async fn settle_failed(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    rows: &[&PaidRow<'_>],
-) -> sqlx::Result<Vec<Payment>> {
-    let out = sqlx::query(failed_sql())
-        .bind(arr!(rows, |r| r.imp_uid.to_owned()))
+fn bind_failed<'q>(q: PgQuery<'q>, rows: &[&PaidRow<'_>]) -> PgQuery<'q> {
+    q.bind(arr!(rows, |r| r.imp_uid.to_owned()))
         .bind(arr!(rows, |r| r.now))
         .bind(arr!(rows, |r| match r.s {
             Settlement::Failed { reason, .. } => reason.clone(),
@@ -261,20 +278,10 @@ async fn settle_failed(
             Settlement::Failed { failed_at, .. } => *failed_at,
             _ => 0,
         }))
-        .fetch_all(&mut **tx)
-        .await?;
-    out.iter().map(pg_impl::payment).collect()
 }
 
-async fn insert_events(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    evs: &[&OutboxEvent],
-) -> sqlx::Result<()> {
-    if evs.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(OUTBOX_SQL)
-        .bind(arr!(evs, |e| e.id.clone()))
+fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
+    q.bind(arr!(evs, |e| e.id.clone()))
         .bind(arr!(evs, |e| e.merchant_id.clone()))
         .bind(arr!(evs, |e| e.imp_uid.clone()))
         .bind(arr!(evs, |e| e.merchant_uid.clone()))
@@ -283,87 +290,72 @@ async fn insert_events(
         .bind(arr!(evs, |e| e.notice_urls.clone()))
         .bind(arr!(evs, |e| e.created_at))
         .bind(NO_WEBHOOK_TARGET)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
-/// Applies a batch: inserts, then approvals, then declines, each as one statement; the rare
-/// `Unknown` settlements and a second settle of the same attempt in one batch go one by one
-/// (after the others, so the second finds the row settled, as it would have alone).
+/// Applies a batch: its inserts, approvals, declines and their events in one statement
+/// (`batch_sql`); the rare `Unknown` settlements and a second settle of the same attempt in one
+/// batch go one by one after it (so the second finds the row settled, as it would have alone).
 async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ops: &[&Op],
 ) -> sqlx::Result<Vec<OpResult>> {
-    // Each settle must find its row by primary key. With bitmap scans allowed, PostgreSQL may
-    // answer the guard (`status = 'ready'`) from a status index instead, reading the dead
-    // entries of every settled attempt on each batch.
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut **tx)
-        .await?;
-    let mut results: Vec<Option<OpResult>> = (0..ops.len()).map(|_| None).collect();
-
-    let inserts: Vec<(usize, &Payment)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
-            Op::Insert(p) => Some((i, p.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if !inserts.is_empty() {
-        let ps: Vec<&Payment> = inserts.iter().map(|(_, p)| *p).collect();
-        let inserted = insert_all(tx, &ps).await?;
-        for (i, p) in &inserts {
-            results[*i] = Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64));
-        }
-    }
-
+    let mut inserts: Vec<&Payment> = Vec::new();
     let mut seen = HashSet::new();
     let (mut paid, mut failed, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
+    let mut events: Vec<&OutboxEvent> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        if let Op::Settle {
-            imp_uid, s, now, ..
-        } = op
-        {
-            let row = PaidRow {
+        match op {
+            Op::Insert(p) => inserts.push(p.as_ref()),
+            Op::Settle {
                 imp_uid,
-                now: *now,
                 s,
-            };
-            match s.as_ref() {
-                _ if !seen.insert(imp_uid.as_str()) => one_by_one.push(i),
-                Settlement::Paid { .. } => paid.push((i, row)),
-                Settlement::Failed { .. } => failed.push((i, row)),
-                Settlement::Unknown { .. } => one_by_one.push(i),
-            }
-        }
-    }
-    let mut settled: HashMap<String, Payment> = HashMap::new();
-    for (group, paid_group) in [(&paid, true), (&failed, false)] {
-        if group.is_empty() {
-            continue;
-        }
-        let rows: Vec<&PaidRow> = group.iter().map(|(_, r)| r).collect();
-        let out = if paid_group {
-            settle_paid(tx, &rows).await?
-        } else {
-            settle_failed(tx, &rows).await?
-        };
-        settled.extend(out.into_iter().map(|p| (p.imp_uid.clone(), p)));
-    }
-    let mut events = Vec::new();
-    for (i, r) in paid.iter().chain(failed.iter()) {
-        let p = settled.remove(r.imp_uid);
-        if p.is_some() {
-            if let Op::Settle { events: evs, .. } = ops[*i] {
+                now,
+                events: evs,
+            } => {
+                let row = PaidRow {
+                    imp_uid,
+                    now: *now,
+                    s,
+                };
+                // A later settle of an attempt already in the batch goes after, alone.
+                let first = seen.insert(imp_uid.as_str());
+                match s.as_ref() {
+                    Settlement::Paid { .. } if first => paid.push(row),
+                    Settlement::Failed { .. } if first => failed.push(row),
+                    _ => {
+                        one_by_one.push(i);
+                        continue;
+                    }
+                }
                 events.extend(evs.iter());
             }
         }
-        results[*i] = Some(OpResult::Settled(p.map(Box::new)));
     }
-    insert_events(tx, &events).await?;
 
+    let (paid_rows, failed_rows): (Vec<&PaidRow>, Vec<&PaidRow>) =
+        (paid.iter().collect(), failed.iter().collect());
+    let q = bind_inserts(sqlx::query(batch_sql()), &inserts);
+    let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events);
+    let mut inserted: HashSet<String> = HashSet::new();
+    let mut settled: HashMap<String, Payment> = HashMap::new();
+    for row in q.fetch_all(&mut **tx).await? {
+        if row.try_get::<&str, _>("batch_kind")? == "i" {
+            inserted.insert(row.try_get("imp_uid")?);
+        } else {
+            let p = pg_impl::payment(&row)?;
+            settled.insert(p.imp_uid.clone(), p);
+        }
+    }
+
+    let mut results: Vec<Option<OpResult>> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Insert(p) => Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64)),
+            Op::Settle { imp_uid, .. } => settled
+                .remove(imp_uid.as_str())
+                .map(|p| OpResult::Settled(Some(Box::new(p)))),
+        })
+        .collect();
     for i in one_by_one {
         if let Op::Settle {
             imp_uid,
@@ -378,6 +370,6 @@ async fn apply(
     }
     Ok(results
         .into_iter()
-        .map(|r| r.expect("every write of the batch has a result"))
+        .map(|r| r.unwrap_or(OpResult::Settled(None)))
         .collect())
 }

@@ -747,6 +747,144 @@ async fn charge_contexts(s: Arc<dyn Store>) {
 }
 on_both!(batched_charge_contexts, charge_contexts);
 
+fn event(id: String, imp_uid: &str, merchant_uid: &str, status: &str) -> OutboxEvent {
+    OutboxEvent {
+        id,
+        merchant_id: "imp1".into(),
+        imp_uid: imp_uid.into(),
+        merchant_uid: merchant_uid.into(),
+        status: status.into(),
+        cancellation_id: None,
+        notice_urls: None,
+        created_at: 50,
+    }
+}
+
+/// Concurrent charge writes, which the group-commit writers apply in batches (on PostgreSQL a
+/// batch's inserts, approvals, declines and events are one statement): each write gets the
+/// answer it would get alone, and a batch holding two settles of one attempt applies only the
+/// first.
+async fn batched_charge_writes(s: Arc<dyn Store>) {
+    seed(&s).await;
+    // 40 attempts, and for the first 5 merchant_uids a rival attempt at the same time: one of
+    // each pair gets the guard.
+    let mut inserts = tokio::task::JoinSet::new();
+    for n in 0..45 {
+        let s = s.clone();
+        inserts.spawn(async move {
+            let (imp, uid) = match n {
+                0..40 => (format!("imp_b{n}"), format!("ob{n}")),
+                _ => (format!("imp_x{n}"), format!("ob{}", n - 40)),
+            };
+            let r = s
+                .insert_payment(&attempt(&imp, "imp1", &uid, 1000, 40))
+                .await;
+            (uid, imp, r)
+        });
+    }
+    let mut holder = std::collections::HashMap::new();
+    while let Some(done) = inserts.join_next().await {
+        let (uid, imp, r) = done.unwrap();
+        match r {
+            Ok(_) => assert!(
+                holder.insert(uid, imp).is_none(),
+                "two attempts hold one guard"
+            ),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{imp}: {e}"),
+        }
+    }
+    assert_eq!(
+        holder.len(),
+        40,
+        "every merchant_uid has exactly one attempt"
+    );
+
+    // Settles: 0..10 paid, 10..20 failed, 20..25 unknown, 25..30 paid twice at once, 30..35
+    // failed and paid at once; 35..40 stay in flight. Each settle carries its own event.
+    let mut settles = tokio::task::JoinSet::new();
+    for n in 0..45usize {
+        let s = s.clone();
+        let (k, how) = match n {
+            0..10 => (n, "paid"),
+            10..20 => (n, "failed"),
+            20..25 => (n, "unknown"),
+            25..35 => (n, if n < 30 { "paid" } else { "failed" }),
+            _ => (n - 10, "paid"), // the second settle of 25..35
+        };
+        let uid = format!("ob{k}");
+        let imp = holder[&uid].clone();
+        settles.spawn(async move {
+            let st = match how {
+                "paid" => paid(50),
+                "failed" => Settlement::Failed {
+                    reason: "declined".into(),
+                    failed_at: 50,
+                },
+                _ => Settlement::Unknown {
+                    told_failed: false,
+                    next_reconcile_at: 60,
+                },
+            };
+            let ev = event(format!("ev{n}"), &imp, &uid, how);
+            (k, how, s.settle(&imp, &st, 50, &[ev]).await)
+        });
+    }
+    let mut winners = std::collections::HashMap::new();
+    while let Some(done) = settles.join_next().await {
+        let (k, how, r) = done.unwrap();
+        match r {
+            Ok(p) => {
+                let want = if how == "unknown" { "ready" } else { how };
+                assert_eq!(p.status, want, "ob{k}");
+                assert!(winners.insert(k, how).is_none(), "ob{k} settled twice");
+            }
+            Err(StoreError::Stale(_)) => assert!((25..35).contains(&k), "ob{k}: {how} refused"),
+            Err(e) => panic!("ob{k}: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 35, "one settle of each of ob0..ob34 applied");
+
+    for k in 0..40 {
+        let uid = format!("ob{k}");
+        let p = s
+            .get_payment(Some("imp1"), &holder[&uid])
+            .await
+            .unwrap()
+            .unwrap();
+        let events = s
+            .list_events("imp1", Some(&holder[&uid]), 10)
+            .await
+            .unwrap();
+        match winners.get(&k) {
+            None => {
+                assert_eq!(p.status, "ready", "{uid}");
+                assert!(events.is_empty(), "{uid}: an event without a settle");
+            }
+            Some(how) => {
+                let status = if *how == "unknown" { "ready" } else { how };
+                assert_eq!(p.status, status, "{uid}");
+                assert_eq!(p.uid_lock, *how != "failed", "{uid}");
+                assert_eq!(events.len(), 1, "{uid}: the winner's event only");
+                assert_eq!(events[0].event.status, *how, "{uid}");
+                assert_eq!(events[0].state, "skipped", "{uid}: no webhook target");
+            }
+        }
+    }
+    // The reconciler sees exactly the unknown (due at 60) and the in-flight attempts.
+    let mut open: Vec<String> = s
+        .list_unsettled(60, 41, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.merchant_uid)
+        .collect();
+    open.sort_by_key(|u| u[2..].parse::<u32>().unwrap());
+    let want: Vec<String> = (20..25).chain(35..40).map(|k| format!("ob{k}")).collect();
+    assert_eq!(open, want);
+}
+on_both!(batched_charge_writes_answer_as_alone, batched_charge_writes);
+
 /// The in-memory SQLite store has no fast lane: the batched statements run on sqlx there.
 #[tokio::test]
 async fn in_memory_sqlite_runs_the_batched_statements() {
@@ -754,4 +892,6 @@ async fn in_memory_sqlite_runs_the_batched_statements() {
     schedule_claims(s).await;
     let (s, _) = connect("sqlite::memory:", true).await.unwrap();
     charge_contexts(s).await;
+    let (s, _) = connect("sqlite::memory:", true).await.unwrap();
+    batched_charge_writes(s).await;
 }
