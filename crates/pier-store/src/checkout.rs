@@ -203,7 +203,7 @@ macro_rules! impl_checkout_store {
                     events: &[OutboxEvent],
                 ) -> StoreResult<Payment> {
                     let sql = format!(
-                        "UPDATE payments SET pg_state = 'settled', updated_at = $2, pg_tid = $3, \
+                        "UPDATE payments SET pg_state = 'settled', updated_at = $2, pg_tid = $3, vbank_tid = $3, \
                          vbank_code = $4, vbank_name = $5, vbank_num = $6, vbank_holder = $7, \
                          vbank_date = $8, vbank_issued_at = $9 \
                          WHERE imp_uid = $1 AND status = 'ready' AND pg_state IN ('in_flight','unknown') \

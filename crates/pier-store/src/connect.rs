@@ -12,7 +12,20 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The schema both engines share (`migrations/`), then each engine's own part
+/// (`migrations-postgres/`, `migrations-sqlite/`: triggers and storage settings, numbered from
+/// 1000). They keep one history table, so each skips the versions that are the other's.
+macro_rules! skipping_others {
+    ($dir:literal) => {
+        Migrator {
+            ignore_missing: true,
+            ..sqlx::migrate!($dir)
+        }
+    };
+}
+static MIGRATOR: Migrator = skipping_others!("./migrations");
+static PG_MIGRATOR: Migrator = skipping_others!("./migrations-postgres");
+static SQLITE_MIGRATOR: Migrator = skipping_others!("./migrations-sqlite");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreKind {
@@ -95,6 +108,7 @@ impl SqliteStore {
 
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
+        SQLITE_MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 
@@ -146,6 +160,7 @@ impl PgStore {
     /// Migrations take an advisory lock, so several instances may start at once.
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
+        PG_MIGRATOR.run(&self.pool).await?;
         // PostgreSQL only (SQLite cannot drop a constraint, and there it costs nothing): the
         // payments → merchants foreign key. Its check runs a locking read of the merchant row
         // (`FOR KEY SHARE`) in every transaction that inserts a payment, so concurrent

@@ -804,8 +804,9 @@ macro_rules! impl_payment_store {
 
                 async fn list_unsettled(&self, now: i64, stale_before: i64, limit: i64) -> StoreResult<Vec<Payment>> {
                     let rows = sqlx::query(&format!(
-                        "SELECT {} FROM payments WHERE (pg_state = 'unknown' AND next_reconcile_at <= $1) \
-                         OR (pg_state = 'in_flight' AND updated_at < $2) ORDER BY updated_at LIMIT $3",
+                        "SELECT {} FROM payments WHERE imp_uid IN (SELECT imp_uid FROM payments_unsettled) \
+                         AND ((pg_state = 'unknown' AND next_reconcile_at <= $1) \
+                         OR (pg_state = 'in_flight' AND updated_at < $2)) ORDER BY updated_at LIMIT $3",
                         cols()
                     ))
                     .bind(now)

@@ -92,7 +92,8 @@ macro_rules! impl_reconcile_store {
                 async fn list_stuck(&self, merchant_id: Option<&str>, min_attempts: i64, limit: i64) -> StoreResult<Vec<Payment>> {
                     let rows = match merchant_id {
                         Some(m) => sqlx::query(&format!(
-                            "SELECT {} FROM payments WHERE pg_state = 'unknown' AND status = 'ready' \
+                            "SELECT {} FROM payments WHERE imp_uid IN (SELECT imp_uid FROM payments_unsettled) \
+                             AND pg_state = 'unknown' AND status = 'ready' \
                              AND reconcile_attempts >= $1 AND merchant_id = $2 ORDER BY started_at, imp_uid LIMIT $3",
                             cols()
                         ))
@@ -102,7 +103,8 @@ macro_rules! impl_reconcile_store {
                         .fetch_all(&self.pool)
                         .await?,
                         None => sqlx::query(&format!(
-                            "SELECT {} FROM payments WHERE pg_state = 'unknown' AND status = 'ready' \
+                            "SELECT {} FROM payments WHERE imp_uid IN (SELECT imp_uid FROM payments_unsettled) \
+                             AND pg_state = 'unknown' AND status = 'ready' \
                              AND reconcile_attempts >= $1 ORDER BY started_at, imp_uid LIMIT $2",
                             cols()
                         ))
@@ -116,7 +118,8 @@ macro_rules! impl_reconcile_store {
 
                 async fn count_stuck(&self, min_attempts: i64) -> StoreResult<i64> {
                     Ok(sqlx::query_scalar::<_, i64>(
-                        "SELECT COUNT(*) FROM payments WHERE pg_state = 'unknown' AND status = 'ready' \
+                        "SELECT COUNT(*) FROM payments WHERE imp_uid IN (SELECT imp_uid FROM payments_unsettled) \
+                             AND pg_state = 'unknown' AND status = 'ready' \
                          AND reconcile_attempts >= $1",
                     )
                     .bind(min_attempts)

@@ -82,7 +82,7 @@ macro_rules! impl_vbank_store {
                 async fn vbank_issued(&self, imp_uid: &str, a: &VbankAccount, now: i64, events: &[OutboxEvent]) -> StoreResult<Payment> {
                     let mut tx = self.pool.begin().await?;
                     let row = sqlx::query(&format!(
-                        "UPDATE payments SET pg_state = 'none', pg_tid = $2, vbank_code = $3, vbank_name = $4, vbank_num = $5, \
+                        "UPDATE payments SET pg_state = 'none', pg_tid = $2, vbank_tid = $2, vbank_code = $3, vbank_name = $4, vbank_num = $5, \
                          vbank_holder = $6, vbank_date = $7, vbank_issued_at = $8, updated_at = $9 \
                          WHERE imp_uid = $1 AND status = 'ready' AND pay_method = 'vbank' AND pg_state IN ('in_flight','unknown') \
                          RETURNING {}",
@@ -112,7 +112,7 @@ macro_rules! impl_vbank_store {
 
                 async fn vbank_reissued(&self, imp_uid: &str, old_pg_tid: &str, pg_order_id: &str, amount: i64, a: &VbankAccount, now: i64) -> StoreResult<Option<Payment>> {
                     let row = sqlx::query(&format!(
-                        "UPDATE payments SET pg_tid = $3, vbank_code = $4, vbank_name = $5, vbank_num = $6, vbank_holder = $7, \
+                        "UPDATE payments SET pg_tid = $3, vbank_tid = $3, vbank_code = $4, vbank_name = $5, vbank_num = $6, vbank_holder = $7, \
                          vbank_date = $8, vbank_issued_at = $9, amount = $10, pg_order_id = $11, updated_at = $12 \
                          WHERE imp_uid = $1 AND pg_tid = $2 AND status = 'ready' AND pay_method = 'vbank' RETURNING {}",
                         cols()
@@ -151,7 +151,7 @@ macro_rules! impl_vbank_store {
 
                 async fn vbank_by_pg_tid(&self, pg_tid: &str) -> StoreResult<Option<Payment>> {
                     let row = sqlx::query(&format!(
-                        "SELECT {} FROM payments WHERE pg_tid = $1 AND pay_method = 'vbank' ORDER BY started_at DESC LIMIT 1",
+                        "SELECT {} FROM payments WHERE vbank_tid = $1 ORDER BY started_at DESC LIMIT 1",
                         cols()
                     ))
                     .bind(pg_tid)

@@ -885,6 +885,93 @@ async fn batched_charge_writes(s: Arc<dyn Store>) {
 }
 on_both!(batched_charge_writes_answer_as_alone, batched_charge_writes);
 
+/// Columns a settle writes (`payments::settle_sql`, `pg_batch::batch_sql`). No index of
+/// payments may name one, as a key or in a predicate: PostgreSQL then updates the row in place
+/// on its page (HOT) without touching any index, and SQLite rewrites no index entry. (An
+/// approval also writes `uid_lock`, named by the guard's predicate, but keeps its value.)
+const SETTLE_WRITES: &[&str] = &[
+    "status",
+    "pg_state",
+    "updated_at",
+    "pg_tid",
+    "apply_num",
+    "paid_at",
+    "card_code",
+    "card_name",
+    "card_number",
+    "card_type",
+    "card_quota",
+    "bank_code",
+    "bank_name",
+    "receipt_url",
+    "fail_reason",
+    "failed_at",
+    "told_failed",
+    "next_reconcile_at",
+    "reconcile_attempts",
+];
+
+fn assert_no_index_names_a_settle_column(defs: &[String]) {
+    assert!(defs.len() >= 5, "the payments indexes: {defs:?}");
+    for def in defs {
+        let words: Vec<&str> = def
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for col in SETTLE_WRITES {
+            assert!(!words.contains(col), "{def} names {col}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_settle_changes_no_indexed_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("s.db").display());
+    connect(&url, true).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let defs: Vec<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'payments' AND sql IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_no_index_names_a_settle_column(&defs);
+    let Ok(base) = std::env::var("PIER_TEST_DATABASE_URL") else {
+        return;
+    };
+    let schema = format!("conf_{}", pier_domain::ids::random_hex(6));
+    let pool = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    connect(
+        &format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+        true,
+    )
+    .await
+    .unwrap();
+    let defs: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payments'",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_no_index_names_a_settle_column(&defs);
+    // And the settle's new row version has room on its page.
+    let opts: Option<Vec<String>> = sqlx::query_scalar(
+        "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = 'payments'",
+    )
+    .bind(&schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(opts, Some(vec!["fillfactor=70".to_owned()]));
+}
+
 /// The in-memory SQLite store has no fast lane: the batched statements run on sqlx there.
 #[tokio::test]
 async fn in_memory_sqlite_runs_the_batched_statements() {
