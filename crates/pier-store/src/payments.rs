@@ -505,23 +505,20 @@ macro_rules! impl_payment_store {
                         Some(b) => b,
                         None => return,
                     };
-                    let attempt: sqlx::Result<Vec<OpResult>> = async {
-                        let mut tx = pool.begin().await?;
-                        let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
-                        let results = match <$db as crate::pg_batch::MultiRow>::write_batch(&mut tx, &ops).await {
-                            Some(r) => r?,
-                            None => {
-                                let mut results = Vec::with_capacity(ops.len());
-                                for op in ops {
-                                    results.push(apply(&mut tx, op).await?);
-                                }
-                                results
+                    let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
+                    let attempt: sqlx::Result<Vec<OpResult>> = match <$db as crate::pg_batch::MultiRow>::write_batch(&pool, &ops).await {
+                        Some(r) => r,
+                        None => async {
+                            let mut tx = pool.begin().await?;
+                            let mut results = Vec::with_capacity(ops.len());
+                            for op in &ops {
+                                results.push(apply(&mut tx, op).await?);
                             }
-                        };
-                        tx.commit().await?;
-                        Ok(results)
-                    }
-                    .await;
+                            tx.commit().await?;
+                            Ok(results)
+                        }
+                        .await,
+                    };
                     match attempt {
                         Ok(results) => {
                             for ((_, reply), r) in batch.into_iter().zip(results) {

@@ -1,13 +1,14 @@
 //! Multi-row statements for the PostgreSQL group-commit writer.
 //!
-//! A batch of queued charge writes used to cost one round trip per write inside the shared
-//! transaction; here each kind of write in the batch is one statement over arrays
-//! (`UNNEST($1::text[], …)`): all inserted attempts in one `INSERT … ON CONFLICT DO NOTHING
-//! RETURNING imp_uid`, all approvals in one `UPDATE … FROM UNNEST(…) RETURNING`, all declines in
-//! another, all their webhook rows in one `INSERT`. The SQL guards are the same as the
-//! single-row statements in `payments` (the merchant_uid guard is the partial unique index;
-//! a settle only matches a `ready` row awaiting the PG), so a batch cannot do what the writes
-//! one at a time could not.
+//! A batch of queued charge writes is one statement over arrays (`UNNEST($1::text[], …)`),
+//! `batch_sql`: all inserted attempts (`INSERT … ON CONFLICT DO NOTHING`), all approvals and all
+//! declines (`UPDATE … FROM UNNEST(…)`), and the webhook rows of the settles that matched, as
+//! data-modifying CTEs. One statement is its own transaction, so a batch costs one round trip
+//! and one WAL flush; only a batch holding a rare write that must follow the others (an
+//! `Unknown` settlement, a second settle of one attempt) opens a transaction around it and
+//! them. The SQL guards are the same as the single-row statements in `payments` (the
+//! merchant_uid guard is the partial unique index; a settle only matches a `ready` row awaiting
+//! the PG), so a batch cannot do what the writes one at a time could not.
 
 use crate::batch::{Op, OpResult};
 use crate::models::{OutboxEvent, Payment, Settlement};
@@ -20,9 +21,10 @@ use std::sync::OnceLock;
 /// The databases whose writer can apply a whole batch with multi-row statements.
 #[async_trait]
 pub(crate) trait MultiRow: sqlx::Database {
-    /// `None`: not supported, apply the writes one by one.
+    /// Applies the batch atomically (all of it or none). `None`: not supported, apply the
+    /// writes one by one in a transaction.
     async fn write_batch(
-        tx: &mut sqlx::Transaction<'_, Self>,
+        pool: &sqlx::Pool<Self>,
         ops: &[&Op],
     ) -> Option<sqlx::Result<Vec<OpResult>>>;
 }
@@ -30,7 +32,7 @@ pub(crate) trait MultiRow: sqlx::Database {
 #[async_trait]
 impl MultiRow for sqlx::Sqlite {
     async fn write_batch(
-        _tx: &mut sqlx::Transaction<'_, Self>,
+        _pool: &sqlx::Pool<Self>,
         _ops: &[&Op],
     ) -> Option<sqlx::Result<Vec<OpResult>>> {
         None
@@ -40,10 +42,10 @@ impl MultiRow for sqlx::Sqlite {
 #[async_trait]
 impl MultiRow for sqlx::Postgres {
     async fn write_batch(
-        tx: &mut sqlx::Transaction<'_, Self>,
+        pool: &sqlx::Pool<Self>,
         ops: &[&Op],
     ) -> Option<sqlx::Result<Vec<OpResult>>> {
-        Some(apply(tx, ops).await)
+        Some(apply(pool, ops).await)
     }
 }
 
@@ -295,10 +297,7 @@ fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
 /// Applies a batch: its inserts, approvals, declines and their events in one statement
 /// (`batch_sql`); the rare `Unknown` settlements and a second settle of the same attempt in one
 /// batch go one by one after it (so the second finds the row settled, as it would have alone).
-async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ops: &[&Op],
-) -> sqlx::Result<Vec<OpResult>> {
+async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> {
     let mut inserts: Vec<&Payment> = Vec::new();
     let mut seen = HashSet::new();
     let (mut paid, mut failed, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
@@ -338,7 +337,14 @@ async fn apply(
     let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events);
     let mut inserted: HashSet<String> = HashSet::new();
     let mut settled: HashMap<String, Payment> = HashMap::new();
-    for row in q.fetch_all(&mut **tx).await? {
+    let (rows, tx) = if one_by_one.is_empty() {
+        // The batch is one statement, so its own transaction: no BEGIN and COMMIT round trips.
+        (q.fetch_all(pool).await?, None)
+    } else {
+        let mut tx = pool.begin().await?;
+        (q.fetch_all(&mut *tx).await?, Some(tx))
+    };
+    for row in rows {
         if row.try_get::<&str, _>("batch_kind")? == "i" {
             inserted.insert(row.try_get("imp_uid")?);
         } else {
@@ -356,17 +362,20 @@ async fn apply(
                 .map(|p| OpResult::Settled(Some(Box::new(p)))),
         })
         .collect();
-    for i in one_by_one {
-        if let Op::Settle {
-            imp_uid,
-            s,
-            now,
-            events,
-        } = ops[i]
-        {
-            let p = pg_impl::settle_tx(tx, imp_uid, s, *now, events).await?;
-            results[i] = Some(OpResult::Settled(p.map(Box::new)));
+    if let Some(mut tx) = tx {
+        for i in one_by_one {
+            if let Op::Settle {
+                imp_uid,
+                s,
+                now,
+                events,
+            } = ops[i]
+            {
+                let p = pg_impl::settle_tx(&mut tx, imp_uid, s, *now, events).await?;
+                results[i] = Some(OpResult::Settled(p.map(Box::new)));
+            }
         }
+        tx.commit().await?;
     }
     Ok(results
         .into_iter()
