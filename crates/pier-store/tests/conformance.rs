@@ -12,10 +12,10 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (s, dir)
 }
 
-async fn postgres() -> Option<Arc<dyn Store>> {
-    let base = std::env::var("PIER_TEST_DATABASE_URL").ok()?;
+/// A fresh schema in the test database, and a URL whose connections use it.
+async fn fresh_pg_schema(base: &str) -> (String, String) {
     let schema = format!("conf_{}", pier_domain::ids::random_hex(6));
-    let pool = sqlx::PgPool::connect(&base)
+    let pool = sqlx::PgPool::connect(base)
         .await
         .expect("PIER_TEST_DATABASE_URL reachable");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
@@ -24,12 +24,14 @@ async fn postgres() -> Option<Arc<dyn Store>> {
         .unwrap();
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    let (s, kind) = connect(
-        &format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-        true,
-    )
-    .await
-    .unwrap();
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    (schema, url)
+}
+
+async fn postgres() -> Option<Arc<dyn Store>> {
+    let base = std::env::var("PIER_TEST_DATABASE_URL").ok()?;
+    let (_, url) = fresh_pg_schema(&base).await;
+    let (s, kind) = connect(&url, true).await.unwrap();
     assert_eq!(kind, StoreKind::Postgres);
     Some(s)
 }
@@ -939,19 +941,9 @@ async fn a_settle_changes_no_indexed_column() {
     let Ok(base) = std::env::var("PIER_TEST_DATABASE_URL") else {
         return;
     };
-    let schema = format!("conf_{}", pier_domain::ids::random_hex(6));
+    let (schema, url) = fresh_pg_schema(&base).await;
+    connect(&url, true).await.unwrap();
     let pool = sqlx::PgPool::connect(&base).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    connect(
-        &format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-        true,
-    )
-    .await
-    .unwrap();
     let defs: Vec<String> = sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'payments'",
     )
