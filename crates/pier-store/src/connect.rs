@@ -119,9 +119,14 @@ impl SqliteStore {
 
 impl PgStore {
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
+        // No ping before each checkout (sqlx's default): it is a round trip per statement, which
+        // cost the charge path ~5 % of its throughput and the PostgreSQL lookups ~15 %. A
+        // connection that died while idle fails the one statement that uses it, which every
+        // caller handles already (a connection can die between a ping and a statement too).
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .connect(url)
             .await?;
         let (writer, queue) = Writer::new();
@@ -134,6 +139,7 @@ impl PgStore {
         let writer_pool = PgPoolOptions::new()
             .max_connections(writers as u32)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .connect_with(
                 PgConnectOptions::from_str(url)?
                     .options([("enable_bitmapscan", "off"), ("enable_seqscan", "off")]),
