@@ -88,9 +88,14 @@ impl Engine {
         merchant_id: &str,
         input: OnetimeInput,
     ) -> Result<ChargeOutcome> {
-        let channel = self
-            .select_channel(merchant_id, input.order.pg.as_deref())
-            .await?;
+        // The channel and the merchant_uid's pre-registration are independent reads: read them
+        // at once (on PostgreSQL each is a batched round trip), then judge them in order.
+        let (channel, prepared) = tokio::join!(
+            self.select_channel(merchant_id, input.order.pg.as_deref()),
+            self.store
+                .get_prepare(merchant_id, input.order.merchant_uid.as_str()),
+        );
+        let (channel, prepared) = (channel?, prepared?);
         let mut p = self.new_attempt(merchant_id, &input.order, &channel);
         p.card_number = Some(input.card.number.masked());
         if let Some(uid) = &input.customer_uid {
@@ -98,10 +103,6 @@ impl Engine {
             p.customer_uid_usage = Some("issue".into());
         }
         let card = input.card.clone();
-        let prepared = self
-            .store
-            .get_prepare(merchant_id, input.order.merchant_uid.as_str())
-            .await?;
         let outcome = self
             .run_charge(p, channel.clone(), Call::Keyed(card), prepared)
             .await?;
