@@ -4,7 +4,7 @@
 //! merchant's channels and the merchant_uid's pre-registration). Alone, every such read costs a
 //! pool checkout and a round trip on both sides of the socket — worth more than a quarter of
 //! `again`'s throughput on the 2-core box (docs/PERFORMANCE.md). Concurrent reads of one kind
-//! are queued instead to two reader tasks that answer whatever is queued with one statement
+//! are queued instead to a reader task that answers whatever is queued with one statement
 //! (`BatchedReads`); a lone read waits for nothing. SQLite reads inline (`lane`) and needs none
 //! of this.
 
@@ -23,8 +23,10 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most reads one statement answers.
 const MAX_READ_BATCH: usize = 128;
-/// Reader tasks per kind of read.
-const READERS: usize = 2;
+/// Reader tasks per kind of read. One: a read statement costs PostgreSQL far more than its
+/// rows (~200 µs of backend CPU for a handful of keys), so fewer, fuller batches won; a second
+/// reader made `again` ~5 % slower (docs/PERFORMANCE.md).
+const READERS: usize = 1;
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 type Pending<K, V> = (K, oneshot::Sender<StoreResult<V>>);
