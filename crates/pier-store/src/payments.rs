@@ -367,7 +367,7 @@ macro_rules! impl_payment_store {
         pub(crate) mod $m {
             use super::*;
             use sqlx::Row;
-            use crate::connect::HasLane;
+            use crate::connect::{HasLane, HasPgReads};
 
             pub(crate) fn payment(r: &$row) -> sqlx::Result<Payment> {
                 Ok(payment_from_row!(r, try_get))
@@ -640,6 +640,9 @@ macro_rules! impl_payment_store {
                 async fn get_payment(&self, merchant_id: Option<&str>, imp_uid: &str) -> StoreResult<Option<Payment>> {
                     if let Some(lane) = self.lane() {
                         return lane.get_payment(merchant_id, imp_uid);
+                    }
+                    if let (Some(m), Some(reads)) = (merchant_id, self.pg_reads()) {
+                        return reads.payments.read((m.to_owned(), imp_uid.to_owned())).await;
                     }
                     let row = match merchant_id {
                         Some(m) => sqlx::query(get_sql(true))

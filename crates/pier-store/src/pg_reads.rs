@@ -13,12 +13,14 @@ use crate::connect::PgStore;
 use crate::customers::{ChargeContext, CustomerStore};
 use crate::error::{StoreError, StoreResult};
 use crate::merchants::{channel_from_row, MerchantStore};
-use crate::models::Channel;
+use crate::models::{Channel, Payment};
+use crate::payments::{pg_impl, PaymentStore, PAYMENT_COLUMNS};
 use crate::prepare::{prepared_from_row, PrepareStore, Prepared, COLS as PREPARE_COLS};
 use sqlx::Row;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most reads one statement answers.
@@ -91,6 +93,8 @@ pub(crate) struct PgReads {
     pub(crate) channels: BatchedReads<String, Vec<Channel>>,
     /// `get_prepare` by (merchant_id, merchant_uid).
     pub(crate) prepares: BatchedReads<(String, String), Option<Prepared>>,
+    /// `get_payment` of one merchant by (merchant_id, imp_uid): the lookups' point read.
+    pub(crate) payments: BatchedReads<(String, String), Option<Payment>>,
 }
 
 impl PgReads {
@@ -106,7 +110,12 @@ impl PgReads {
             channels: BatchedReads::start(direct.clone(), channels_of, |s, m| {
                 s.list_channels(Some(m))
             }),
-            prepares: BatchedReads::start(direct, prepares_of, |s, (m, u)| s.get_prepare(m, u)),
+            prepares: BatchedReads::start(direct.clone(), prepares_of, |s, (m, u)| {
+                s.get_prepare(m, u)
+            }),
+            payments: BatchedReads::start(direct, payments_of, |s, (m, i)| {
+                s.get_payment(Some(m), i)
+            }),
         }
     }
 }
@@ -162,6 +171,47 @@ fn prepares_of<'a>(
         let mut out: Vec<Option<Prepared>> = vec![None; keys.len()];
         for r in &rows {
             *slot(&mut out, r.try_get("n")?)? = Some(prepared_from_row!(r, try_get));
+        }
+        Ok(out)
+    })
+}
+
+/// The payment of each (merchant_id, imp_uid), if any, with its cancel history.
+fn payments_of<'a>(
+    s: &'a PgStore,
+    keys: &'a [(String, String)],
+) -> BoxFut<'a, Vec<Option<Payment>>> {
+    Box::pin(async move {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let cols: Vec<String> = PAYMENT_COLUMNS.iter().map(|c| format!("p.{c}")).collect();
+            format!(
+                "SELECT k.n, {} FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(m, i, n) \
+                 JOIN payments p ON p.imp_uid = k.i AND p.merchant_id = k.m",
+                cols.join(", ")
+            )
+        });
+        let merchants: Vec<&str> = keys.iter().map(|(m, _)| m.as_str()).collect();
+        let imp_uids: Vec<&str> = keys.iter().map(|(_, i)| i.as_str()).collect();
+        let rows = sqlx::query(sql)
+            .bind(&merchants)
+            .bind(&imp_uids)
+            .fetch_all(&s.pool)
+            .await?;
+        // A batch may ask for one payment several times: read each once, history included.
+        let mut slots = Vec::with_capacity(rows.len());
+        let mut unique: HashMap<String, Payment> = HashMap::new();
+        for r in &rows {
+            let p = pg_impl::payment(r)?;
+            slots.push((r.try_get::<i64, _>("n")?, p.imp_uid.clone()));
+            unique.entry(p.imp_uid.clone()).or_insert(p);
+        }
+        let found = pg_impl::with_history(&s.pool, unique.into_values().collect()).await?;
+        let found: HashMap<&str, &Payment> =
+            found.iter().map(|p| (p.imp_uid.as_str(), p)).collect();
+        let mut out: Vec<Option<Payment>> = vec![None; keys.len()];
+        for (n, imp_uid) in slots {
+            *slot(&mut out, n)? = found.get(imp_uid.as_str()).map(|p| (*p).clone());
         }
         Ok(out)
     })

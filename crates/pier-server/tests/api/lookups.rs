@@ -152,3 +152,81 @@ async fn tenants_are_isolated() {
     let pb = t.pay(&b, "shared-uid", 500).await;
     assert_ne!(pb["imp_uid"], p["imp_uid"]);
 }
+
+/// Concurrent lookups are answered together on PostgreSQL (one statement for whatever is
+/// queued): in one such batch each merchant must still see only its own payments, each with its
+/// own cancel history.
+#[tokio::test]
+async fn concurrent_lookups_of_two_merchants_see_only_their_own() {
+    let t = TestPier::start().await;
+    let a = t.token().await;
+    let b = t.other_merchant().await;
+    let mut owned = Vec::new();
+    for i in 0..6 {
+        let uid = format!("concurrent-{i}");
+        let pa = t.pay(&a, &uid, 1000 + i).await;
+        let pb = t.pay(&b, &uid, 2000 + i).await;
+        owned.push((
+            a.clone(),
+            pa["imp_uid"].as_str().unwrap().to_owned(),
+            1000 + i,
+        ));
+        owned.push((
+            b.clone(),
+            pb["imp_uid"].as_str().unwrap().to_owned(),
+            2000 + i,
+        ));
+    }
+    // One of A's payments partly refunded: its history must come with it, and only with it.
+    let (s, r) = t
+        .post(
+            "/payments/cancel",
+            Some(&a),
+            json!({"imp_uid": owned[0].1, "amount": 300, "reason": "partial"}),
+        )
+        .await;
+    assert_eq!((s, r["code"].as_i64()), (200, Some(0)), "{r}");
+
+    let asks = (0..4)
+        .flat_map(|_| owned.iter())
+        .flat_map(|(owner, imp, amount)| {
+            let stranger = if *owner == a { b.clone() } else { a.clone() };
+            [
+                (owner.clone(), imp.clone(), Some(*amount)),
+                (stranger, imp.clone(), None),
+            ]
+        });
+    let futs = asks.map(|(tok, imp, amount)| {
+        let t = &t;
+        async move {
+            let (s, body) = t.get(&format!("/payments/{imp}"), &tok).await;
+            (imp, amount, s, body)
+        }
+    });
+    let answers = futures_join_all(futs).await;
+    assert_eq!(answers.len(), 96);
+    for (imp, amount, s, body) in answers {
+        match amount {
+            Some(amount) => {
+                assert_eq!(s, 200, "{body}");
+                let p = &body["response"];
+                assert_eq!(
+                    (p["imp_uid"].as_str(), p["amount"].as_i64()),
+                    (Some(imp.as_str()), Some(amount))
+                );
+                let history = p["cancel_history"].as_array().unwrap();
+                if imp == owned[0].1 {
+                    assert_eq!(
+                        (history.len(), p["cancel_amount"].as_i64()),
+                        (1, Some(300)),
+                        "{body}"
+                    );
+                    assert_eq!(history[0]["amount"], 300);
+                } else {
+                    assert!(history.is_empty(), "{body}");
+                }
+            }
+            None => assert_eq!((s, body["code"].as_i64()), (404, Some(-1)), "{body}"),
+        }
+    }
+}
