@@ -238,6 +238,18 @@ pub(crate) fn cols() -> &'static str {
     S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
 }
 
+/// `cols()` qualified by the alias `p` (for joins and `UPDATE … FROM`).
+pub(crate) fn p_cols() -> &'static str {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        PAYMENT_COLUMNS
+            .iter()
+            .map(|c| format!("p.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 pub(crate) fn insert_sql() -> &'static str {
     static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     S.get_or_init(|| {

@@ -12,7 +12,7 @@
 
 use crate::batch::{Op, OpResult};
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::payments::{pg_impl, untargeted, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS};
+use crate::payments::{p_cols, pg_impl, untargeted, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -72,14 +72,6 @@ fn insert_arrays(first: usize) -> String {
         .join(", ")
 }
 
-fn returning() -> String {
-    PAYMENT_COLUMNS
-        .iter()
-        .map(|c| format!("p.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
 fn inserted_line() -> String {
     PAYMENT_COLUMNS
@@ -117,7 +109,7 @@ fn batch_sql() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
         let cols = PAYMENT_COLUMNS.join(", ");
-        let ret = returning();
+        let ret = p_cols();
         let p = |i: usize| format!("${}", i);
         format!(
             "WITH ins AS (\

@@ -14,7 +14,7 @@ use crate::customers::{ChargeContext, CustomerStore};
 use crate::error::{StoreError, StoreResult};
 use crate::merchants::{channel_from_row, MerchantStore};
 use crate::models::{Channel, Payment};
-use crate::payments::{pg_impl, PaymentStore, PAYMENT_COLUMNS};
+use crate::payments::{p_cols, pg_impl, PaymentStore};
 use crate::prepare::{prepared_from_row, PrepareStore, Prepared, COLS as PREPARE_COLS};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -184,11 +184,10 @@ fn payments_of<'a>(
     Box::pin(async move {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
-            let cols: Vec<String> = PAYMENT_COLUMNS.iter().map(|c| format!("p.{c}")).collect();
             format!(
                 "SELECT k.n, {} FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(m, i, n) \
                  JOIN payments p ON p.imp_uid = k.i AND p.merchant_id = k.m",
-                cols.join(", ")
+                p_cols()
             )
         });
         let merchants: Vec<&str> = keys.iter().map(|(m, _)| m.as_str()).collect();

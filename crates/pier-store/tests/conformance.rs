@@ -4,9 +4,14 @@
 use pier_store::*;
 use std::sync::Arc;
 
+/// The URL of a SQLite file in `dir`.
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("s.db").display())
+}
+
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("s.db").display());
+    let url = sqlite_url(&dir);
     let (s, kind) = connect(&url, true).await.unwrap();
     assert_eq!(kind, StoreKind::Sqlite);
     (s, dir)
@@ -928,7 +933,7 @@ fn assert_no_index_names_a_settle_column(defs: &[String]) {
 #[tokio::test]
 async fn a_settle_changes_no_indexed_column() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("s.db").display());
+    let url = sqlite_url(&dir);
     connect(&url, true).await.unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let defs: Vec<String> = sqlx::query_scalar(
