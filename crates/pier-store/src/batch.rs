@@ -7,6 +7,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::models::{OutboxEvent, Payment, Settlement};
+use crate::payments::KeyedAttempt;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -17,6 +18,9 @@ pub const QUEUE_DEPTH: usize = 4096;
 
 pub(crate) enum Op {
     Insert(Box<Payment>),
+    /// A billing-key charge's attempt, completed from its context as it is inserted
+    /// (`PaymentStore::insert_keyed_attempt`).
+    InsertKeyed(Box<Payment>),
     Settle {
         imp_uid: String,
         s: Box<Settlement>,
@@ -29,6 +33,8 @@ pub(crate) enum OpResult {
     /// Rows inserted (0 = the merchant_uid guard was taken).
     Inserted(u64),
     Settled(Option<Box<Payment>>),
+    /// `None`: nothing was inserted; the caller takes the ordinary path.
+    InsertedKeyed(Option<Box<KeyedAttempt>>),
 }
 
 pub(crate) type Reply = oneshot::Sender<StoreResult<OpResult>>;

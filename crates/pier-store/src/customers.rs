@@ -2,6 +2,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
+use crate::merchants::channel_from_row;
 use crate::models::{Channel, Customer};
 use crate::prepare::Prepared;
 use async_trait::async_trait;
@@ -83,13 +84,17 @@ fn charge_context_cols() -> String {
         .map(|c| format!("c.{}", c.trim()))
         .collect();
     format!(
-        "{}, ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, ch.pg_provider AS ch_pg_provider, \
-         ch.mid AS ch_mid, ch.is_default AS ch_is_default, ch.sandbox AS ch_sandbox, ch.target AS ch_target, \
-         ch.created_at AS ch_created_at, pp.amount AS pp_amount, pp.currency AS pp_currency, \
+        "{}, {CHANNEL_AS_CH}, pp.amount AS pp_amount, pp.currency AS pp_currency, \
          pp.created_at AS pp_created_at, pp.updated_at AS pp_updated_at",
         customer.join(", ")
     )
 }
+
+/// The columns of a channel `ch` joined to another table, named as `channel_from_row!(r, get,
+/// "ch_")` reads them.
+pub(crate) const CHANNEL_AS_CH: &str = "ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, \
+     ch.pg_provider AS ch_pg_provider, ch.mid AS ch_mid, ch.is_default AS ch_is_default, \
+     ch.sandbox AS ch_sandbox, ch.target AS ch_target, ch.created_at AS ch_created_at";
 
 pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
      customer_id, card_name, card_code, card_number, card_type, customer_name, customer_tel, customer_email, \
@@ -139,16 +144,7 @@ macro_rules! impl_customer_store {
                 let customer = customer(r)?;
                 let channel = match r.try_get::<Option<String>, _>("ch_id")? {
                     None => None,
-                    Some(id) => Some(Channel {
-                        id,
-                        merchant_id: r.try_get("ch_merchant_id")?,
-                        pg_provider: r.try_get("ch_pg_provider")?,
-                        mid: r.try_get("ch_mid")?,
-                        is_default: r.try_get("ch_is_default")?,
-                        sandbox: r.try_get("ch_sandbox")?,
-                        target: r.try_get("ch_target")?,
-                        created_at: r.try_get("ch_created_at")?,
-                    }),
+                    Some(_) => Some(channel_from_row!(r, try_get, "ch_")),
                 };
                 let prepared = match r.try_get::<Option<i64>, _>("pp_amount")? {
                     None => None,

@@ -57,7 +57,7 @@ pub use error::{StoreError, StoreResult};
 pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
-pub use payments::{PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
+pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};

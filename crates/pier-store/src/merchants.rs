@@ -36,15 +36,19 @@ const TOKEN_COLS: &str = "token, merchant_id, imp_key, expired_at, created_at";
 /// `get` for rusqlite), so every read path shares one mapping.
 macro_rules! channel_from_row {
     ($r:expr, $get:ident) => {
+        channel_from_row!($r, $get, "")
+    };
+    // Columns named `{prefix}id`, … (a channel joined to another table).
+    ($r:expr, $get:ident, $prefix:literal) => {
         Channel {
-            id: $r.$get("id")?,
-            merchant_id: $r.$get("merchant_id")?,
-            pg_provider: $r.$get("pg_provider")?,
-            mid: $r.$get("mid")?,
-            is_default: $r.$get("is_default")?,
-            sandbox: $r.$get("sandbox")?,
-            target: $r.$get("target")?,
-            created_at: $r.$get("created_at")?,
+            id: $r.$get(concat!($prefix, "id"))?,
+            merchant_id: $r.$get(concat!($prefix, "merchant_id"))?,
+            pg_provider: $r.$get(concat!($prefix, "pg_provider"))?,
+            mid: $r.$get(concat!($prefix, "mid"))?,
+            is_default: $r.$get(concat!($prefix, "is_default"))?,
+            sandbox: $r.$get(concat!($prefix, "sandbox"))?,
+            target: $r.$get(concat!($prefix, "target"))?,
+            created_at: $r.$get(concat!($prefix, "created_at"))?,
         }
     };
 }

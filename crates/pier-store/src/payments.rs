@@ -3,7 +3,9 @@
 use crate::batch::{Op, OpResult};
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreError, StoreResult};
-use crate::models::{CancelEntry, OutboxEvent, Page, Payment, PgState, Settlement, Sorting};
+use crate::models::{
+    CancelEntry, Channel, OutboxEvent, Page, Payment, PgState, Settlement, Sorting,
+};
 use async_trait::async_trait;
 
 /// Filters of the lookup endpoints. `status: None` means every status.
@@ -15,11 +17,27 @@ pub struct PaymentQuery<'a> {
     pub limit: i64,
 }
 
+/// A billing-key charge's attempt as inserted, with what its PG call needs.
+#[derive(Clone, Debug)]
+pub struct KeyedAttempt {
+    pub payment: Payment,
+    pub channel: Channel,
+    pub billing_key: String,
+}
+
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
     /// Inserts a new attempt. With `uid_lock` set, a second locked row for the same
     /// (merchant, merchant_uid) is refused with `Conflict`: the double-charge guard.
     async fn insert_payment(&self, p: &Payment) -> StoreResult<()>;
+    /// Inserts a billing-key charge's attempt completed from its context in the same write,
+    /// where the store can (PostgreSQL's batch writer: no read before the insert). `template`
+    /// is the attempt without the key's part: its channel, card and buyer defaults are filled
+    /// from `customer_uid`'s customer and channel, as `again` fills them. Inserted only when
+    /// the customer and its channel exist, any pre-registered amount equals `amount`, and the
+    /// merchant_uid guard is free. `None`: nothing was inserted (or the store cannot do it):
+    /// the caller takes the ordinary path (read the context, judge it, insert).
+    async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>>;
     /// `merchant_id: None` reads across merchants (reconciler, PG notifications).
     async fn get_payment(
         &self,
@@ -561,6 +579,9 @@ macro_rules! impl_payment_store {
             async fn apply(tx: &mut sqlx::Transaction<'_, $db>, op: &Op) -> sqlx::Result<OpResult> {
                 Ok(match op {
                     Op::Insert(p) => OpResult::Inserted(insert_exec(&mut **tx, p).await?),
+                    // Only the multi-row batch completes an attempt from its context; alone,
+                    // nothing is inserted and the caller reads the context first.
+                    Op::InsertKeyed(_) => OpResult::InsertedKeyed(None),
                     Op::Settle { imp_uid, s, now, events } => {
                         OpResult::Settled(settle_tx(tx, imp_uid, s, *now, events).await?.map(Box::new))
                     }
@@ -639,7 +660,7 @@ macro_rules! impl_payment_store {
                     let inserted = match &self.writer {
                         Some(w) => match w.submit(Op::Insert(Box::new(p.clone()))).await? {
                             OpResult::Inserted(n) => n,
-                            OpResult::Settled(_) => 0,
+                            _ => 0,
                         },
                         None => insert_exec(&self.pool, p).await.map_err(|e| on_conflict(e, "payment exists"))?,
                     };
@@ -647,6 +668,17 @@ macro_rules! impl_payment_store {
                         return Err(StoreError::Conflict("merchant_uid is locked by another attempt".into()));
                     }
                     Ok(())
+                }
+
+                async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>> {
+                    // SQLite reads in-process (`lane`): reading first costs nothing worth saving.
+                    match (&self.writer, self.lane()) {
+                        (Some(w), None) => match w.submit(Op::InsertKeyed(Box::new(template.clone()))).await? {
+                            OpResult::InsertedKeyed(a) => Ok(a.map(|b| *b)),
+                            _ => Ok(None),
+                        },
+                        _ => Ok(None),
+                    }
                 }
 
                 async fn get_payment(&self, merchant_id: Option<&str>, imp_uid: &str) -> StoreResult<Option<Payment>> {
@@ -712,7 +744,7 @@ macro_rules! impl_payment_store {
                             .await?
                         {
                             OpResult::Settled(p) => p.map(|b| *b),
-                            OpResult::Inserted(_) => None,
+                            _ => None,
                         },
                         None => {
                             let mut tx = self.pool.begin().await?;

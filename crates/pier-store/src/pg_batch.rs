@@ -11,8 +11,13 @@
 //! the PG), so a batch cannot do what the writes one at a time could not.
 
 use crate::batch::{Op, OpResult};
+use crate::customers::CHANNEL_AS_CH;
+use crate::merchants::channel_from_row;
+use crate::models::Channel;
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::payments::{p_cols, pg_impl, untargeted, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS};
+use crate::payments::{
+    p_cols, pg_impl, untargeted, KeyedAttempt, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS,
+};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -84,6 +89,46 @@ fn inserted_line() -> String {
         .join(", ")
 }
 
+/// What an attempt inserted with its context (`Op::InsertKeyed`) takes from it, by column:
+/// `again`'s filling of a billing-key charge (engine/charge.rs `again_with`): the key's channel,
+/// the customer's card, and the customer's buyer fields where the request gave none.
+fn keyed_value(col: &str) -> String {
+    let from = |k: &str| format!("CASE WHEN keyed THEN {k} ELSE {col} END");
+    match col {
+        "channel_id" => from("ch_id"),
+        "pg_provider" => from("ch_pg_provider"),
+        "pg_id" => from("ch_mid"),
+        "sandbox" => from("ch_sandbox"),
+        "card_code" | "card_name" | "card_number" | "card_type" => from(&format!("k_{col}")),
+        "buyer_name" | "buyer_email" | "buyer_tel" | "buyer_addr" | "buyer_postcode" => {
+            format!("COALESCE({col}, k_customer_{})", &col["buyer_".len()..])
+        }
+        _ => col.to_owned(),
+    }
+}
+
+/// The columns an answer line carries after the payment's: a keyed insert's billing key and
+/// channel (`channel_from_row!(r, try_get, "ch_")`); NULL on every other line.
+const KEYED_EXTRA: [(&str, &str); 9] = [
+    ("k_billing_key", "text"),
+    ("ch_id", "text"),
+    ("ch_merchant_id", "text"),
+    ("ch_pg_provider", "text"),
+    ("ch_mid", "text"),
+    ("ch_is_default", "bool"),
+    ("ch_sandbox", "bool"),
+    ("ch_target", "text"),
+    ("ch_created_at", "int8"),
+];
+
+fn keyed_extra_nulls() -> String {
+    KEYED_EXTRA
+        .iter()
+        .map(|(c, t)| format!("NULL::{t} AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const GUARD: &str =
     "p.imp_uid = v.imp_uid AND p.status = 'ready' AND p.pg_state IN ('in_flight','unknown')";
 
@@ -96,24 +141,54 @@ const FAILED_ARRAYS: usize = 4;
 const EVENTS_FIRST: usize = FAILED_FIRST + FAILED_ARRAYS;
 const EVENT_ARRAYS: usize = 8;
 const NO_TARGET_PARAM: usize = EVENTS_FIRST + EVENT_ARRAYS;
+/// Which inserts are keyed (`Op::InsertKeyed`): `bool[]` parallel to the inserts' arrays.
+const KEYED_PARAM: usize = NO_TARGET_PARAM + 1;
 
 /// A whole batch in one statement, so one round trip between BEGIN and COMMIT: all inserted
-/// attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the partial unique index), all
+/// attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the partial unique index) —
+/// a keyed one completed from its customer, channel and pre-registration as it is inserted,
+/// and inserted only if `again` would insert it (the customer and its channel exist, any
+/// pre-registered amount is the attempt's) — all
 /// approvals and all declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting
 /// the PG), and the webhook rows of the settles that matched. The sub-statements share one
 /// snapshot, so none sees another's rows: a batch never holds the insert and the settle of one
 /// attempt (a settle is queued after its insert committed), nor two settles of one attempt
 /// (`apply` sends the second alone). Answer: a line per inserted attempt (`batch_kind` 'i',
-/// imp_uid only) and the settled row of each matched settle ('p' or 'f').
+/// imp_uid only; 'k' for a keyed one: its row, billing key and channel) and the settled row of
+/// each matched settle ('p' or 'f').
 fn batch_sql() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
     S.get_or_init(|| {
         let cols = PAYMENT_COLUMNS.join(", ");
+        let values = PAYMENT_COLUMNS
+            .iter()
+            .map(|c| keyed_value(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         let ret = p_cols();
+        let nulls = keyed_extra_nulls();
+        let extra = KEYED_EXTRA
+            .iter()
+            .map(|(c, _)| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let p = |i: usize| format!("${}", i);
         format!(
-            "WITH ins AS (\
-               INSERT INTO payments ({cols}) SELECT * FROM UNNEST({ins}) ON CONFLICT DO NOTHING RETURNING imp_uid), \
+            "WITH src AS (\
+               SELECT v.*, c.billing_key AS k_billing_key, c.card_code AS k_card_code, c.card_name AS k_card_name, \
+               c.card_number AS k_card_number, c.card_type AS k_card_type, c.customer_name AS k_customer_name, \
+               c.customer_email AS k_customer_email, c.customer_tel AS k_customer_tel, \
+               c.customer_addr AS k_customer_addr, c.customer_postcode AS k_customer_postcode, \
+               {channel}, pp.amount AS k_prepared_amount \
+               FROM UNNEST({ins}, {keyed}::bool[]) AS v({cols}, keyed) \
+               LEFT JOIN customers c ON v.keyed AND c.merchant_id = v.merchant_id AND c.customer_uid = v.customer_uid \
+               LEFT JOIN channels ch ON ch.id = c.channel_id \
+               LEFT JOIN payment_prepares pp ON v.keyed AND pp.merchant_id = v.merchant_id \
+               AND pp.merchant_uid = v.merchant_uid), \
+             ins AS (\
+               INSERT INTO payments ({cols}) SELECT {values} FROM src \
+               WHERE NOT keyed OR (ch_id IS NOT NULL AND (k_prepared_amount IS NULL OR k_prepared_amount = amount)) \
+               ON CONFLICT DO NOTHING RETURNING {cols}), \
              paid AS (\
                UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
                updated_at = v.now, pg_tid = v.pg_tid, apply_num = v.apply_num, paid_at = v.paid_at, \
@@ -142,10 +217,13 @@ fn batch_sql() -> &'static str {
                      {e5}::text[], {e6}::text[], {e7}::int8[]) \
                      AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v \
                WHERE imp_uid IN (SELECT imp_uid FROM paid UNION ALL SELECT imp_uid FROM failed)) \
-             SELECT 'p' AS batch_kind, * FROM paid \
-             UNION ALL SELECT 'f', * FROM failed \
-             UNION ALL SELECT 'i', {inserted} FROM ins",
+             SELECT 'p' AS batch_kind, *, {nulls} FROM paid \
+             UNION ALL SELECT 'f', *, {nulls} FROM failed \
+             UNION ALL SELECT 'i', {inserted}, {nulls} FROM ins JOIN src s USING (imp_uid) WHERE NOT s.keyed \
+             UNION ALL SELECT 'k', i.*, {extra} FROM ins i JOIN src s USING (imp_uid) WHERE s.keyed",
             ins = insert_arrays(1),
+            keyed = p(KEYED_PARAM),
+            channel = CHANNEL_AS_CH,
             p0 = p(PAID_FIRST), p1 = p(PAID_FIRST + 1), p2 = p(PAID_FIRST + 2), p3 = p(PAID_FIRST + 3),
             p4 = p(PAID_FIRST + 4), p5 = p(PAID_FIRST + 5), p6 = p(PAID_FIRST + 6), p7 = p(PAID_FIRST + 7),
             p8 = p(PAID_FIRST + 8), p9 = p(PAID_FIRST + 9), p10 = p(PAID_FIRST + 10),
@@ -286,17 +364,30 @@ fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
         .bind(NO_WEBHOOK_TARGET)
 }
 
+/// The inserted attempt of a keyed line: its row, billing key and channel.
+fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
+    Ok(KeyedAttempt {
+        payment: pg_impl::payment(row)?,
+        channel: channel_from_row!(row, try_get, "ch_"),
+        billing_key: row.try_get("k_billing_key")?,
+    })
+}
+
 /// Applies a batch: its inserts, approvals, declines and their events in one statement
 /// (`batch_sql`); the rare `Unknown` settlements and a second settle of the same attempt in one
 /// batch go one by one after it (so the second finds the row settled, as it would have alone).
 async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> {
     let mut inserts: Vec<&Payment> = Vec::new();
+    let mut keyed: Vec<bool> = Vec::new();
     let mut seen = HashSet::new();
     let (mut paid, mut failed, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
     let mut events: Vec<&OutboxEvent> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match op {
-            Op::Insert(p) => inserts.push(p.as_ref()),
+            Op::Insert(p) | Op::InsertKeyed(p) => {
+                inserts.push(p.as_ref());
+                keyed.push(matches!(op, Op::InsertKeyed(_)));
+            }
             Op::Settle {
                 imp_uid,
                 s,
@@ -326,8 +417,9 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
     let (paid_rows, failed_rows): (Vec<&PaidRow>, Vec<&PaidRow>) =
         (paid.iter().collect(), failed.iter().collect());
     let q = bind_inserts(sqlx::query(batch_sql()), &inserts);
-    let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events);
+    let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events).bind(keyed);
     let mut inserted: HashSet<String> = HashSet::new();
+    let mut keyed_inserted: HashMap<String, KeyedAttempt> = HashMap::new();
     let mut settled: HashMap<String, Payment> = HashMap::new();
     let (rows, tx) = if one_by_one.is_empty() {
         // The batch is one statement, so its own transaction: no BEGIN and COMMIT round trips.
@@ -337,11 +429,18 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         (q.fetch_all(&mut *tx).await?, Some(tx))
     };
     for row in rows {
-        if row.try_get::<&str, _>("batch_kind")? == "i" {
-            inserted.insert(row.try_get("imp_uid")?);
-        } else {
-            let p = pg_impl::payment(&row)?;
-            settled.insert(p.imp_uid.clone(), p);
+        match row.try_get::<&str, _>("batch_kind")? {
+            "i" => {
+                inserted.insert(row.try_get("imp_uid")?);
+            }
+            "k" => {
+                let a = keyed_attempt(&row)?;
+                keyed_inserted.insert(a.payment.imp_uid.clone(), a);
+            }
+            _ => {
+                let p = pg_impl::payment(&row)?;
+                settled.insert(p.imp_uid.clone(), p);
+            }
         }
     }
 
@@ -349,6 +448,9 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         .iter()
         .map(|op| match op {
             Op::Insert(p) => Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64)),
+            Op::InsertKeyed(p) => Some(OpResult::InsertedKeyed(
+                keyed_inserted.remove(&p.imp_uid).map(Box::new),
+            )),
             Op::Settle { imp_uid, .. } => settled
                 .remove(imp_uid.as_str())
                 .map(|p| OpResult::Settled(Some(Box::new(p)))),

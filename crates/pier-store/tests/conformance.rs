@@ -754,6 +754,168 @@ async fn charge_contexts(s: Arc<dyn Store>) {
 }
 on_both!(batched_charge_contexts, charge_contexts);
 
+/// `insert_keyed_attempt`: PostgreSQL completes a billing-key attempt from its customer,
+/// channel and pre-registration as it inserts it, and inserts nothing where `again` would not
+/// (unknown customer — another merchant's included —, amount differs from the
+/// pre-registration, merchant_uid guard taken); concurrent ones share batches with plain
+/// inserts. SQLite reads first instead: it never inserts here.
+async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
+    seed(&s).await;
+    s.add_channel(&channel("c1", "imp1", "mid1", true))
+        .await
+        .unwrap();
+    let mut c = Customer {
+        merchant_id: "imp1".into(),
+        customer_uid: "ku".into(),
+        channel_id: "c1".into(),
+        pg_provider: "jtnet".into(),
+        pg_id: "mid1".into(),
+        sandbox: true,
+        billing_key: "bk_ku".into(),
+        customer_id: None,
+        card_name: Some("신한카드".into()),
+        card_code: Some("366".into()),
+        card_number: Some("45184200****0000".into()),
+        card_type: Some(0),
+        customer_name: Some("홍길동".into()),
+        customer_tel: Some("010-1234-5678".into()),
+        customer_email: None,
+        customer_addr: None,
+        customer_postcode: None,
+        inserted: 1,
+        updated: 1,
+    };
+    s.upsert_customer(&c).await.unwrap();
+    c.merchant_id = "imp2".into();
+    c.customer_uid = "other".into();
+    s.upsert_customer(&c).await.unwrap();
+    s.insert_prepare(&Prepared {
+        merchant_id: "imp1".into(),
+        merchant_uid: "kp-ok".into(),
+        amount: 1000,
+        currency: None,
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    s.insert_prepare(&Prepared {
+        merchant_id: "imp1".into(),
+        merchant_uid: "kp-bad".into(),
+        amount: 999,
+        currency: None,
+        created_at: 1,
+        updated_at: 1,
+    })
+    .await
+    .unwrap();
+    s.insert_payment(&attempt("imp_holder", "imp1", "k-taken", 1000, 40))
+        .await
+        .unwrap();
+
+    // (merchant, customer_uid, merchant_uid, inserted on PostgreSQL), all at once, with plain
+    // inserts between them.
+    let cases = [
+        ("imp1", "ku", "k-1", true),
+        ("imp1", "ku", "k-2", true),
+        ("imp1", "nobody", "k-3", false),
+        ("imp1", "other", "k-4", false),
+        ("imp1", "ku", "kp-ok", true),
+        ("imp1", "ku", "kp-bad", false),
+        ("imp1", "ku", "k-taken", false),
+    ];
+    let mut jobs = tokio::task::JoinSet::new();
+    for (n, (m, cu, uid, _)) in cases.iter().enumerate() {
+        let keyed = s.clone();
+        let mut t = attempt(&format!("imp_k{n}"), m, uid, 1000, 40);
+        t.customer_uid = Some(cu.to_string());
+        t.customer_uid_usage = Some("payment".into());
+        t.buyer_email = Some("given@example.com".into());
+        jobs.spawn(async move { (n, keyed.insert_keyed_attempt(&t).await.unwrap()) });
+        let s = s.clone();
+        let plain = attempt(
+            &format!("imp_plain{n}"),
+            "imp1",
+            &format!("plain-{n}"),
+            500,
+            40,
+        );
+        jobs.spawn(async move {
+            s.insert_payment(&plain).await.unwrap();
+            (usize::MAX, None)
+        });
+    }
+    while let Some(done) = jobs.join_next().await {
+        let (n, got) = done.unwrap();
+        if n == usize::MAX {
+            continue;
+        }
+        let (_, _, uid, inserted) = cases[n];
+        let imp = format!("imp_k{n}");
+        let stored = s.get_payment(None, &imp).await.unwrap();
+        if !(postgres && inserted) {
+            assert!(got.is_none(), "{uid}: inserted");
+            assert!(stored.is_none(), "{uid}: a row was written");
+            continue;
+        }
+        let a = got.unwrap_or_else(|| panic!("{uid}: not inserted"));
+        assert_eq!(a.billing_key, "bk_ku");
+        assert_eq!(
+            (a.channel.id.as_str(), a.channel.mid.as_str()),
+            ("c1", "mid1")
+        );
+        let p = a.payment;
+        assert_eq!(
+            p,
+            stored.expect("stored"),
+            "{uid}: the answer is the stored row"
+        );
+        assert_eq!(
+            (p.imp_uid.as_str(), p.merchant_uid.as_str()),
+            (imp.as_str(), uid)
+        );
+        assert_eq!(
+            (p.status.as_str(), p.pg_state, p.uid_lock),
+            ("ready", PgState::InFlight, true)
+        );
+        assert_eq!(p.channel_id.as_deref(), Some("c1"));
+        assert_eq!(p.pg_provider.as_deref(), Some("jtnet"));
+        assert_eq!(p.pg_id.as_deref(), Some("mid1"));
+        assert!(p.sandbox);
+        assert_eq!(p.card_code.as_deref(), Some("366"));
+        assert_eq!(p.card_name.as_deref(), Some("신한카드"));
+        assert_eq!(p.card_number.as_deref(), Some("45184200****0000"));
+        assert_eq!(p.card_type, Some(0));
+        // Buyer fields: the customer's where the attempt has none.
+        assert_eq!(p.buyer_name.as_deref(), Some("홍길동"));
+        assert_eq!(p.buyer_tel.as_deref(), Some("010-1234-5678"));
+        assert_eq!(p.buyer_email.as_deref(), Some("given@example.com"));
+        assert_eq!(p.buyer_addr, None);
+        assert_eq!(p.customer_uid.as_deref(), Some("ku"));
+        assert_eq!(p.customer_uid_usage.as_deref(), Some("payment"));
+    }
+    // The plain inserts of the same batches went in as they were.
+    for n in 0..cases.len() {
+        let p = s
+            .get_payment(Some("imp1"), &format!("imp_plain{n}"))
+            .await
+            .unwrap();
+        assert_eq!(p.map(|p| (p.amount, p.channel_id)), Some((500, None)));
+    }
+}
+
+#[tokio::test]
+async fn keyed_attempt_inserts() {
+    let (s, _dir) = sqlite().await;
+    keyed_attempts(s, false).await;
+    match postgres().await {
+        Some(p) => keyed_attempts(p, true).await,
+        None => {
+            eprintln!("PIER_TEST_DATABASE_URL not set: keyed_attempt_inserts ran on SQLite only")
+        }
+    }
+}
+
 fn event(id: String, imp_uid: &str, merchant_uid: &str, status: &str) -> OutboxEvent {
     OutboxEvent {
         id,

@@ -96,7 +96,7 @@ impl Engine {
                 .get_prepare(merchant_id, input.order.merchant_uid.as_str()),
         );
         let (channel, prepared) = (channel?, prepared?);
-        let mut p = self.new_attempt(merchant_id, &input.order, &channel);
+        let mut p = self.new_attempt(merchant_id, &input.order, Some(&channel));
         p.card_number = Some(input.card.number.masked());
         if let Some(uid) = &input.customer_uid {
             p.customer_uid = Some(uid.to_string());
@@ -162,6 +162,20 @@ impl Engine {
         input: AgainInput,
         imp_uid: Option<String>,
     ) -> Result<ChargeOutcome> {
+        // On PostgreSQL the attempt is completed from its context as it is inserted: no read
+        // first. Anything unusual (unknown customer, channel gone, amount differs from the
+        // pre-registration, merchant_uid taken) inserts nothing and is judged below.
+        let mut template = self.new_attempt(merchant_id, &input.order, None);
+        if let Some(id) = &imp_uid {
+            template.imp_uid = id.clone();
+        }
+        template.customer_uid = Some(input.customer_uid.to_string());
+        template.customer_uid_usage = Some(input.usage.into());
+        if let Some(a) = self.store.insert_keyed_attempt(&template).await? {
+            return self
+                .charge_inserted(a.payment, a.channel, Call::BillingKey(a.billing_key))
+                .await;
+        }
         // One read for the key, its channel and the merchant_uid's pre-registration.
         let ctx = self
             .store
@@ -197,7 +211,7 @@ impl Engine {
         b.tel = b.tel.take().or(customer.customer_tel.clone());
         b.addr = b.addr.take().or(customer.customer_addr.clone());
         b.postcode = b.postcode.take().or(customer.customer_postcode.clone());
-        let mut p = self.new_attempt(merchant_id, &order, &channel);
+        let mut p = self.new_attempt(merchant_id, &order, Some(&channel));
         if let Some(id) = imp_uid {
             p.imp_uid = id;
         }
@@ -211,7 +225,8 @@ impl Engine {
             .await
     }
 
-    fn new_attempt(&self, merchant_id: &str, o: &OrderInput, channel: &Channel) -> Payment {
+    /// The attempt of an order, on `channel` (`None`: the store fills it in, `again`).
+    fn new_attempt(&self, merchant_id: &str, o: &OrderInput, channel: Option<&Channel>) -> Payment {
         let now = self.now();
         let mut p = Payment::new(
             pier_domain::ImpUid::generate().into_string(),
@@ -222,12 +237,14 @@ impl Engine {
         );
         p.uid_lock = true;
         p.pg_state = PgState::InFlight;
-        p.channel_id = Some(channel.id.clone());
+        if let Some(channel) = channel {
+            p.channel_id = Some(channel.id.clone());
+            p.pg_provider = Some(channel.pg_provider.clone());
+            p.pg_id = Some(channel.mid.clone());
+            p.sandbox = channel.sandbox;
+        }
         p.pay_method = Some("card".into());
         p.channel = Some("api".into());
-        p.pg_provider = Some(channel.pg_provider.clone());
-        p.pg_id = Some(channel.mid.clone());
-        p.sandbox = channel.sandbox;
         p.name = o.name.clone();
         p.currency = o.currency.clone();
         p.tax_free = o.tax_free;
@@ -283,6 +300,16 @@ impl Engine {
     ) -> Result<ChargeOutcome> {
         check_prepared_amount(prepared.as_ref(), &p.merchant_uid, p.amount)?;
         self.insert_guarded(&p).await?;
+        self.charge_inserted(p, channel, call).await
+    }
+
+    /// Steps 2–3 for an attempt inserted with its guard taken.
+    async fn charge_inserted(
+        self: &Arc<Self>,
+        p: Payment,
+        channel: Channel,
+        call: Call,
+    ) -> Result<ChargeOutcome> {
         let this = self.clone();
         // Detached: the attempt gets its record even if the client disconnects.
         let task = tokio::spawn(async move {

@@ -493,6 +493,73 @@ async fn billing_keys_and_again() {
     assert_eq!(b["code"], 1);
 }
 
+/// `again` completes the attempt from the billing key (on PostgreSQL in the same statement
+/// that inserts it): the key's channel and card, the customer's buyer fields where the request
+/// gives none, the request's own where it does — in the answer and as stored.
+#[tokio::test]
+async fn again_fills_the_attempt_from_the_key() {
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let (_, c) = t.post("/subscribe/customers/fill-1", Some(&tok), json!({
+        "card_number": "5570-4200-0000-0000", "expiry": "2030-12", "birth": "880101",
+        "customer_name": "홍길동", "customer_email": "h@example.com", "customer_tel": "010-1234-5678",
+        "customer_addr": "서울", "customer_postcode": "04524"
+    })).await;
+    assert_eq!(c["code"], 0, "{c}");
+    let c = &c["response"];
+    let (_, b) = t.post("/subscribe/payments/again", Some(&tok), json!({
+        "customer_uid": "fill-1", "merchant_uid": "fill-a", "amount": 123000, "name": "정기결제",
+        "buyer_name": "김철수", "buyer_addr": "부산", "card_quota": 2, "custom_data": {"plan": "pro"}
+    })).await;
+    assert_eq!(b["code"], 0, "{b}");
+    let p = &b["response"];
+    let (_, stored) = t
+        .get(
+            &format!("/payments/{}", p["imp_uid"].as_str().unwrap()),
+            &tok,
+        )
+        .await;
+    for p in [p, &stored["response"]] {
+        // From the request.
+        assert_eq!(p["merchant_uid"], "fill-a");
+        assert_eq!(p["amount"], 123000);
+        assert_eq!(p["name"], "정기결제");
+        assert_eq!(p["buyer_name"], "김철수");
+        assert_eq!(p["buyer_addr"], "부산");
+        assert_eq!(p["card_quota"], 2);
+        assert_eq!(p["custom_data"], "{\"plan\":\"pro\"}");
+        // From the customer where the request is silent.
+        assert_eq!(p["buyer_email"], "h@example.com");
+        assert_eq!(p["buyer_tel"], "010-1234-5678");
+        assert_eq!(p["buyer_postcode"], "04524");
+        // The key's card and channel.
+        for k in [
+            "card_code",
+            "card_name",
+            "card_number",
+            "card_type",
+            "pg_provider",
+            "pg_id",
+            "sandbox",
+        ] {
+            assert_eq!(p[k], c[k], "{k}");
+        }
+        assert!(p["card_name"].is_string(), "{p}");
+        assert_eq!(p["customer_uid"], "fill-1");
+        assert_eq!(p["customer_uid_usage"], "payment");
+        assert_eq!(
+            (p["pay_method"].as_str(), p["channel"].as_str()),
+            (Some("card"), Some("api"))
+        );
+        assert_eq!(p["status"], "paid");
+    }
+    // Nothing but the one attempt was written.
+    let (_, list) = t
+        .get("/subscribe/customers/fill-1/payments?page=1", &tok)
+        .await;
+    assert_eq!(list["response"]["total"], 1, "{list}");
+}
+
 #[tokio::test]
 async fn onetime_with_customer_uid_stores_the_key_on_success_only() {
     let t = TestPier::start().await;
