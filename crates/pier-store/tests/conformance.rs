@@ -87,6 +87,42 @@ fn channel(id: &str, m: &str, mid: &str, d: bool) -> Channel {
     }
 }
 
+/// A customer of `merchant` on channel c1 with a card on file (key `bk_{uid}`).
+fn customer(merchant: &str, uid: &str, mid: &str) -> Customer {
+    Customer {
+        merchant_id: merchant.into(),
+        customer_uid: uid.into(),
+        channel_id: "c1".into(),
+        pg_provider: "jtnet".into(),
+        pg_id: mid.into(),
+        sandbox: true,
+        billing_key: format!("bk_{uid}"),
+        customer_id: None,
+        card_name: Some("신한카드".into()),
+        card_code: Some("366".into()),
+        card_number: Some("45184200****0000".into()),
+        card_type: Some(0),
+        customer_name: None,
+        customer_tel: None,
+        customer_email: None,
+        customer_addr: None,
+        customer_postcode: None,
+        inserted: 1,
+        updated: 1,
+    }
+}
+
+fn prepared(merchant: &str, merchant_uid: &str, amount: i64) -> Prepared {
+    Prepared {
+        merchant_id: merchant.into(),
+        merchant_uid: merchant_uid.into(),
+        amount,
+        currency: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
 async fn seed(s: &Arc<dyn Store>) {
     s.create_merchant(&merchant("imp1", "key1")).await.unwrap();
     s.create_merchant(&merchant("imp2", "key2")).await.unwrap();
@@ -428,25 +464,11 @@ on_both!(payment_lookups, payment_queries);
 async fn customers_and_idempotency(s: Arc<dyn Store>) {
     seed(&s).await;
     let mut c = Customer {
-        merchant_id: "imp1".into(),
-        customer_uid: "cu".into(),
-        channel_id: "c1".into(),
-        pg_provider: "jtnet".into(),
-        pg_id: "mid".into(),
-        sandbox: true,
         billing_key: "bk_1".into(),
-        customer_id: None,
-        card_name: Some("신한카드".into()),
-        card_code: Some("366".into()),
-        card_number: Some("45184200****0000".into()),
-        card_type: Some(0),
         customer_name: Some("홍".into()),
-        customer_tel: None,
-        customer_email: None,
-        customer_addr: None,
-        customer_postcode: None,
         inserted: 10,
         updated: 10,
+        ..customer("imp1", "cu", "mid")
     };
     s.upsert_customer(&c).await.unwrap();
     c.billing_key = "bk_2".into();
@@ -641,28 +663,9 @@ async fn charge_contexts(s: Arc<dyn Store>) {
         .await
         .unwrap();
     for uid in ["cu", "cv"] {
-        let c = Customer {
-            merchant_id: "imp1".into(),
-            customer_uid: uid.into(),
-            channel_id: "c1".into(),
-            pg_provider: "jtnet".into(),
-            pg_id: "mid1".into(),
-            sandbox: true,
-            billing_key: format!("bk_{uid}"),
-            customer_id: None,
-            card_name: None,
-            card_code: None,
-            card_number: None,
-            card_type: None,
-            customer_name: None,
-            customer_tel: None,
-            customer_email: None,
-            customer_addr: None,
-            customer_postcode: None,
-            inserted: 1,
-            updated: 1,
-        };
-        s.upsert_customer(&c).await.unwrap();
+        s.upsert_customer(&customer("imp1", uid, "mid1"))
+            .await
+            .unwrap();
     }
     let key = |m: &str, c: &str, u: &str| (m.to_owned(), c.to_owned(), u.to_owned());
     let got = s
@@ -685,16 +688,9 @@ async fn charge_contexts(s: Arc<dyn Store>) {
     assert!(s.charge_contexts(&[]).await.unwrap().is_empty());
     // Single reads at once (PostgreSQL answers concurrent ones with one statement): each gets
     // the answer for its own key, a pre-registration included.
-    s.insert_prepare(&Prepared {
-        merchant_id: "imp1".into(),
-        merchant_uid: "o7".into(),
-        amount: 7000,
-        currency: None,
-        created_at: 1,
-        updated_at: 1,
-    })
-    .await
-    .unwrap();
+    s.insert_prepare(&prepared("imp1", "o7", 7000))
+        .await
+        .unwrap();
     let mut reads = tokio::task::JoinSet::new();
     for n in 0..60 {
         let s = s.clone();
@@ -765,50 +761,20 @@ async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
         .await
         .unwrap();
     let mut c = Customer {
-        merchant_id: "imp1".into(),
-        customer_uid: "ku".into(),
-        channel_id: "c1".into(),
-        pg_provider: "jtnet".into(),
-        pg_id: "mid1".into(),
-        sandbox: true,
-        billing_key: "bk_ku".into(),
-        customer_id: None,
-        card_name: Some("신한카드".into()),
-        card_code: Some("366".into()),
-        card_number: Some("45184200****0000".into()),
-        card_type: Some(0),
         customer_name: Some("홍길동".into()),
         customer_tel: Some("010-1234-5678".into()),
-        customer_email: None,
-        customer_addr: None,
-        customer_postcode: None,
-        inserted: 1,
-        updated: 1,
+        ..customer("imp1", "ku", "mid1")
     };
     s.upsert_customer(&c).await.unwrap();
     c.merchant_id = "imp2".into();
     c.customer_uid = "other".into();
     s.upsert_customer(&c).await.unwrap();
-    s.insert_prepare(&Prepared {
-        merchant_id: "imp1".into(),
-        merchant_uid: "kp-ok".into(),
-        amount: 1000,
-        currency: None,
-        created_at: 1,
-        updated_at: 1,
-    })
-    .await
-    .unwrap();
-    s.insert_prepare(&Prepared {
-        merchant_id: "imp1".into(),
-        merchant_uid: "kp-bad".into(),
-        amount: 999,
-        currency: None,
-        created_at: 1,
-        updated_at: 1,
-    })
-    .await
-    .unwrap();
+    s.insert_prepare(&prepared("imp1", "kp-ok", 1000))
+        .await
+        .unwrap();
+    s.insert_prepare(&prepared("imp1", "kp-bad", 999))
+        .await
+        .unwrap();
     s.insert_payment(&attempt("imp_holder", "imp1", "k-taken", 1000, 40))
         .await
         .unwrap();

@@ -204,6 +204,10 @@ impl Engine {
             return Err(Error::Refused("빌링키를 발급한 PG 설정정보가 존재하지 않습니다. (the billing key's channel is gone)".into()));
         };
         let mut order = input.order;
+        // The attempt of a billing-key charge. PostgreSQL's writer fills the same fields in SQL
+        // (`pier_store::pg_batch` `keyed_value`, used by `insert_keyed_attempt`): keep the two
+        // in step (tests: `subscribe::again_fills_the_attempt_from_the_key`, and the store's
+        // `keyed_attempt_inserts`).
         // Buyer fields default to the customer's (spec §3.5).
         let b = &mut order.buyer;
         b.name = b.name.take().or(customer.customer_name.clone());
