@@ -1,8 +1,10 @@
 //! `load`: Pier's throughput benchmark. Measures, in one run on this machine:
 //! a hello-world HTTP ceiling (axum, same stack as Pier), then Pier's `getToken`,
 //! `GET /payments/{imp_uid}`, `again` and `onetime` — each as requests/s with p50/p99 and as a
-//! ratio of the ceiling. Pier runs in this process on its own runtime; the load generator uses
-//! raw HTTP/1.1 keep-alive connections (hyper) so that it costs as little CPU as possible.
+//! ratio of the ceiling, and with the machine's busy CPU per request (everything on the box:
+//! Pier, the generator and the database). Pier runs in this process on its own runtime; the
+//! load generator uses raw HTTP/1.1 keep-alive connections (hyper) so that it costs as little
+//! CPU as possible.
 //!
 //! With `--db postgres` it also measures a database ceiling in the same run: the plain payment
 //! transaction the issue compares against (pgbench's `-N` script as pgbench sends it: BEGIN,
@@ -52,6 +54,36 @@ struct Result {
     secs: f64,
     p50_us: u64,
     p99_us: u64,
+    /// Busy CPU of the whole machine (Pier, the load generator and the database) per request,
+    /// from `/proc/stat`; `None` where there is no `/proc/stat`.
+    cpu_us_per_req: Option<f64>,
+}
+
+/// Busy CPU time of the machine since `start`, from the first line of `/proc/stat` (user, nice,
+/// system, irq and softirq ticks; idle, iowait and steal are not busy).
+struct CpuMeter(Option<u64>);
+
+impl CpuMeter {
+    fn ticks() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let f: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?)
+    }
+
+    fn start() -> Self {
+        Self(Self::ticks())
+    }
+
+    /// Seconds of busy CPU since `start` (`/proc/stat` counts in 1/100 s).
+    fn busy_secs(&self) -> Option<f64> {
+        Some((Self::ticks()? - self.0?) as f64 / 100.0)
+    }
 }
 
 impl Result {
@@ -75,6 +107,7 @@ async fn drive(
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let cpu = CpuMeter::start();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let make = make.clone();
@@ -122,10 +155,12 @@ async fn drive(
         all,
         errors.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64(),
+        &cpu,
     )
 }
 
-fn summarize(name: &str, mut all: Vec<u64>, errors: u64, secs: f64) -> Result {
+fn summarize(name: &str, mut all: Vec<u64>, errors: u64, secs: f64, cpu: &CpuMeter) -> Result {
+    let busy = cpu.busy_secs();
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
@@ -139,6 +174,9 @@ fn summarize(name: &str, mut all: Vec<u64>, errors: u64, secs: f64) -> Result {
         secs,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        cpu_us_per_req: busy
+            .filter(|_| !all.is_empty())
+            .map(|b| b * 1e6 / all.len() as f64),
     }
 }
 
@@ -205,6 +243,7 @@ async fn pg_ceiling(url: &str, seconds: u64) -> Result {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let cpu = CpuMeter::start();
     let mut tasks = Vec::new();
     for client in 0..PG_CEILING_CLIENTS as u64 {
         let pool = pool.clone();
@@ -246,6 +285,7 @@ async fn pg_ceiling(url: &str, seconds: u64) -> Result {
         all,
         0,
         start.elapsed().as_secs_f64(),
+        &cpu,
     )
 }
 
@@ -502,8 +542,8 @@ fn main() {
         "\ndb={} concurrency={} seconds={} threads={}+{}",
         args.db, args.concurrency, args.seconds, args.threads, args.threads
     );
-    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to ceiling | ratio to PostgreSQL ceiling |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to ceiling | ratio to PostgreSQL ceiling | busy CPU µs/req |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         let is_db = r.name.starts_with("PostgreSQL ceiling");
         let ratio = ceiling
@@ -516,7 +556,7 @@ fn main() {
             .map(|c| format!("{:.2}", r.rps() / c))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
             r.name,
             r.requests,
             r.errors,
@@ -524,7 +564,10 @@ fn main() {
             r.p50_us as f64 / 1000.0,
             r.p99_us as f64 / 1000.0,
             ratio,
-            db_ratio
+            db_ratio,
+            r.cpu_us_per_req
+                .map(|c| format!("{c:.0}"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     server_rt.block_on(pier.shutdown());
