@@ -35,6 +35,30 @@ pub(crate) enum OpResult {
     Settled(Option<Box<Payment>>),
     /// `None`: nothing was inserted; the caller takes the ordinary path.
     InsertedKeyed(Option<Box<KeyedAttempt>>),
+    /// PostgreSQL's batch answers with rows, which the waiting caller decodes: the writer's
+    /// connection does not wait on the decoding of a whole batch before its next statement.
+    SettledRow(Box<sqlx::postgres::PgRow>),
+    InsertedKeyedRow(Box<sqlx::postgres::PgRow>),
+}
+
+impl OpResult {
+    /// The answer to an `Op::Settle`: the settled row, or `None` if it had moved on.
+    pub(crate) fn into_settled(self) -> StoreResult<Option<Payment>> {
+        Ok(match self {
+            OpResult::Settled(p) => p.map(|b| *b),
+            OpResult::SettledRow(r) => Some(crate::payments::pg_impl::payment(&r)?),
+            _ => None,
+        })
+    }
+
+    /// The answer to an `Op::InsertKeyed`.
+    pub(crate) fn into_keyed(self) -> StoreResult<Option<KeyedAttempt>> {
+        Ok(match self {
+            OpResult::InsertedKeyed(a) => a.map(|b| *b),
+            OpResult::InsertedKeyedRow(r) => Some(crate::pg_batch::keyed_attempt(&r)?),
+            _ => None,
+        })
+    }
 }
 
 pub(crate) type Reply = oneshot::Sender<StoreResult<OpResult>>;

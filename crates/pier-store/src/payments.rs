@@ -673,10 +673,7 @@ macro_rules! impl_payment_store {
                 async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>> {
                     // SQLite reads in-process (`lane`): reading first costs nothing worth saving.
                     match (&self.writer, self.lane()) {
-                        (Some(w), None) => match w.submit(Op::InsertKeyed(Box::new(template.clone()))).await? {
-                            OpResult::InsertedKeyed(a) => Ok(a.map(|b| *b)),
-                            _ => Ok(None),
-                        },
+                        (Some(w), None) => w.submit(Op::InsertKeyed(Box::new(template.clone()))).await?.into_keyed(),
                         _ => Ok(None),
                     }
                 }
@@ -739,13 +736,10 @@ macro_rules! impl_payment_store {
 
                 async fn settle(&self, imp_uid: &str, s: &Settlement, now: i64, events: &[OutboxEvent]) -> StoreResult<Payment> {
                     let row = match &self.writer {
-                        Some(w) => match w
+                        Some(w) => w
                             .submit(Op::Settle { imp_uid: imp_uid.to_owned(), s: Box::new(s.clone()), now, events: events.to_vec() })
                             .await?
-                        {
-                            OpResult::Settled(p) => p.map(|b| *b),
-                            _ => None,
-                        },
+                            .into_settled()?,
                         None => {
                             let mut tx = self.pool.begin().await?;
                             let p = settle_tx(&mut tx, imp_uid, s, now, events).await?;

@@ -19,6 +19,7 @@ use crate::payments::{
     p_cols, pg_impl, untargeted, KeyedAttempt, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS,
 };
 use async_trait::async_trait;
+use sqlx::postgres::PgRow;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -365,7 +366,7 @@ fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
 }
 
 /// The inserted attempt of a keyed line: its row, billing key and channel.
-fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
+pub(crate) fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
     Ok(KeyedAttempt {
         payment: pg_impl::payment(row)?,
         channel: channel_from_row!(row, try_get, "ch_"),
@@ -419,8 +420,9 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
     let q = bind_inserts(sqlx::query(batch_sql()), &inserts);
     let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events).bind(keyed);
     let mut inserted: HashSet<String> = HashSet::new();
-    let mut keyed_inserted: HashMap<String, KeyedAttempt> = HashMap::new();
-    let mut settled: HashMap<String, Payment> = HashMap::new();
+    // Rows of keyed inserts and of settles by imp_uid, decoded by the callers.
+    let mut keyed_rows: HashMap<String, PgRow> = HashMap::new();
+    let mut settled: HashMap<String, PgRow> = HashMap::new();
     let (rows, tx) = if one_by_one.is_empty() {
         // The batch is one statement, so its own transaction: no BEGIN and COMMIT round trips.
         (q.fetch_all(pool).await?, None)
@@ -429,31 +431,25 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         (q.fetch_all(&mut *tx).await?, Some(tx))
     };
     for row in rows {
+        let imp_uid: String = row.try_get("imp_uid")?;
         match row.try_get::<&str, _>("batch_kind")? {
-            "i" => {
-                inserted.insert(row.try_get("imp_uid")?);
-            }
-            "k" => {
-                let a = keyed_attempt(&row)?;
-                keyed_inserted.insert(a.payment.imp_uid.clone(), a);
-            }
-            _ => {
-                let p = pg_impl::payment(&row)?;
-                settled.insert(p.imp_uid.clone(), p);
-            }
-        }
+            "i" => inserted.insert(imp_uid),
+            "k" => keyed_rows.insert(imp_uid, row).is_none(),
+            _ => settled.insert(imp_uid, row).is_none(),
+        };
     }
 
     let mut results: Vec<Option<OpResult>> = ops
         .iter()
         .map(|op| match op {
             Op::Insert(p) => Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64)),
-            Op::InsertKeyed(p) => Some(OpResult::InsertedKeyed(
-                keyed_inserted.remove(&p.imp_uid).map(Box::new),
-            )),
+            Op::InsertKeyed(p) => Some(match keyed_rows.remove(&p.imp_uid) {
+                Some(row) => OpResult::InsertedKeyedRow(Box::new(row)),
+                None => OpResult::InsertedKeyed(None),
+            }),
             Op::Settle { imp_uid, .. } => settled
                 .remove(imp_uid.as_str())
-                .map(|p| OpResult::Settled(Some(Box::new(p)))),
+                .map(|row| OpResult::SettledRow(Box::new(row))),
         })
         .collect();
     if let Some(mut tx) = tx {
