@@ -33,12 +33,12 @@ pub(crate) enum OpResult {
     /// Rows inserted (0 = the merchant_uid guard was taken).
     Inserted(u64),
     Settled(Option<Box<Payment>>),
-    /// `None`: nothing was inserted; the caller takes the ordinary path.
-    InsertedKeyed(Option<Box<KeyedAttempt>>),
     /// PostgreSQL's batch answers with rows, which the waiting caller decodes: the writer's
     /// connection does not wait on the decoding of a whole batch before its next statement.
     SettledRow(Box<sqlx::postgres::PgRow>),
-    InsertedKeyedRow(Box<sqlx::postgres::PgRow>),
+    /// The keyed insert's answer line; `None`: nothing was inserted, the caller takes the
+    /// ordinary path.
+    InsertedKeyed(Option<Box<sqlx::postgres::PgRow>>),
 }
 
 impl OpResult {
@@ -54,8 +54,7 @@ impl OpResult {
     /// The answer to an `Op::InsertKeyed`.
     pub(crate) fn into_keyed(self) -> StoreResult<Option<KeyedAttempt>> {
         Ok(match self {
-            OpResult::InsertedKeyed(a) => a.map(|b| *b),
-            OpResult::InsertedKeyedRow(r) => Some(crate::pg_batch::keyed_attempt(&r)?),
+            OpResult::InsertedKeyed(Some(r)) => Some(crate::pg_batch::keyed_attempt(&r)?),
             _ => None,
         })
     }

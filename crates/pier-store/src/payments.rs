@@ -671,9 +671,12 @@ macro_rules! impl_payment_store {
                 }
 
                 async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>> {
-                    // SQLite reads in-process (`lane`): reading first costs nothing worth saving.
-                    match (&self.writer, self.lane()) {
-                        (Some(w), None) => w.submit(Op::InsertKeyed(Box::new(template.clone()))).await?.into_keyed(),
+                    // Only a multi-row writer (PostgreSQL) completes the attempt as it inserts
+                    // it; SQLite reads in-process, so reading first costs nothing worth saving.
+                    match &self.writer {
+                        Some(w) if <$db as crate::pg_batch::MultiRow>::MULTI_ROW => {
+                            w.submit(Op::InsertKeyed(Box::new(template.clone()))).await?.into_keyed()
+                        }
                         _ => Ok(None),
                     }
                 }

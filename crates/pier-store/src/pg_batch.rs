@@ -27,6 +27,8 @@ use std::sync::OnceLock;
 /// The databases whose writer can apply a whole batch with multi-row statements.
 #[async_trait]
 pub(crate) trait MultiRow: sqlx::Database {
+    /// Whether `write_batch` applies batches (and so completes `Op::InsertKeyed` attempts).
+    const MULTI_ROW: bool;
     /// Applies the batch atomically (all of it or none). `None`: not supported, apply the
     /// writes one by one in a transaction.
     async fn write_batch(
@@ -37,6 +39,8 @@ pub(crate) trait MultiRow: sqlx::Database {
 
 #[async_trait]
 impl MultiRow for sqlx::Sqlite {
+    const MULTI_ROW: bool = false;
+
     async fn write_batch(
         _pool: &sqlx::Pool<Self>,
         _ops: &[&Op],
@@ -47,6 +51,8 @@ impl MultiRow for sqlx::Sqlite {
 
 #[async_trait]
 impl MultiRow for sqlx::Postgres {
+    const MULTI_ROW: bool = true;
+
     async fn write_batch(
         pool: &sqlx::Pool<Self>,
         ops: &[&Op],
@@ -433,20 +439,25 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
     for row in rows {
         let imp_uid: String = row.try_get("imp_uid")?;
         match row.try_get::<&str, _>("batch_kind")? {
-            "i" => inserted.insert(imp_uid),
-            "k" => keyed_rows.insert(imp_uid, row).is_none(),
-            _ => settled.insert(imp_uid, row).is_none(),
-        };
+            "i" => {
+                inserted.insert(imp_uid);
+            }
+            "k" => {
+                keyed_rows.insert(imp_uid, row);
+            }
+            _ => {
+                settled.insert(imp_uid, row);
+            }
+        }
     }
 
     let mut results: Vec<Option<OpResult>> = ops
         .iter()
         .map(|op| match op {
             Op::Insert(p) => Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64)),
-            Op::InsertKeyed(p) => Some(match keyed_rows.remove(&p.imp_uid) {
-                Some(row) => OpResult::InsertedKeyedRow(Box::new(row)),
-                None => OpResult::InsertedKeyed(None),
-            }),
+            Op::InsertKeyed(p) => Some(OpResult::InsertedKeyed(
+                keyed_rows.remove(&p.imp_uid).map(Box::new),
+            )),
             Op::Settle { imp_uid, .. } => settled
                 .remove(imp_uid.as_str())
                 .map(|row| OpResult::SettledRow(Box::new(row))),
