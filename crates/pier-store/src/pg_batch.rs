@@ -85,12 +85,13 @@ fn insert_arrays(first: usize) -> String {
 }
 
 /// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
+/// Named, as the answer's columns are named by its first line, whichever part comes first.
 fn inserted_line() -> String {
     PAYMENT_COLUMNS
         .iter()
         .map(|c| match *c {
             "imp_uid" => "imp_uid".to_owned(),
-            c => format!("NULL::{}", column_type(c)),
+            c => format!("NULL::{} AS {c}", column_type(c)),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -139,55 +140,95 @@ fn keyed_extra_nulls() -> String {
 const GUARD: &str =
     "p.imp_uid = v.imp_uid AND p.status = 'ready' AND p.pg_state IN ('in_flight','unknown')";
 
-/// Parameters of the batch statement: the inserts' arrays, then the approvals', the declines',
-/// the events', and the reason written on untargeted events.
-const PAID_FIRST: usize = PAYMENT_COLUMNS.len() + 1;
+/// How many array parameters an approval, a decline and an event take.
 const PAID_ARRAYS: usize = 13;
-const FAILED_FIRST: usize = PAID_FIRST + PAID_ARRAYS;
 const FAILED_ARRAYS: usize = 4;
-const EVENTS_FIRST: usize = FAILED_FIRST + FAILED_ARRAYS;
 const EVENT_ARRAYS: usize = 8;
-const NO_TARGET_PARAM: usize = EVENTS_FIRST + EVENT_ARRAYS;
-/// Which inserts are keyed (`Op::InsertKeyed`): `bool[]` parallel to the inserts' arrays.
-const KEYED_PARAM: usize = NO_TARGET_PARAM + 1;
 
-/// A whole batch in one statement, so one round trip between BEGIN and COMMIT: all inserted
-/// attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the partial unique index) —
-/// a keyed one completed from its customer, channel and pre-registration as it is inserted,
-/// and inserted only if `again` would insert it (the customer and its channel exist, any
-/// pre-registered amount is the attempt's) — all
-/// approvals and all declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting
-/// the PG), and the webhook rows of the settles that matched. The sub-statements share one
-/// snapshot, so none sees another's rows: a batch never holds the insert and the settle of one
-/// attempt (a settle is queued after its insert committed), nor two settles of one attempt
-/// (`apply` sends the second alone). Answer: a line per inserted attempt (`batch_kind` 'i',
-/// imp_uid only; 'k' for a keyed one: its row, billing key and channel) and the settled row of
-/// each matched settle ('p' or 'f').
-fn batch_sql() -> &'static str {
-    static S: OnceLock<String> = OnceLock::new();
-    S.get_or_init(|| {
-        let cols = PAYMENT_COLUMNS.join(", ");
+/// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up an
+/// executor node for every part of a statement, empty or not, and that setup was an eighth of
+/// the writers' time when every batch carried every part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    /// Inserted attempts (`Op::Insert`).
+    plain: bool,
+    /// Attempts inserted with their context (`Op::InsertKeyed`).
+    keyed: bool,
+    /// Approvals.
+    paid: bool,
+    /// Declines.
+    failed: bool,
+    /// Webhook rows of the settles.
+    events: bool,
+}
+
+impl Shape {
+    fn index(self) -> usize {
+        [self.plain, self.keyed, self.paid, self.failed, self.events]
+            .iter()
+            .enumerate()
+            .map(|(i, on)| (*on as usize) << i)
+            .sum()
+    }
+}
+
+/// The statement of a batch of `shape`, built once per shape.
+///
+/// A whole batch in one statement, so one round trip and, as its own transaction, one WAL
+/// flush: the inserted attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the
+/// partial unique index) — a keyed one completed from its customer, channel and
+/// pre-registration as it is inserted, and inserted only if `again` would insert it (the
+/// customer and its channel exist, any pre-registered amount is the attempt's) — the approvals
+/// and the declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting the PG),
+/// and the webhook rows of the settles that matched. The sub-statements share one snapshot, so
+/// none sees another's rows: a batch never holds the insert and the settle of one attempt (a
+/// settle is queued after its insert committed), nor two settles of one attempt (`apply` sends
+/// the second alone). Answer: a line per inserted attempt (`batch_kind` 'i', imp_uid only; 'k'
+/// for a keyed one: its row, billing key and channel) and the settled row of each matched
+/// settle ('p' or 'f'). Parameters are numbered in that order, a part's only if it is present:
+/// the inserts' arrays (`PAYMENT_COLUMNS` order) and, with keyed inserts, which are keyed
+/// (`bool[]`); the approvals' arrays; the declines'; the events' and the reason written on
+/// untargeted events.
+fn batch_sql(shape: Shape) -> &'static str {
+    static S: [OnceLock<String>; 32] = [const { OnceLock::new() }; 32];
+    S[shape.index()].get_or_init(|| build_sql(shape))
+}
+
+fn build_sql(shape: Shape) -> String {
+    let mut next = 0;
+    let mut params = |n: usize| {
+        next += n;
+        next + 1 - n
+    };
+    let arrays = |first: usize, types: &[&str]| {
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("${}::{t}[]", first + i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cols = PAYMENT_COLUMNS.join(", ");
+    let ret = p_cols();
+    let nulls = keyed_extra_nulls();
+    let mut ctes: Vec<String> = Vec::new();
+    let mut answer: Vec<String> = Vec::new();
+    if shape.keyed {
+        let ins = insert_arrays(params(PAYMENT_COLUMNS.len()));
+        let keyed = params(1);
         let values = PAYMENT_COLUMNS
             .iter()
             .map(|c| keyed_value(c))
             .collect::<Vec<_>>()
             .join(", ");
-        let ret = p_cols();
-        let nulls = keyed_extra_nulls();
-        let extra = KEYED_EXTRA
-            .iter()
-            .map(|(c, _)| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let p = |i: usize| format!("${}", i);
-        format!(
-            "WITH src AS (\
+        ctes.push(format!(
+            "src AS (\
                SELECT v.*, c.billing_key AS k_billing_key, c.card_code AS k_card_code, c.card_name AS k_card_name, \
                c.card_number AS k_card_number, c.card_type AS k_card_type, c.customer_name AS k_customer_name, \
                c.customer_email AS k_customer_email, c.customer_tel AS k_customer_tel, \
                c.customer_addr AS k_customer_addr, c.customer_postcode AS k_customer_postcode, \
-               {channel}, pp.amount AS k_prepared_amount \
-               FROM UNNEST({ins}, {keyed}::bool[]) AS v({cols}, keyed) \
+               {CHANNEL_AS_CH}, pp.amount AS k_prepared_amount \
+               FROM UNNEST({ins}, ${keyed}::bool[]) AS v({cols}, keyed) \
                LEFT JOIN customers c ON v.keyed AND c.merchant_id = v.merchant_id AND c.customer_uid = v.customer_uid \
                LEFT JOIN channels ch ON ch.id = c.channel_id \
                LEFT JOIN payment_prepares pp ON v.keyed AND pp.merchant_id = v.merchant_id \
@@ -195,54 +236,95 @@ fn batch_sql() -> &'static str {
              ins AS (\
                INSERT INTO payments ({cols}) SELECT {values} FROM src \
                WHERE NOT keyed OR (ch_id IS NOT NULL AND (k_prepared_amount IS NULL OR k_prepared_amount = amount)) \
-               ON CONFLICT DO NOTHING RETURNING {cols}), \
-             paid AS (\
+               ON CONFLICT DO NOTHING RETURNING {cols})"
+        ));
+        if shape.plain {
+            answer.push(format!(
+                "SELECT 'i' AS batch_kind, {}, {nulls} FROM ins JOIN src s USING (imp_uid) WHERE NOT s.keyed",
+                inserted_line()
+            ));
+        }
+        let extra = KEYED_EXTRA
+            .iter()
+            .map(|(c, _)| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        answer.push(format!(
+            "SELECT 'k' AS batch_kind, i.*, {extra} FROM ins i JOIN src s USING (imp_uid) WHERE s.keyed"
+        ));
+    } else if shape.plain {
+        let ins = insert_arrays(params(PAYMENT_COLUMNS.len()));
+        ctes.push(format!(
+            "ins AS (INSERT INTO payments ({cols}) SELECT * FROM UNNEST({ins}) \
+             ON CONFLICT DO NOTHING RETURNING imp_uid)"
+        ));
+        answer.push(format!(
+            "SELECT 'i' AS batch_kind, {}, {nulls} FROM ins",
+            inserted_line()
+        ));
+    }
+    let mut settled: Vec<&str> = Vec::new();
+    if shape.paid {
+        let v = arrays(
+            params(PAID_ARRAYS),
+            &[
+                "text", "int8", "text", "text", "int8", "text", "text", "text", "int8", "int8",
+                "text", "text", "text",
+            ],
+        );
+        ctes.push(format!(
+            "paid AS (\
                UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
                updated_at = v.now, pg_tid = v.pg_tid, apply_num = v.apply_num, paid_at = v.paid_at, \
                card_code = COALESCE(v.card_code, p.card_code), card_name = COALESCE(v.card_name, p.card_name), \
                card_number = COALESCE(v.card_number, p.card_number), card_type = COALESCE(v.card_type, p.card_type), \
                card_quota = v.card_quota, bank_code = COALESCE(v.bank_code, p.bank_code), \
                bank_name = COALESCE(v.bank_name, p.bank_name), receipt_url = v.receipt_url \
-               FROM UNNEST({p0}::text[], {p1}::int8[], {p2}::text[], {p3}::text[], {p4}::int8[], {p5}::text[], \
-               {p6}::text[], {p7}::text[], {p8}::int8[], {p9}::int8[], {p10}::text[], {p11}::text[], {p12}::text[]) \
+               FROM UNNEST({v}) \
                AS v(imp_uid, now, pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, \
                card_quota, bank_code, bank_name, receipt_url) \
-               WHERE {GUARD} RETURNING {ret}), \
-             failed AS (\
+               WHERE {GUARD} RETURNING {ret})"
+        ));
+        answer.push(format!("SELECT 'p' AS batch_kind, *, {nulls} FROM paid"));
+        settled.push("SELECT imp_uid FROM paid");
+    }
+    if shape.failed {
+        let v = arrays(params(FAILED_ARRAYS), &["text", "int8", "text", "int8"]);
+        ctes.push(format!(
+            "failed AS (\
                UPDATE payments AS p SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, \
                updated_at = v.now, fail_reason = v.reason, failed_at = v.failed_at \
-               FROM UNNEST({f0}::text[], {f1}::int8[], {f2}::text[], {f3}::int8[]) AS v(imp_uid, now, reason, failed_at) \
-               WHERE {GUARD} RETURNING {ret}), \
-             events AS (\
+               FROM UNNEST({v}) AS v(imp_uid, now, reason, failed_at) \
+               WHERE {GUARD} RETURNING {ret})"
+        ));
+        answer.push(format!("SELECT 'f' AS batch_kind, *, {nulls} FROM failed"));
+        settled.push("SELECT imp_uid FROM failed");
+    }
+    if shape.events {
+        let first = params(EVENT_ARRAYS + 1);
+        let v = arrays(
+            first,
+            &[
+                "text", "text", "text", "text", "text", "text", "text", "int8",
+            ],
+        );
+        ctes.push(format!(
+            "events AS (\
                INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
                notice_urls, created_at, next_attempt_at, state, last_error) \
                SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, \
                created_at, CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, \
-               CASE WHEN untargeted THEN {no_target} END \
+               CASE WHEN untargeted THEN ${no_target} END \
                FROM (SELECT v.*, {untargeted} AS untargeted \
-                     FROM UNNEST({e0}::text[], {e1}::text[], {e2}::text[], {e3}::text[], {e4}::text[], \
-                     {e5}::text[], {e6}::text[], {e7}::int8[]) \
+                     FROM UNNEST({v}) \
                      AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v \
-               WHERE imp_uid IN (SELECT imp_uid FROM paid UNION ALL SELECT imp_uid FROM failed)) \
-             SELECT 'p' AS batch_kind, *, {nulls} FROM paid \
-             UNION ALL SELECT 'f', *, {nulls} FROM failed \
-             UNION ALL SELECT 'i', {inserted}, {nulls} FROM ins JOIN src s USING (imp_uid) WHERE NOT s.keyed \
-             UNION ALL SELECT 'k', i.*, {extra} FROM ins i JOIN src s USING (imp_uid) WHERE s.keyed",
-            ins = insert_arrays(1),
-            keyed = p(KEYED_PARAM),
-            channel = CHANNEL_AS_CH,
-            p0 = p(PAID_FIRST), p1 = p(PAID_FIRST + 1), p2 = p(PAID_FIRST + 2), p3 = p(PAID_FIRST + 3),
-            p4 = p(PAID_FIRST + 4), p5 = p(PAID_FIRST + 5), p6 = p(PAID_FIRST + 6), p7 = p(PAID_FIRST + 7),
-            p8 = p(PAID_FIRST + 8), p9 = p(PAID_FIRST + 9), p10 = p(PAID_FIRST + 10),
-            p11 = p(PAID_FIRST + 11), p12 = p(PAID_FIRST + 12),
-            f0 = p(FAILED_FIRST), f1 = p(FAILED_FIRST + 1), f2 = p(FAILED_FIRST + 2), f3 = p(FAILED_FIRST + 3),
-            e0 = p(EVENTS_FIRST), e1 = p(EVENTS_FIRST + 1), e2 = p(EVENTS_FIRST + 2), e3 = p(EVENTS_FIRST + 3),
-            e4 = p(EVENTS_FIRST + 4), e5 = p(EVENTS_FIRST + 5), e6 = p(EVENTS_FIRST + 6), e7 = p(EVENTS_FIRST + 7),
-            no_target = p(NO_TARGET_PARAM),
+               WHERE imp_uid IN ({settled}))",
+            no_target = first + EVENT_ARRAYS,
             untargeted = untargeted!("v.merchant_id", "v.notice_urls"),
-            inserted = inserted_line(),
-        )
-    })
+            settled = settled.join(" UNION ALL "),
+        ));
+    }
+    format!("WITH {} {}", ctes.join(", "), answer.join(" UNION ALL "))
 }
 
 /// Collects one field of every item into an array parameter.
@@ -421,10 +503,30 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         }
     }
 
-    let (paid_rows, failed_rows): (Vec<&PaidRow>, Vec<&PaidRow>) =
-        (paid.iter().collect(), failed.iter().collect());
-    let q = bind_inserts(sqlx::query(batch_sql()), &inserts);
-    let q = bind_events(bind_failed(bind_paid(q, &paid_rows), &failed_rows), &events).bind(keyed);
+    let shape = Shape {
+        plain: keyed.iter().any(|k| !k),
+        keyed: keyed.iter().any(|k| *k),
+        paid: !paid.is_empty(),
+        failed: !failed.is_empty(),
+        events: !events.is_empty(),
+    };
+    // Parameters in `batch_sql`'s order, a part's only if it is present.
+    let mut q = sqlx::query(batch_sql(shape));
+    if shape.plain || shape.keyed {
+        q = bind_inserts(q, &inserts);
+        if shape.keyed {
+            q = q.bind(keyed);
+        }
+    }
+    if shape.paid {
+        q = bind_paid(q, &paid.iter().collect::<Vec<_>>());
+    }
+    if shape.failed {
+        q = bind_failed(q, &failed.iter().collect::<Vec<_>>());
+    }
+    if shape.events {
+        q = bind_events(q, &events);
+    }
     let mut inserted: HashSet<String> = HashSet::new();
     // Rows of keyed inserts and of settles by imp_uid, decoded by the callers.
     let mut keyed_rows: HashMap<String, PgRow> = HashMap::new();
@@ -433,8 +535,15 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         // The batch is one statement, so its own transaction: no BEGIN and COMMIT round trips.
         (q.fetch_all(pool).await?, None)
     } else {
+        // Only a settle that must follow the batch's: the batch (if it holds anything else)
+        // and those settles in one transaction.
         let mut tx = pool.begin().await?;
-        (q.fetch_all(&mut *tx).await?, Some(tx))
+        let rows = if shape.index() == 0 {
+            Vec::new()
+        } else {
+            q.fetch_all(&mut *tx).await?
+        };
+        (rows, Some(tx))
     };
     for row in rows {
         let imp_uid: String = row.try_get("imp_uid")?;
