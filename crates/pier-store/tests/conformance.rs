@@ -1094,7 +1094,7 @@ async fn a_settle_changes_no_indexed_column() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(opts, Some(vec!["fillfactor=50".to_owned()]));
+    assert_eq!(opts, Some(vec!["fillfactor=40".to_owned()]));
 }
 
 /// The in-memory SQLite store has no fast lane: the batched statements run on sqlx there.
