@@ -4,8 +4,9 @@
 -- compared for equality and ordered only as tie-breakers, so the database's locale buys them
 -- nothing: under a libc locale such as C.UTF-8 each btree comparison copied both strings and
 -- called strcoll, 5 % of PostgreSQL's CPU under `again`. Bytewise is also the order SQLite gives,
--- so both stores list in the same order. New text columns should say COLLATE "C" too (two
--- columns of different collations cannot be compared without naming one).
+-- so both stores list in the same order. A text column added later should be converted the
+-- same way in a file of this directory (SQLite knows no collation named "C"); left at the
+-- default it still compares with these (the non-default collation wins), only slower.
 --
 -- On an existing database this rebuilds every index on a text column while holding its
 -- table's lock: run it in a quiet window.

@@ -145,9 +145,9 @@ const PAID_ARRAYS: usize = 13;
 const FAILED_ARRAYS: usize = 4;
 const EVENT_ARRAYS: usize = 8;
 
-/// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up an
-/// executor node for every part of a statement, empty or not, and that setup was an eighth of
-/// the writers' time when every batch carried every part.
+/// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up
+/// every node of a statement's plan whether its input is empty or not, so a batch pays for its
+/// own parts only (`onetime`'s batches skip the keyed insert's joins: −8 % CPU per payment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Shape {
     /// Inserted attempts (`Op::Insert`).
