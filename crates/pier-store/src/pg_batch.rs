@@ -76,12 +76,26 @@ fn column_type(col: &str) -> &'static str {
 
 /// The arrays of a batch's inserts: `$1`… in `PAYMENT_COLUMNS` order.
 fn insert_arrays(first: usize) -> String {
-    PAYMENT_COLUMNS
-        .iter()
+    arrays(first, PAYMENT_COLUMNS.iter().map(|c| column_type(c)))
+}
+
+/// `$first::type[], …`: array parameters of the given element types, numbered from `first`.
+fn arrays<'a>(first: usize, types: impl Iterator<Item = &'a str>) -> String {
+    types
         .enumerate()
-        .map(|(i, c)| format!("${}::{}[]", first + i, column_type(c)))
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `UNNEST(…) AS v(…)` over a part's arrays, from its (name, type) list.
+fn unnest(first: usize, cols: &[(&str, &str)]) -> String {
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    format!(
+        "UNNEST({}) AS v({})",
+        arrays(first, cols.iter().map(|(_, t)| *t)),
+        names.join(", ")
+    )
 }
 
 /// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
@@ -140,10 +154,39 @@ fn keyed_extra_nulls() -> String {
 const GUARD: &str =
     "p.imp_uid = v.imp_uid AND p.status = 'ready' AND p.pg_state IN ('in_flight','unknown')";
 
-/// How many array parameters an approval, a decline and an event take.
-const PAID_ARRAYS: usize = 13;
-const FAILED_ARRAYS: usize = 4;
-const EVENT_ARRAYS: usize = 8;
+/// The arrays of the approvals, the declines and the events, in the order `bind_paid`,
+/// `bind_failed` and `bind_events` bind them.
+const PAID_COLS: [(&str, &str); 13] = [
+    ("imp_uid", "text"),
+    ("now", "int8"),
+    ("pg_tid", "text"),
+    ("apply_num", "text"),
+    ("paid_at", "int8"),
+    ("card_code", "text"),
+    ("card_name", "text"),
+    ("card_number", "text"),
+    ("card_type", "int8"),
+    ("card_quota", "int8"),
+    ("bank_code", "text"),
+    ("bank_name", "text"),
+    ("receipt_url", "text"),
+];
+const FAILED_COLS: [(&str, &str); 4] = [
+    ("imp_uid", "text"),
+    ("now", "int8"),
+    ("reason", "text"),
+    ("failed_at", "int8"),
+];
+const EVENT_COLS: [(&str, &str); 8] = [
+    ("id", "text"),
+    ("merchant_id", "text"),
+    ("imp_uid", "text"),
+    ("merchant_uid", "text"),
+    ("status", "text"),
+    ("cancellation_id", "text"),
+    ("notice_urls", "text"),
+    ("created_at", "int8"),
+];
 
 /// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up
 /// every node of a statement's plan whether its input is empty or not, so a batch pays for its
@@ -199,14 +242,6 @@ fn build_sql(shape: Shape) -> String {
     let mut params = |n: usize| {
         next += n;
         next + 1 - n
-    };
-    let arrays = |first: usize, types: &[&str]| {
-        types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("${}::{t}[]", first + i))
-            .collect::<Vec<_>>()
-            .join(", ")
     };
     let cols = PAYMENT_COLUMNS.join(", ");
     let ret = p_cols();
@@ -265,13 +300,7 @@ fn build_sql(shape: Shape) -> String {
     }
     let mut settled: Vec<&str> = Vec::new();
     if shape.paid {
-        let v = arrays(
-            params(PAID_ARRAYS),
-            &[
-                "text", "int8", "text", "text", "int8", "text", "text", "text", "int8", "int8",
-                "text", "text", "text",
-            ],
-        );
+        let v = unnest(params(PAID_COLS.len()), &PAID_COLS);
         ctes.push(format!(
             "paid AS (\
                UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
@@ -280,34 +309,26 @@ fn build_sql(shape: Shape) -> String {
                card_number = COALESCE(v.card_number, p.card_number), card_type = COALESCE(v.card_type, p.card_type), \
                card_quota = v.card_quota, bank_code = COALESCE(v.bank_code, p.bank_code), \
                bank_name = COALESCE(v.bank_name, p.bank_name), receipt_url = v.receipt_url \
-               FROM UNNEST({v}) \
-               AS v(imp_uid, now, pg_tid, apply_num, paid_at, card_code, card_name, card_number, card_type, \
-               card_quota, bank_code, bank_name, receipt_url) \
-               WHERE {GUARD} RETURNING {ret})"
+               FROM {v} WHERE {GUARD} RETURNING {ret})"
         ));
         answer.push(format!("SELECT 'p' AS batch_kind, *, {nulls} FROM paid"));
         settled.push("SELECT imp_uid FROM paid");
     }
     if shape.failed {
-        let v = arrays(params(FAILED_ARRAYS), &["text", "int8", "text", "int8"]);
+        let v = unnest(params(FAILED_COLS.len()), &FAILED_COLS);
         ctes.push(format!(
             "failed AS (\
                UPDATE payments AS p SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, \
                updated_at = v.now, fail_reason = v.reason, failed_at = v.failed_at \
-               FROM UNNEST({v}) AS v(imp_uid, now, reason, failed_at) \
-               WHERE {GUARD} RETURNING {ret})"
+               FROM {v} WHERE {GUARD} RETURNING {ret})"
         ));
         answer.push(format!("SELECT 'f' AS batch_kind, *, {nulls} FROM failed"));
         settled.push("SELECT imp_uid FROM failed");
     }
     if shape.events {
-        let first = params(EVENT_ARRAYS + 1);
-        let v = arrays(
-            first,
-            &[
-                "text", "text", "text", "text", "text", "text", "text", "int8",
-            ],
-        );
+        // The events' arrays, then the reason written on untargeted events.
+        let first = params(EVENT_COLS.len() + 1);
+        let v = unnest(first, &EVENT_COLS);
         ctes.push(format!(
             "events AS (\
                INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
@@ -315,11 +336,9 @@ fn build_sql(shape: Shape) -> String {
                SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, \
                created_at, CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, \
                CASE WHEN untargeted THEN ${no_target} END \
-               FROM (SELECT v.*, {untargeted} AS untargeted \
-                     FROM UNNEST({v}) \
-                     AS v(id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at)) AS v \
+               FROM (SELECT v.*, {untargeted} AS untargeted FROM {v}) AS v \
                WHERE imp_uid IN ({settled}))",
-            no_target = first + EVENT_ARRAYS,
+            no_target = first + EVENT_COLS.len(),
             untargeted = untargeted!("v.merchant_id", "v.notice_urls"),
             settled = settled.join(" UNION ALL "),
         ));
