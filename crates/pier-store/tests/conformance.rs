@@ -1107,3 +1107,64 @@ async fn in_memory_sqlite_runs_the_batched_statements() {
     let (s, _) = connect("sqlite::memory:", true).await.unwrap();
     batched_charge_writes(s).await;
 }
+
+/// SQLite's automatic checkpoint is off on the writer's connection (`lane::Checkpointer` copies
+/// the WAL back on its own thread): the WAL must still be copied back and start over, so it
+/// stays bounded under a steady stream of writes, and nothing written is lost.
+#[tokio::test]
+async fn the_sqlite_wal_is_copied_back_and_starts_over() {
+    let (s, dir) = sqlite().await;
+    seed(&s).await;
+    let wal = dir.path().join("s.db-wal");
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let (s, wal) = (s.clone(), wal.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut peak = 0;
+            for i in 0..100 {
+                let imp = format!("imp_{:012}", (i * 7_919 + t * 104_729) % 1_000_000_007);
+                let uid = format!("w{t}-{i}");
+                s.insert_payment(&attempt(&imp, "imp1", &uid, 1000, 10))
+                    .await
+                    .unwrap();
+                let ev = OutboxEvent {
+                    id: format!("e-{imp}"),
+                    merchant_id: "imp1".into(),
+                    imp_uid: imp.clone(),
+                    merchant_uid: uid,
+                    status: "paid".into(),
+                    cancellation_id: None,
+                    notice_urls: None,
+                    created_at: 11,
+                };
+                s.settle(&imp, &paid(11), 11, &[ev]).await.unwrap();
+                peak = peak.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            }
+            peak
+        }));
+    }
+    let mut peak = 0;
+    for t in tasks {
+        peak = peak.max(t.await.unwrap());
+    }
+    // 3,200 payments with their events write well over 10,000 frames of 4 KiB (> 40 MB) in
+    // all; the WAL restarts after about 4,000 (lane::WAL_RESTART_FRAMES).
+    let frame = 4096 + 24;
+    assert!(peak > 0, "the database is in WAL mode");
+    assert!(
+        peak < 7_000 * frame,
+        "the WAL grew to {peak} bytes: it is not being copied back and restarted"
+    );
+    let pool = sqlx::SqlitePool::connect(&sqlite_url(&dir)).await.unwrap();
+    let paid: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payments WHERE status = 'paid' AND merchant_id = 'imp1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id LIKE 'e-imp_%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((paid, events), (3_200, 3_200));
+}
