@@ -69,6 +69,16 @@ impl ImpUid {
     }
 }
 
+/// A webhook event id: `evt_`, the creation time in milliseconds (12 hex digits) and 48 random
+/// bits (12 more). Ids made later sort after earlier ones, so each new outbox row lands at the
+/// end of the outbox's primary-key index — a batch of events dirties one page of it, not a
+/// random page per event (a third of the SQLite writer's WAL frames under `again`).
+pub fn event_id() -> String {
+    let ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let r = rand::thread_rng().gen::<u64>() & 0xffff_ffff_ffff;
+    format!("evt_{ms:012x}{r:012x}")
+}
+
 /// A random token of `bytes` bytes, hex encoded (access tokens, secrets, ids).
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -91,5 +101,17 @@ mod tests {
         let imp = ImpUid::generate();
         assert_eq!(imp.as_str().len(), 16);
         assert!(imp.as_str().starts_with("imp_"));
+    }
+
+    #[test]
+    fn event_ids_sort_by_time_and_differ() {
+        let a = event_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = event_id();
+        assert_eq!(a.len(), 28);
+        assert!(a.starts_with("evt_") && a[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(a < b, "{a} then {b}");
+        let same_ms: std::collections::HashSet<String> = (0..1000).map(|_| event_id()).collect();
+        assert_eq!(same_ms.len(), 1000);
     }
 }

@@ -482,7 +482,7 @@ impl Engine {
         cancellation_id: Option<String>,
     ) -> OutboxEvent {
         OutboxEvent {
-            id: format!("evt_{}", pier_domain::ids::random_hex(12)),
+            id: pier_domain::ids::event_id(),
             merchant_id: p.merchant_id.clone(),
             imp_uid: p.imp_uid.clone(),
             merchant_uid: p.merchant_uid.clone(),
