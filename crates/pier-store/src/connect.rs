@@ -72,6 +72,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // The lane's checkpointer keeps the WAL short (`lane::Checkpointer`); these
+            // connections checkpoint only if it did not, so their commits do not copy pages
+            // back whenever the WAL is past SQLite's default 1,000 frames.
+            .pragma(
+                "wal_autocheckpoint",
+                crate::lane::SQLX_WAL_AUTOCHECKPOINT.to_string(),
+            )
             .busy_timeout(Duration::from_secs(10));
         let max = env_usize("PIER_SQLITE_POOL").unwrap_or(8) as u32;
         // sqlx names an in-memory database `file:sqlx-in-memory-N`: no file for rusqlite, and

@@ -267,6 +267,10 @@ pub(crate) fn spawn_writer(lane: Arc<Lane>, queue: Queue) -> std::io::Result<()>
 /// transaction starts the WAL over (SQLite restarts it only when every frame is back in the
 /// database file). About 16 MB of WAL at the default 4 KiB page.
 const WAL_RESTART_FRAMES: i64 = 4000;
+/// `wal_autocheckpoint` of the store's other (sqlx) connections: past the writer's restart
+/// point, so that they checkpoint only when the lane's writer has not (it was idle while they
+/// wrote); at SQLite's default of 1,000 most of their commits would copy pages back.
+pub(crate) const SQLX_WAL_AUTOCHECKPOINT: i64 = 2 * WAL_RESTART_FRAMES;
 /// The checkpointer's pause between runs while commits keep coming.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
 
