@@ -293,33 +293,36 @@ struct Checkpointer {
 impl Checkpointer {
     /// `None` (SQLite's automatic checkpoint stays on) if the thread cannot be set up.
     fn start(lane: &Lane, writer: &Connection) -> Option<Self> {
-        let conn = lane
-            .connect()
+        let wal_frames = Arc::new(AtomicI64::new(0));
+        let wake = Self::spawn(lane, wal_frames.clone())
             .map_err(|e| tracing::warn!(error = %e, "no sqlite checkpointer; checkpointing in the writer"))
             .ok()?;
+        if let Err(e) = writer.pragma_update(None, "wal_autocheckpoint", 0) {
+            tracing::warn!(error = %e, "cannot turn off the writer's automatic checkpoint");
+        }
+        Some(Self { wake, wal_frames })
+    }
+
+    /// The checkpointer thread, with its own connection; it ends when the writer (the sender)
+    /// is gone. A wake-up sent during its pause stays in the channel, so the next run starts
+    /// right after it.
+    fn spawn(
+        lane: &Lane,
+        frames: Arc<AtomicI64>,
+    ) -> Result<mpsc::SyncSender<()>, Box<dyn std::error::Error>> {
+        let conn = lane.connect()?;
         let (wake, rx) = mpsc::sync_channel::<()>(1);
-        let wal_frames = Arc::new(AtomicI64::new(0));
-        let frames = wal_frames.clone();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("pier-sqlite-ckpt".into())
             .spawn(move || {
-                // Ends when the writer (the sender) is gone. A wake-up sent during the pause
-                // stays in the channel, so the next run starts right after it.
                 while rx.recv().is_ok() {
                     if let Some((log, _)) = checkpoint(&conn) {
                         frames.store(log, Ordering::Relaxed);
                     }
                     std::thread::sleep(CHECKPOINT_PAUSE);
                 }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "no sqlite checkpointer; checkpointing in the writer");
-            return None;
-        }
-        if let Err(e) = writer.pragma_update(None, "wal_autocheckpoint", 0) {
-            tracing::warn!(error = %e, "cannot turn off the writer's automatic checkpoint");
-        }
-        Some(Self { wake, wal_frames })
+            })?;
+        Ok(wake)
     }
 
     fn after_commit(&self, writer: &Connection) {
