@@ -233,6 +233,29 @@ describe('Pier browser SDK and payment window', () => {
     }, { userAgent: iphone.userAgent, viewport: iphone.viewport, isMobile: true, hasTouch: true });
   });
 
+  it('mobile: a javascript: m_redirect_url is refused by the SDK and never navigated to', T, async () => {
+    const { devices } = require('playwright-core');
+    const iphone = devices['iPhone 13'];
+    await withBrowser(async (page) => {
+      await openShop(page);
+      const before = page.url();
+      const rsp = await requestPay(page, {
+        pg: 'jtnet', pay_method: 'card', merchant_uid: uid('js'), amount: 1000, m_redirect_url: 'javascript:window.__pwned=1',
+      });
+      assert.equal(rsp.success, false);
+      assert.equal(rsp.error_code, 'F1000');
+      assert.match(rsp.error_msg, /http\(s\)/);
+      // No callback: the SDK would hand the failure to m_redirect_url; it must not run it.
+      await page.evaluate((mu) => {
+        IMP.request_pay({ pg: 'jtnet', pay_method: 'card', merchant_uid: mu, amount: 1000, m_redirect_url: 'javascript:window.__pwned=1' });
+      }, uid('js2'));
+      await page.waitForTimeout(500);
+      assert.equal(page.url(), before);
+      assert.equal(await page.evaluate(() => window.__pwned), undefined);
+      assert.equal(await page.evaluate(() => IMP._mergeRedirect('javascript:alert(1)', { success: false })), null);
+    }, { userAgent: iphone.userAgent, viewport: iphone.viewport, isMobile: true, hasTouch: true });
+  });
+
   it('card.detail whitelist and blacklist shape the issuer picker', T, async () => {
     await withBrowser(async (page) => {
       await openShop(page);

@@ -43,9 +43,19 @@
     };
   }
 
-  /** m_redirect_url with the result merged into its query; the fragment is kept. */
+  /** m_redirect_url parsed, or null unless it is an http(s) URL (never javascript:, data:, …). */
+  function redirectTarget(url) {
+    if (typeof url !== 'string' || !url) { return null; }
+    var u;
+    try { u = new URL(url, global.location.href); } catch (e) { return null; }
+    return (u.protocol === 'http:' || u.protocol === 'https:') ? u : null;
+  }
+
+  /** m_redirect_url with the result merged into its query; the fragment is kept. null unless
+   * m_redirect_url is an http(s) URL. */
   function mergeRedirect(url, rsp) {
-    var u = new URL(url, global.location.href);
+    var u = redirectTarget(url);
+    if (!u) { return null; }
     OUR_KEYS.forEach(function (k) { u.searchParams.delete(k); });
     u.searchParams.append('imp_uid', rsp.imp_uid || '');
     u.searchParams.append('merchant_uid', rsp.merchant_uid || '');
@@ -78,6 +88,9 @@
       return ['F1000', 'pay_method "' + method + '" is not offered (offered: ' + PAY_METHODS.join(', ') + ')'];
     }
     if (params.customer_uid && method !== 'card') { return ['F1000', 'customer_uid (billing key) needs pay_method card']; }
+    if (params.m_redirect_url !== undefined && params.m_redirect_url !== null && !redirectTarget(params.m_redirect_url)) {
+      return ['F1000', 'm_redirect_url must be an absolute http(s) URL'];
+    }
     if (params.pg !== undefined && params.pg !== null && typeof params.pg !== 'string') { return ['F1000', 'pg must be a string']; }
     if (typeof params.pg === 'string' && params.pg && !/^[a-z0-9_]+(\.[^\s]+)?$/.test(params.pg)) {
       return ['F1001', 'unknown pg "' + params.pg + '"'];
@@ -99,7 +112,9 @@
       return;
     }
     if (params && params.m_redirect_url && (mode === 'redirect' || isMobile())) {
-      try { global.location.href = mergeRedirect(params.m_redirect_url, rsp); } catch (e) { /* invalid URL */ }
+      // Only ever to an http(s) URL: a javascript: (or any other) URL is not navigated to.
+      var to = mergeRedirect(params.m_redirect_url, rsp);
+      if (to) { global.location.href = to; }
     }
   }
 

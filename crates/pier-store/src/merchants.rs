@@ -24,6 +24,10 @@ pub trait MerchantStore: Send + Sync {
     async fn get_token(&self, token: &str) -> StoreResult<Option<Token>>;
     /// Moves a token's expiry forward (never backward).
     async fn extend_token(&self, token: &str, expired_at: i64) -> StoreResult<()>;
+    /// Writes the merchant's allowed origins (`None` clears them). `false` if no such merchant.
+    /// The engine validates and normalizes the text; the store only writes it.
+    async fn set_allowed_origins(&self, imp_code: &str, origins: Option<&str>)
+        -> StoreResult<bool>;
 }
 
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
@@ -256,6 +260,19 @@ macro_rules! impl_merchant_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(())
+                }
+
+                async fn set_allowed_origins(
+                    &self,
+                    imp_code: &str,
+                    origins: Option<&str>,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query("UPDATE merchants SET allowed_origins = $2 WHERE imp_code = $1")
+                        .bind(imp_code)
+                        .bind(origins)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(done.rows_affected() == 1)
                 }
             }
         }

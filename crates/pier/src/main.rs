@@ -221,6 +221,18 @@ enum MerchantCmd {
         #[arg(long, default_value = "json")]
         format: String,
     },
+    /// Set the web origins the merchant's checkout pages live on (docs/security/origins.md):
+    /// page origins allowed to open a payment window, hosts of m_redirect_url / confirm_url /
+    /// notice_url, and the frame-ancestors of the window pages. `--origins ""` clears them.
+    SetOrigins {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        merchant: String,
+        /// Space- or comma-separated origins, e.g. "https://shop.example https://m.shop.example".
+        #[arg(long)]
+        origins: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -396,6 +408,27 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Merchant {
+            cmd:
+                MerchantCmd::SetOrigins {
+                    common,
+                    merchant,
+                    origins,
+                },
+        } => {
+            let engine = engine_for(&common).await?;
+            match engine
+                .set_allowed_origins(&merchant, &origins)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                Some(list) => println!("allowed origins of {merchant}: {}", list.join(" ")),
+                None => println!(
+                    "allowed origins of {merchant} cleared: any page may open its payment window"
+                ),
+            }
+            Ok(())
+        }
         Cmd::Channel {
             cmd:
                 ChannelCmd::Add {
@@ -495,12 +528,34 @@ async fn serve(a: ServeArgs) -> Result<()> {
         println!("  PG channel: jtnet (the built-in test PG; see docs/test-cards.md)");
         println!("=================================================================");
     }
+    warn_open_merchants(&pier).await;
     println!("Pier listening on {}", pier.base_url());
     tracing::info!(addr = %pier.addr, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     pier.shutdown().await;
     Ok(())
+}
+
+/// Warns about each merchant (but the demo) that any web page may open a payment window for:
+/// it has no allowed origins (docs/security/origins.md). At most `SHOWN` are named, then a count,
+/// so a server with many merchants does not flood its log.
+async fn warn_open_merchants(pier: &Pier) {
+    const SHOWN: usize = 20;
+    match pier.engine.merchants_without_origins().await {
+        Ok(open) => {
+            for m in open.iter().take(SHOWN) {
+                tracing::warn!(merchant = %m, "merchant has no allowed origins: any web page may open its payment window and frame it, and m_redirect_url is unchecked; set them with `pier merchant set-origins --merchant {m} --origins \"https://…\"`");
+            }
+            if open.len() > SHOWN {
+                tracing::warn!(
+                    more = open.len() - SHOWN,
+                    "more merchants have no allowed origins"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list merchants without allowed origins"),
+    }
 }
 
 async fn pgsim(a: PgsimArgs) -> Result<()> {

@@ -9,6 +9,7 @@ pub mod charge;
 pub mod customers;
 pub mod lookup;
 pub mod merchants;
+pub mod origins;
 pub mod prepare;
 pub mod reconcile;
 pub mod refunds;

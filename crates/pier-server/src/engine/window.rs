@@ -133,6 +133,9 @@ impl WindowError {
 #[derive(Clone, Debug)]
 pub struct WindowOpened {
     pub imp_uid: String,
+    /// The page origin the answer may be read by (CORS) when the merchant has allowed origins;
+    /// `None` = any.
+    pub cors_origin: Option<String>,
     pub checkout_id: String,
     pub window_url: String,
 }
@@ -147,19 +150,18 @@ impl Engine {
             .unwrap_or_else(|| format!("http://{}", self.cfg.listen))
     }
 
-    /// The merchant's allowed origins; `None` = any origin (the demo, or not configured).
+    /// The merchant's allowed origins; `None` = unset, any origin (see `engine/origins.rs`).
     pub fn allowed_origins(m: &pier_store::Merchant) -> Option<Vec<String>> {
-        if m.is_demo {
-            return None;
-        }
-        let list: Vec<String> = m
-            .allowed_origins
-            .as_deref()?
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.trim_end_matches('/').to_owned())
-            .collect();
-        (!list.is_empty()).then_some(list)
+        super::origins::stored_origins(m)
+    }
+
+    /// The value of the cookie that binds a redirect-mode window to the browser that opened it
+    /// (`GET /checkout/window/{id}` sets it): without allowed origins an `m_redirect_url` is
+    /// unchecked, so the result is redirected there only for that browser.
+    pub fn redirect_binding(&self, checkout_id: &str) -> String {
+        let mac = self.hash_secret(&format!("pier-checkout-redirect:{checkout_id}"));
+        // 128 bits of the HMAC are plenty for a value an attacker must guess per window.
+        mac.chars().take(32).collect()
     }
 
     pub async fn open_window(
@@ -187,18 +189,8 @@ impl Engine {
                 ),
             ));
         };
-        if let Some(allowed) = Self::allowed_origins(&merchant) {
-            let ok = req
-                .parent_origin
-                .as_deref()
-                .is_some_and(|o| allowed.iter().any(|a| a == o));
-            if !ok {
-                return Err(WindowError::new(
-                    codes::ORIGIN_NOT_ALLOWED,
-                    "허용되지 않은 도메인에서의 결제 요청입니다. (origin not allowed)",
-                ));
-            }
-        }
+        let allowed = Self::allowed_origins(&merchant);
+        super::origins::gate_window(allowed.as_deref(), &req)?;
         if let Some(u) = &req.confirm_url {
             if !self.cfg.webhook_allow_private && is_private_target(u) {
                 return Err(WindowError::new(
@@ -315,6 +307,7 @@ impl Engine {
             .map_err(|e| with_uid(store_err(e)))?;
         Ok(WindowOpened {
             imp_uid,
+            cors_origin: allowed.and(req.parent_origin.clone()),
             window_url: format!("{base}/checkout/window/{checkout_id}"),
             checkout_id,
         })

@@ -19,6 +19,7 @@ use super::params::Params;
 use super::subscribe::notice_urls;
 use super::AppState;
 use crate::engine::charge::Buyer;
+use crate::engine::origins::{url_allowed, MAX_ORIGIN_CHARS};
 use crate::engine::window::{
     codes, merge_redirect, prevalidation_result, WindowError, WindowMode, WindowRequest,
     PAY_METHODS,
@@ -80,6 +81,18 @@ pub async fn css() -> Response {
 
 /// JSON for the SDK, readable cross-origin (no credentials are involved).
 fn sdk_json(v: Value) -> Response {
+    sdk_json_for(v, Cors::Any)
+}
+
+/// Which pages may read an SDK answer.
+enum Cors<'a> {
+    Any,
+    /// A merchant with allowed origins: the page that opened the window.
+    Only(&'a str),
+    Nobody,
+}
+
+fn sdk_json_for(v: Value, cors: Cors<'_>) -> Response {
     let mut res = (StatusCode::OK, v.to_string()).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -87,10 +100,16 @@ fn sdk_json(v: Value) -> Response {
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    let allow = match cors {
+        Cors::Any => HeaderValue::from_static("*"),
+        Cors::Only(o) => match HeaderValue::from_str(o) {
+            Ok(o) => o,
+            Err(_) => return res,
+        },
+        Cors::Nobody => return res,
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
     res
 }
 
@@ -336,13 +355,14 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(500).collect::<String>());
     let mobile = ua.as_deref().is_some_and(is_mobile_ua) || mode == WindowMode::Redirect;
-    let parent_origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .filter(|o| *o != "null")
-        .map(str::to_owned)
-        .or_else(|| body["origin"].as_str().map(str::to_owned))
-        .filter(|o| o.len() <= 200);
+    // A browser always sends `Origin` with the SDK's POST and a page cannot forge it; the body's
+    // `origin` is a fallback for clients without the header only. An opaque origin ("null":
+    // sandboxed frames, file: pages) has no origin to allow.
+    let parent_origin = match headers.get(header::ORIGIN) {
+        Some(v) => v.to_str().ok().filter(|o| *o != "null").map(str::to_owned),
+        None => body["origin"].as_str().map(str::to_owned),
+    }
+    .filter(|o| o.len() <= MAX_ORIGIN_CHARS);
     Ok(WindowRequest {
         imp_code,
         mode,
@@ -392,7 +412,11 @@ pub async fn prepare(State(engine): State<AppState>, headers: HeaderMap, body: B
     let redirect_to = v["params"]["m_redirect_url"].as_str().map(str::to_owned);
     let fail = |e: WindowError| {
         let mut r = prevalidation_result(merchant_uid.as_deref(), &e);
-        if let Some(u) = redirect_to.as_deref().and_then(|u| merge_redirect(u, &r)) {
+        // A target refused by the origin gate is not handed back as a place to go.
+        let redirect_to = redirect_to
+            .as_deref()
+            .filter(|_| e.code != codes::ORIGIN_NOT_ALLOWED);
+        if let Some(u) = redirect_to.and_then(|u| merge_redirect(u, &r)) {
             r["redirect_url"] = json!(u);
         }
         sdk_json(r)
@@ -403,14 +427,17 @@ pub async fn prepare(State(engine): State<AppState>, headers: HeaderMap, body: B
     };
     let mode = req.mode;
     match engine.open_window(req).await {
-        Ok(o) => sdk_json(json!({
-            "success": true,
-            "imp_uid": o.imp_uid,
-            "merchant_uid": merchant_uid,
-            "checkout_id": o.checkout_id,
-            "window_url": o.window_url,
-            "mode": mode.as_str(),
-        })),
+        Ok(o) => sdk_json_for(
+            json!({
+                "success": true,
+                "imp_uid": o.imp_uid,
+                "merchant_uid": merchant_uid,
+                "checkout_id": o.checkout_id,
+                "window_url": o.window_url,
+                "mode": mode.as_str(),
+            }),
+            o.cors_origin.as_deref().map_or(Cors::Any, Cors::Only),
+        ),
         Err(e) => fail(e),
     }
 }
@@ -509,31 +536,112 @@ fn redirect(to: &str) -> Response {
     res
 }
 
-/// The result delivered the way the window was opened.
-async fn deliver(engine: &Engine, c: &CheckoutSession, result: &Value) -> Response {
-    if c.mode == "redirect" {
-        if let Some(u) = c
-            .m_redirect_url
-            .as_deref()
-            .and_then(|u| merge_redirect(u, result))
-        {
-            return redirect(&u);
+/// The cookie binding a redirect-mode window to the browser that opened it.
+fn binding_cookie_name(c: &CheckoutSession) -> String {
+    format!("pier_rd_{}", c.id)
+}
+
+fn has_binding(engine: &Engine, c: &CheckoutSession, headers: &HeaderMap) -> bool {
+    let name = binding_cookie_name(c);
+    let want = engine.redirect_binding(&c.id);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .any(|(k, v)| {
+            k == name && bool::from(subtle::ConstantTimeEq::ct_eq(v.as_bytes(), want.as_bytes()))
+        })
+}
+
+/// The result delivered the way the window was opened. A redirect-mode result goes to
+/// `m_redirect_url` only while the window's session lives, and only if that URL is on the
+/// merchant's allowed origins or (no allowed origins set) the request comes from the browser
+/// that opened the window; otherwise the result page is shown. So no one can use Pier as an
+/// open redirect by opening and cancelling a window and handing out its URL.
+async fn deliver(
+    engine: &Engine,
+    c: &CheckoutSession,
+    result: &Value,
+    headers: &HeaderMap,
+) -> Response {
+    let merchant = engine
+        .store
+        .get_merchant(&c.merchant_id)
+        .await
+        .ok()
+        .flatten();
+    let allowed = merchant.as_ref().and_then(Engine::allowed_origins);
+    if c.mode == "redirect" && engine.now() <= c.expires_at {
+        if let Some(to) = c.m_redirect_url.as_deref() {
+            let permitted = match &allowed {
+                Some(list) => url_allowed(list, to),
+                None => merchant.is_some() && has_binding(engine, c, headers),
+            };
+            if let Some(u) = merge_redirect(to, result).filter(|_| permitted) {
+                return redirect(&u);
+            }
         }
     }
-    let fa = frame_ancestors(engine, &c.merchant_id).await;
+    let fa = match (&merchant, allowed) {
+        (None, _) => "'none'".to_owned(),
+        (Some(_), Some(list)) => list.join(" "),
+        (Some(_), None) => "*".to_owned(),
+    };
     done_page(c, result, &fa)
 }
 
-pub async fn window(State(engine): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// The page of a window whose session has expired: no redirect, no result.
+async fn expired_page(engine: &Engine, c: &CheckoutSession) -> Response {
+    let html = "<!doctype html><html lang=\"ko\"><head><meta charset=\"utf-8\"><title>Pier</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <link rel=\"stylesheet\" href=\"/checkout/static/pier.css\"></head>\
+         <body data-testid=\"checkout-expired\"><main class=\"box\"><h1>Pier</h1>\
+         <p>결제창이 만료되었습니다. (this payment window has expired)</p></main></body></html>"
+        .to_owned();
+    let fa = frame_ancestors(engine, &c.merchant_id).await;
+    let mut res = page(html, &fa);
+    *res.status_mut() = StatusCode::NOT_FOUND;
+    res
+}
+
+pub async fn window(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let c = engine.checkout(&id).await?;
+    let now = engine.now();
+    if now > c.expires_at {
+        return Ok(expired_page(&engine, &c).await);
+    }
     if let Some(r) = c
         .result
         .as_deref()
         .and_then(|r| serde_json::from_str::<Value>(r).ok())
     {
-        return Ok(deliver(&engine, &c, &r).await);
+        return Ok(deliver(&engine, &c, &r, &headers).await);
     }
-    Ok(redirect(&c.pg_window_url))
+    let mut res = redirect(&c.pg_window_url);
+    if c.mode == "redirect" {
+        // The browser opening the window; it lives as long as the window's session.
+        let secure = if engine.public_base().starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{}={}; Path=/checkout/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            binding_cookie_name(&c),
+            engine.redirect_binding(&c.id),
+            (c.expires_at - now).max(1),
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(res)
 }
 
 fn return_params(uri_query: Option<&str>, body: &[u8]) -> ApiResult<Params> {
@@ -551,6 +659,7 @@ pub async fn window_return(
     req: Request,
 ) -> ApiResult<Response> {
     let query = req.uri().query().map(str::to_owned);
+    let headers = req.headers().clone();
     let body = axum::body::to_bytes(req.into_body(), 16 * 1024)
         .await
         .map_err(|_| ApiError::bad_request("request body is too large"))?;
@@ -563,12 +672,25 @@ pub async fn window_return(
         p.str_opt("auth_token", 64)?
     };
     let (c, result) = engine.window_return(&id, &session, token).await?;
-    Ok(deliver(&engine, &c, &result).await)
+    Ok(deliver(&engine, &c, &result, &headers).await)
 }
 
 pub async fn cancel(State(engine): State<AppState>, Path(id): Path<String>) -> Response {
     match engine.cancel_window(&id).await {
-        Ok((_, r)) => sdk_json(r),
+        Ok((c, r)) => {
+            // A merchant with allowed origins: only the page that opened the window reads it.
+            let allowed = match engine.store.get_merchant(&c.merchant_id).await {
+                Ok(Some(m)) => Engine::allowed_origins(&m),
+                _ => Some(Vec::new()),
+            };
+            match allowed {
+                None => sdk_json(r),
+                Some(list) => match c.parent_origin.as_deref() {
+                    Some(o) if list.iter().any(|a| a == o) => sdk_json_for(r, Cors::Only(o)),
+                    _ => sdk_json_for(r, Cors::Nobody),
+                },
+            }
+        }
         Err(e) => {
             let e = WindowError::new(codes::SESSION_EXPIRED, e.to_string());
             sdk_json(prevalidation_result(None, &e))

@@ -197,6 +197,15 @@ async fn window_flow_in_redirect_mode_merges_the_result_into_m_redirect_url() {
         .await
         .unwrap();
     assert_eq!(res.status(), 302);
+    // The browser that opened the window is the one sent back to m_redirect_url (the demo
+    // merchant has no allowed origins; docs/security/origins.md).
+    let binding = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let pg_url = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(pg_url.contains("/testpg/window/"), "{pg_url}");
     let res = client.get(&pg_url).send().await.unwrap();
@@ -259,7 +268,12 @@ async fn window_flow_in_redirect_mode_merges_the_result_into_m_redirect_url() {
     let back = meta_refresh(&res.text().await.unwrap());
     assert!(back.contains("/checkout/return/"), "{back}");
 
-    let res = client.get(&back).send().await.unwrap();
+    let res = client
+        .get(&back)
+        .header("cookie", &binding)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 302);
     let to = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(to.host_str(), Some("shop.example"));
@@ -280,7 +294,12 @@ async fn window_flow_in_redirect_mode_merges_the_result_into_m_redirect_url() {
     assert_eq!(p["pay_method"], "card");
 
     // Returning again replays the stored result, never a second charge.
-    let res = client.get(&back).send().await.unwrap();
+    let res = client
+        .get(&back)
+        .header("cookie", &binding)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 302);
     let again = prepare(
         &t,
