@@ -520,17 +520,14 @@ fn tax_free(amount: i64) -> Option<i64> {
     (amount > 0).then_some(amount)
 }
 
-/// The card fields Toss takes, as strings: `YY`, `MM`, birth (or business number).
-fn card_fields(card: &CardData) -> PgResult<(String, String, String)> {
-    let birth = card.birth.as_ref().ok_or_else(|| PgError::Rejected {
-        code: "BIRTH_REQUIRED".into(),
-        message: "Toss needs the card holder's birth date (or business number)".into(),
-    })?;
-    Ok((
+/// The card fields Toss takes, as strings: `YY`, `MM`, and the birth date (or business number)
+/// when Pier has one. Both Toss guides let a merchant's contract make it required.
+fn card_fields(card: &CardData) -> (String, String, Option<String>) {
+    (
         format!("{:02}", card.expiry.year % 100),
         format!("{:02}", card.expiry.month),
-        birth.digits().to_owned(),
-    ))
+        card.birth.as_ref().map(|b| b.digits().to_owned()),
+    )
 }
 
 fn encode<T: serde::Serialize>(body: &T) -> PgResult<Vec<u8>> {
@@ -554,7 +551,7 @@ fn split_billing_key(stored: &str) -> PgResult<(&str, &str)> {
 impl Pg for Connector {
     async fn approve_keyed(&self, mid: &Mid, order: &Order, card: CardData) -> PgResult<Approval> {
         check_order_id(&order.order_id)?;
-        let (year, month, identity) = card_fields(&card)?;
+        let (year, month, identity) = card_fields(&card);
         let body = encode(&wire::KeyInRequest {
             amount: order.amount_krw,
             order_id: order.order_id.clone(),
@@ -583,7 +580,7 @@ impl Pg for Connector {
         customer_uid: &str,
         card: CardData,
     ) -> PgResult<BillingKey> {
-        let (year, month, identity) = card_fields(&card)?;
+        let (year, month, identity) = card_fields(&card);
         let customer_key = self.customer_key(mid, customer_uid);
         let body = encode(&wire::BillingAuthRequest {
             customer_key: customer_key.clone(),

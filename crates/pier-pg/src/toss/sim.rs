@@ -77,6 +77,9 @@ pub struct SimConfig {
     /// Where receipts are said to live (`{base}/receipt/{paymentKey}`).
     pub base_url: String,
     pub faults: Faults,
+    /// Refuse card requests without `customerIdentityNumber` (a contract option at Toss; on by
+    /// default because Korean keyed payments normally carry the holder's birth date).
+    pub require_identity: bool,
     /// Seed of the fault RNG (same seed, same request order: same faults).
     pub seed: u64,
 }
@@ -88,6 +91,7 @@ impl SimConfig {
             mid: "tosspayments_sim".into(),
             base_url: "http://127.0.0.1".into(),
             faults: Faults::default(),
+            require_identity: true,
             seed: 0,
         }
     }
@@ -100,6 +104,7 @@ impl fmt::Debug for SimConfig {
             .field("mid", &self.mid)
             .field("base_url", &self.base_url)
             .field("faults", &self.faults)
+            .field("require_identity", &self.require_identity)
             .field("seed", &self.seed)
             .finish()
     }
@@ -116,6 +121,7 @@ struct Inner {
     auth: String,
     mid: String,
     base_url: String,
+    require_identity: bool,
     faults: FaultControl,
     books: Mutex<Books>,
 }
@@ -305,7 +311,8 @@ fn check_card(
     number: &str,
     year: &str,
     month: &str,
-    identity: &str,
+    identity: Option<&str>,
+    require_identity: bool,
     password: Option<&str>,
 ) -> Result<(CardData, Behaviour), Outcome> {
     let invalid_number = || Outcome::bad("INVALID_CARD_NUMBER", "카드번호를 다시 확인해주세요.");
@@ -327,8 +334,12 @@ fn check_card(
     if expiry.is_expired_at(chrono::Utc::now().timestamp()) {
         return Err(bad_expiry());
     }
-    let birth = Birth::parse(identity)
-        .map_err(|_| Outcome::invalid("잘못된 요청입니다. (customerIdentityNumber)"))?;
+    let bad_identity = || Outcome::invalid("잘못된 요청입니다. (customerIdentityNumber)");
+    let birth = match identity {
+        Some(i) => Some(Birth::parse(i).map_err(|_| bad_identity())?),
+        None if require_identity => return Err(bad_identity()),
+        None => None,
+    };
     let pwd_2digit = password
         .map(Pwd2Digit::parse)
         .transpose()
@@ -341,7 +352,7 @@ fn check_card(
         CardData {
             number,
             expiry,
-            birth: Some(birth),
+            birth,
             pwd_2digit,
         },
         behaviour,
@@ -456,6 +467,7 @@ impl Books {
         let seq = self.seq;
         p.card = Some(PaymentCard {
             amount: c.amount,
+            company: None,
             issuer_code: toss_code.clone(),
             acquirer_code: toss_code,
             number: Some(c.masked),
@@ -504,7 +516,8 @@ impl Books {
             &req.card_number,
             &req.card_expiration_year,
             &req.card_expiration_month,
-            &req.customer_identity_number,
+            req.customer_identity_number.as_deref(),
+            sim.require_identity,
             req.card_password.as_deref(),
         ) {
             Ok(v) => v,
@@ -554,7 +567,8 @@ impl Books {
             &req.card_number,
             &req.card_expiration_year,
             &req.card_expiration_month,
-            &req.customer_identity_number,
+            req.customer_identity_number.as_deref(),
+            sim.require_identity,
             req.card_password.as_deref(),
         ) {
             Ok(v) => v,
@@ -584,6 +598,7 @@ impl Books {
             card_company: None,
             card_number: Some(masked.clone()),
             card: Some(BillingCard {
+                company: None,
                 issuer_code: toss_code.clone(),
                 acquirer_code: toss_code,
                 number: Some(masked.clone()),
@@ -806,6 +821,7 @@ impl Sim {
                 auth: format!("Basic {encoded}"),
                 mid: config.mid,
                 base_url: config.base_url.trim_end_matches('/').to_owned(),
+                require_identity: config.require_identity,
                 faults,
                 books: Mutex::new(Books::default()),
             }),

@@ -23,7 +23,9 @@ pub struct KeyInRequest {
     pub card_number: String,
     pub card_expiration_year: String,
     pub card_expiration_month: String,
-    pub customer_identity_number: String,
+    /// Birth date `YYMMDD` or business number; required when the merchant's contract says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_identity_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,7 +42,9 @@ pub struct BillingAuthRequest {
     pub card_number: String,
     pub card_expiration_year: String,
     pub card_expiration_month: String,
-    pub customer_identity_number: String,
+    /// Birth date `YYMMDD` or business number; required when the merchant's contract says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_identity_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_password: Option<String>,
 }
@@ -131,6 +135,8 @@ pub struct Payment {
 #[serde(rename_all = "camelCase", default)]
 pub struct PaymentCard {
     pub amount: i64,
+    /// Older API versions name the issuer in Korean here instead of `issuerCode`.
+    pub company: Option<String>,
     pub issuer_code: Option<String>,
     pub acquirer_code: Option<String>,
     /// Masked by Toss.
@@ -198,6 +204,8 @@ pub struct BillingAuth {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct BillingCard {
+    /// Older API versions name the issuer in Korean here instead of `issuerCode`.
+    pub company: Option<String>,
     pub issuer_code: Option<String>,
     pub acquirer_code: Option<String>,
     pub number: Option<String>,

@@ -155,6 +155,34 @@ async fn billing_key_carries_its_customer_key() {
 }
 
 #[tokio::test]
+async fn birth_is_sent_only_when_given() {
+    let rig = TossRig::start().await;
+    let mut no_birth = card("4518-4200-0000-0000");
+    no_birth.birth = None;
+    let o = order(1_000);
+    // This simulator plays a merchant whose contract requires it (the default).
+    let r = rig
+        .connector
+        .approve_keyed(&mid(), &o, no_birth.clone())
+        .await;
+    assert!(
+        matches!(&r, Err(PgError::Rejected { code, .. }) if code == "INVALID_REQUEST"),
+        "{r:?}"
+    );
+    assert!(rig.sim.payment_of_order(&o.order_id).is_none());
+    // A business number (10 digits) is a corporate card.
+    let mut corporate = card("4518-4200-0000-0000");
+    corporate.birth = Some(pier_domain::Birth::parse("1234567890").unwrap());
+    let o = order(1_000);
+    rig.connector
+        .approve_keyed(&mid(), &o, corporate)
+        .await
+        .unwrap();
+    let p = rig.sim.payment_of_order(&o.order_id).unwrap();
+    assert_eq!(p.card.unwrap().owner_type.as_deref(), Some("법인"));
+}
+
+#[tokio::test]
 async fn bad_secret_is_rejected_and_charges_nothing() {
     let rig = TossRig::start().await;
     let wrong = connector(&rig.base(), "test_sk_wrong");
