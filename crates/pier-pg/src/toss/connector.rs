@@ -35,11 +35,10 @@ const MAX_REPLY_BYTES: usize = 1 << 20;
 /// Connecting is bounded separately (and more tightly) so that an unreachable API is reported as
 /// `Unreachable` instead of running into the call deadline and becoming `Unknown`.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Toss: `orderName` is at most 100 characters (key-in guide).
+/// Toss: `orderName` at most 100 and `cancelReason` at most 200 characters, installment plans 2
+/// to 12 months (listed under "to verify" in docs/connectors/tosspayments.md: not on a page read).
 const MAX_ORDER_NAME_CHARS: usize = 100;
-/// Toss: `cancelReason` is at most 200 characters (cancel guide).
 const MAX_CANCEL_REASON_CHARS: usize = 200;
-/// Toss: installment plans on the card APIs are 2 to 12 months.
 const MAX_INSTALLMENT_MONTHS: i64 = 12;
 /// Sent when Pier has no reason: Toss requires `cancelReason`.
 const DEFAULT_CANCEL_REASON: &str = "가맹점 요청";

@@ -56,10 +56,10 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 300;
 const MAX_RECORDS: usize = 1_000_000;
 /// Toss: card payments start at 100 KRW (error code `BELOW_MINIMUM_AMOUNT`).
 const MIN_CARD_AMOUNT: i64 = 100;
-/// Toss: orderName up to 100 characters, cancelReason up to 200 (key-in and cancel guides).
+/// orderName up to 100 characters, cancelReason up to 200, installments 2 to 12 months: the
+/// connector's limits (docs/connectors/tosspayments.md lists them under "to verify").
 const MAX_ORDER_NAME_CHARS: usize = 100;
 const MAX_CANCEL_REASON_CHARS: usize = 200;
-/// Toss: card installment plans are 2 to 12 months.
 const MAX_INSTALLMENT_MONTHS: i64 = 12;
 /// Toss: a virtual account is valid 7 days by default and at most 30 (virtual-account guide).
 const DEFAULT_VBANK_HOURS: i64 = 7 * 24;
@@ -554,7 +554,8 @@ impl Books {
             Ok(r) => r,
             Err(o) => return o,
         };
-        // Toss: customerKey of letters, digits and - _ = . @ (2 to 300 characters).
+        // customerKey of letters, digits and - _ = . @, 2 to 300 characters (the character set
+        // is from Toss's SDK reference; the length is listed under "to verify").
         let key_ok = (2..=300).contains(&req.customer_key.len())
             && req
                 .customer_key
