@@ -886,6 +886,59 @@ mod tests {
         ));
     }
 
+    /// A Payment written with the field names and value shapes of Toss's cancel-guide example
+    /// (source E): a card payment fully cancelled, in the 2022-11-16 version.
+    #[test]
+    fn reads_a_payment_shaped_like_tosss_example() {
+        let json = serde_json::json!({
+            "mId": "tosspayments", "version": "2022-11-16",
+            "lastTransactionKey": "T2", "paymentKey": "pk_1", "orderId": "order_123456",
+            "orderName": "티셔츠", "currency": "KRW", "method": "카드", "status": "CANCELED",
+            "requestedAt": "2022-01-01T11:31:29+09:00",
+            "approvedAt": "2022-01-01T11:31:51+09:00",
+            "useEscrow": false, "cultureExpense": false,
+            "card": {
+                "issuerCode": "33", "acquirerCode": "31", "number": "12341234****123*",
+                "installmentPlanMonths": 0, "isInterestFree": false, "interestPayer": null,
+                "approveNo": "00000000", "useCardPoint": false, "cardType": "신용",
+                "ownerType": "개인", "acquireStatus": "READY"
+            },
+            "virtualAccount": null, "transfer": null, "mobilePhone": null,
+            "cancels": [{
+                "cancelReason": "고객 요청", "canceledAt": "2022-01-01T11:32:04+09:00",
+                "cancelAmount": 10000, "taxFreeAmount": 0, "taxExemptionAmount": 0,
+                "refundableAmount": 0, "transactionKey": "T2", "cancelStatus": "DONE"
+            }],
+            "receipt": {"url": "https://dashboard.tosspayments.com/receipt"},
+            "totalAmount": 10000, "balanceAmount": 0, "suppliedAmount": 0, "vat": 0,
+            "taxFreeAmount": 0, "taxExemptionAmount": 0
+        });
+        let p: Payment = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            inquiry_of(&p).unwrap(),
+            Inquiry::Voided {
+                pg_tid: "pk_1".into()
+            }
+        );
+        let a = approval_of(&p);
+        assert_eq!(a.card_code.as_deref(), Some("041"), "33 is 우리");
+        assert_eq!(a.card_number.as_deref(), Some("123412******123*"));
+        assert_eq!(a.apply_num.as_deref(), Some("00000000"));
+        assert_eq!(a.approved_at, 1_641_004_311);
+        assert_eq!(a.card_type, Some(0));
+        assert_eq!(
+            a.receipt_url.as_deref(),
+            Some("https://dashboard.tosspayments.com/receipt")
+        );
+        // The same payment partly cancelled is still an approval.
+        let mut partial = p.clone();
+        partial.status = "PARTIAL_CANCELED".into();
+        assert!(matches!(inquiry_of(&partial), Ok(Inquiry::Approved(_))));
+        let mut waiting = p;
+        waiting.status = "WAITING_FOR_DEPOSIT".into();
+        assert_eq!(inquiry_of(&waiting).unwrap(), Inquiry::NotFound);
+    }
+
     #[test]
     fn debug_never_shows_the_secret() {
         let config = Config::new("test_sk_verysecret");

@@ -76,8 +76,9 @@ pub struct CancelBody {
     pub tax_free_amount: Option<i64>,
 }
 
-/// `POST /v1/virtual-accounts`. `dueDate` and `validHours` are alternatives.
-#[derive(Debug, Serialize, Deserialize)]
+/// `POST /v1/virtual-accounts`. `dueDate` and `validHours` are alternatives. No `Debug`: it
+/// carries the buyer's name.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VirtualAccountRequest {
     pub amount: i64,
@@ -211,4 +212,137 @@ pub struct BillingCard {
     pub number: Option<String>,
     pub card_type: Option<String>,
     pub owner_type: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The field names the connector sends, checked against the names on Toss's pages (not
+    //! against the simulator, which shares these types and so could not catch a typo).
+    use super::*;
+
+    fn keys<T: Serialize>(value: &T) -> Vec<String> {
+        let mut k: Vec<String> = serde_json::to_value(value)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    }
+
+    fn sorted(names: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn request_field_names_are_tosss() {
+        let s = || String::from("x");
+        let key_in = KeyInRequest {
+            amount: 1,
+            order_id: s(),
+            order_name: s(),
+            card_number: s(),
+            card_expiration_year: s(),
+            card_expiration_month: s(),
+            customer_identity_number: Some(s()),
+            card_password: Some(s()),
+            card_installment_plan: Some(2),
+            tax_free_amount: Some(1),
+        };
+        // Key-in guide (docs/connectors/tosspayments.md, source C).
+        assert_eq!(
+            keys(&key_in),
+            sorted(&[
+                "amount",
+                "orderId",
+                "orderName",
+                "cardNumber",
+                "cardExpirationYear",
+                "cardExpirationMonth",
+                "customerIdentityNumber",
+                "cardPassword",
+                "cardInstallmentPlan",
+                "taxFreeAmount",
+            ])
+        );
+        // Billing guide example body (source D).
+        let auth = BillingAuthRequest {
+            customer_key: s(),
+            card_number: s(),
+            card_expiration_year: s(),
+            card_expiration_month: s(),
+            customer_identity_number: Some(s()),
+            card_password: Some(s()),
+        };
+        assert_eq!(
+            keys(&auth),
+            sorted(&[
+                "cardNumber",
+                "cardExpirationYear",
+                "cardExpirationMonth",
+                "cardPassword",
+                "customerIdentityNumber",
+                "customerKey",
+            ])
+        );
+        let pay = BillingPayRequest {
+            customer_key: s(),
+            amount: 1,
+            order_id: s(),
+            order_name: s(),
+            customer_name: Some(s()),
+            tax_free_amount: Some(1),
+            card_installment_plan: Some(2),
+        };
+        assert_eq!(
+            keys(&pay),
+            sorted(&[
+                "customerKey",
+                "amount",
+                "orderId",
+                "orderName",
+                "customerName",
+                "taxFreeAmount",
+                "cardInstallmentPlan",
+            ])
+        );
+        // Cancel guide (source E).
+        let cancel = CancelBody {
+            cancel_reason: s(),
+            cancel_amount: Some(1),
+            tax_free_amount: Some(0),
+        };
+        assert_eq!(
+            keys(&cancel),
+            sorted(&["cancelReason", "cancelAmount", "taxFreeAmount"])
+        );
+        // Virtual-account guide (source G).
+        let va = VirtualAccountRequest {
+            amount: 1,
+            order_id: s(),
+            order_name: s(),
+            customer_name: s(),
+            bank: s(),
+            due_date: Some(s()),
+            valid_hours: Some(1),
+            tax_free_amount: Some(0),
+        };
+        assert_eq!(
+            keys(&va),
+            sorted(&[
+                "amount",
+                "orderId",
+                "orderName",
+                "customerName",
+                "bank",
+                "dueDate",
+                "validHours",
+                "taxFreeAmount",
+            ])
+        );
+    }
 }
