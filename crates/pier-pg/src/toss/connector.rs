@@ -940,6 +940,23 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_answers_are_unknown() {
+        assert!(matches!(
+            decode::<Payment>(StatusCode::OK, b"<html>proxy</html>"),
+            Err(PgError::Unknown(_))
+        ));
+        assert!(matches!(
+            decode::<Payment>(StatusCode::OK, br#"{"paymentKey": 5}"#),
+            Err(PgError::Unknown(_))
+        ));
+        // A 4xx without Toss's error object was refused before Toss: nothing happened.
+        assert!(matches!(
+            decode::<Payment>(StatusCode::NOT_FOUND, b"not found"),
+            Err(PgError::Rejected { .. })
+        ));
+    }
+
+    #[test]
     fn debug_never_shows_the_secret() {
         let config = Config::new("test_sk_verysecret");
         assert!(!format!("{config:?}").contains("verysecret"));
