@@ -492,3 +492,57 @@ async fn cancel_of_unknown_payment_is_rejected() {
         "{r:?}"
     );
 }
+
+/// Concurrent retries of one charge (same derived key, same body) while Toss is slow: one charge,
+/// every caller gets that payment.
+#[tokio::test]
+async fn concurrent_retries_charge_once() {
+    let rig = TossRig::with_faults(Faults {
+        latency_ms: 100,
+        hang_ms: 2_000,
+        ..Faults::default()
+    })
+    .await;
+    let o = order(7_000);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (c, o) = (rig.connector.clone(), o.clone());
+        calls.spawn(async move {
+            c.approve_keyed(&mid(), &o, card("4518-4200-0000-0000"))
+                .await
+        });
+    }
+    let answers = calls.join_all().await;
+    let first = answers[0].clone().unwrap();
+    for a in answers {
+        assert_eq!(a.unwrap().pg_tid, first.pg_tid);
+    }
+    assert_eq!(rig.sim.approved_charges(&o.order_id), 1);
+}
+
+/// The reconciler's path after a lost answer: net-cancel voids the charge Toss processed.
+#[tokio::test]
+async fn net_cancel_after_a_lost_answer_voids_it() {
+    let rig = TossRig::with_faults(Faults {
+        drop_response_rate: 1.0,
+        hang_ms: 2_000,
+        ..Faults::default()
+    })
+    .await;
+    let o = order(20_000);
+    let r = rig
+        .connector
+        .approve_keyed(&mid(), &o, card("4518-4200-0000-0000"))
+        .await;
+    assert!(matches!(r, Err(PgError::Unknown(_))), "{r:?}");
+    rig.quiet();
+    rig.connector.net_cancel(&mid(), &o.order_id).await.unwrap();
+    let p = rig.sim.payment_of_order(&o.order_id).unwrap();
+    assert_eq!(p.status, "CANCELED");
+    assert_eq!(p.balance_amount, 0);
+    assert_eq!(p.cancels.map(|c| c.len()), Some(1));
+    assert!(matches!(
+        rig.connector.inquire(&mid(), &o.order_id).await.unwrap(),
+        Inquiry::Voided { .. }
+    ));
+}
