@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub mod pgsim;
 pub mod testpg;
+pub mod toss;
 
 /// Which merchant account at the PG a call is for (the channel's MID).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! JSON with the shared secret in the `x-pgsim-secret` header, retried a few times on failure.
 
 mod client;
-mod faults;
+pub(crate) mod faults;
 mod server;
 mod wire;
 

@@ -11,3 +11,7 @@ mod faults;
 mod journal;
 mod ledger;
 mod window;
+
+// The Toss Payments connector and the suite every connector passes.
+mod conformance;
+mod toss;
