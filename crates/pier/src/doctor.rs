@@ -465,7 +465,7 @@ async fn check_merchants(f: &mut Findings, conn: &mut Conn) {
             );
         }
     }
-    if bad_channels == 0 {
+    if bad_channels == 0 && !channels.is_empty() {
         f.ok(format!("{} channel(s) with credentials", channels.len()));
     }
     let mut open = 0;

@@ -57,13 +57,12 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut obj = Map::new();
+        // timestamp, level, target, message first (in that order), then the spans' fields
+        // (request_id, merchant, …), then the event's own.
         let mut ts = String::new();
         SystemTime.format_time(&mut Writer::new(&mut ts))?;
-        obj.insert("timestamp".into(), Value::String(ts));
         let meta = event.metadata();
-        obj.insert("level".into(), Value::String(meta.level().to_string()));
-        obj.insert("target".into(), Value::String(meta.target().to_owned()));
+        let mut obj = Map::new();
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let ext = span.extensions();
@@ -77,7 +76,27 @@ where
         }
         let mut visitor = Fields(&mut obj);
         event.record(&mut visitor);
-        let line = serde_json::to_string(&Value::Object(obj)).map_err(|_| fmt::Error)?;
+        let message = obj
+            .remove("message")
+            .unwrap_or(Value::String(String::new()));
+        let head = |v: &Value| serde_json::to_string(v).map_err(|_| fmt::Error);
+        let mut line = format!(
+            "{{\"timestamp\":{},\"level\":{},\"target\":{},\"message\":{}",
+            head(&Value::String(ts))?,
+            head(&Value::String(meta.level().to_string()))?,
+            head(&Value::String(meta.target().to_owned()))?,
+            head(&message)?
+        );
+        for key in ["timestamp", "level", "target"] {
+            obj.remove(key);
+        }
+        for (k, v) in &obj {
+            line.push(',');
+            line.push_str(&head(&Value::String(k.clone()))?);
+            line.push(':');
+            line.push_str(&head(v)?);
+        }
+        line.push('}');
         writeln!(writer, "{line}")
     }
 }
