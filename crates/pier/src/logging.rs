@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
@@ -26,7 +27,15 @@ pub enum LogFormat {
     Json,
 }
 
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether logs are JSON (then stdout carries nothing else).
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
 pub fn init(format: LogFormat) {
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

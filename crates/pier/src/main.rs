@@ -387,10 +387,19 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// An engine on the command's database. `create`: the command may create the data dir, the
-/// database and the key (`merchant create`); otherwise they must exist, so a mistyped command
-/// never leaves a `./pier-data` behind.
-async fn engine_for(common: &Common, create: bool) -> Result<Arc<pier_server::engine::Engine>> {
+/// An engine on the command's existing database: the data dir, the database and the key must
+/// exist, so a mistyped command never leaves a `./pier-data` behind.
+async fn engine_for(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
+    engine_on(common, false).await
+}
+
+/// An engine for a command that may create the data dir, the database and the key
+/// (`merchant create` on a new setup).
+async fn engine_creating(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
+    engine_on(common, true).await
+}
+
+async fn engine_on(common: &Common, create: bool) -> Result<Arc<pier_server::engine::Engine>> {
     let url = if create {
         common.database_url()?
     } else {
@@ -468,9 +477,8 @@ fn one_line(e: &anyhow::Error) -> String {
 
 async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::ExitCode> {
     use std::process::ExitCode;
-    let log_format = cli.log_format;
     let done: Result<()> = match cli.cmd {
-        Cmd::Serve(a) => serve(a, log_format).await,
+        Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
         Cmd::PgsimNotifySecret(c) => {
             println!(
@@ -522,7 +530,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
         Cmd::Merchant {
             cmd: MerchantCmd::Create { common, name, json },
         } => {
-            let engine = engine_for(&common, true).await?;
+            let engine = engine_creating(&common).await?;
             let c = engine
                 .create_merchant(&name, None, None, None, false)
                 .await
@@ -541,7 +549,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
         Cmd::Merchant {
             cmd: MerchantCmd::List { common },
         } => {
-            let engine = engine_for(&common, false).await?;
+            let engine = engine_for(&common).await?;
             for m in engine.store.list_merchants().await? {
                 println!(
                     "{}\t{}\t{}{}",
@@ -562,7 +570,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
                     format,
                 },
         } => {
-            let engine = engine_for(&common, false).await?;
+            let engine = engine_for(&common).await?;
             let secret = engine
                 .set_webhook(&merchant, Some(url.clone()), &format)
                 .await
@@ -584,7 +592,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
                     target,
                 },
         } => {
-            let engine = engine_for(&common, false).await?;
+            let engine = engine_for(&common).await?;
             let c = engine
                 .add_channel(&merchant, &pg, mid, default, target)
                 .await
@@ -593,7 +601,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
             Ok(())
         }
         Cmd::Reconcile { common, json } => {
-            let engine = engine_for(&common, false).await?;
+            let engine = engine_for(&common).await?;
             let report = engine
                 .reconcile_pass()
                 .await
@@ -629,7 +637,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
         Cmd::Channel {
             cmd: ChannelCmd::List { common, merchant },
         } => {
-            let engine = engine_for(&common, false).await?;
+            let engine = engine_for(&common).await?;
             for c in engine.store.list_channels(merchant.as_deref()).await? {
                 println!(
                     "{}\t{}\t{}.{}\t{}{}",
@@ -648,9 +656,9 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(a: ServeArgs, log_format: logging::LogFormat) -> Result<()> {
+async fn serve(a: ServeArgs) -> Result<()> {
     // With JSON logs stdout carries only log objects; the lines for people go to stderr.
-    let json = log_format == logging::LogFormat::Json;
+    let json = logging::is_json();
     let say = |line: String| {
         if json {
             eprintln!("{line}")
