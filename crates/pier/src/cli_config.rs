@@ -279,7 +279,17 @@ pub fn render(cmd: &Command, parsed: &Parsed) -> String {
             .unwrap_or_default();
         let is_flag = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
         let Some(source) = source.filter(|_| !raw.is_empty() || is_flag) else {
-            out.push_str(&format!("# {long} = (unset)\n"));
+            // Unset options say what happens instead: the first line of their help.
+            let help = arg
+                .get_help()
+                .map(|h| h.to_string())
+                .and_then(|h| h.lines().next().map(str::to_owned))
+                .unwrap_or_default();
+            if help.is_empty() {
+                out.push_str(&format!("# {long} = (unset)\n"));
+            } else {
+                out.push_str(&format!("# {long} = (unset)  # {help}\n"));
+            }
             continue;
         };
         let value = if is_flag {
