@@ -454,6 +454,77 @@ mod tests {
         assert!(e.contains("line 1"), "{e}");
     }
 
+    /// Flags of shapes `serve` does not have yet (a list with a delimiter, a repeatable flag,
+    /// a number with an environment variable) work from the file too, and keep the precedence.
+    #[test]
+    fn flags_of_other_shapes_work_from_the_file() {
+        use clap::{value_parser, Arg};
+        // clap reads an argument's environment variable when the argument is built, so each
+        // parse gets a fresh command (as `main` does).
+        let cmd = || {
+            Command::new("pier").subcommand(
+                Command::new("serve")
+                    .arg(Arg::new(CONFIG_ARG).long(CONFIG_ARG))
+                    .arg(
+                        Arg::new("trusted_proxies")
+                            .long("trusted-proxies")
+                            .value_delimiter(',')
+                            .action(ArgAction::Append),
+                    )
+                    .arg(Arg::new("origin").long("origin").action(ArgAction::Append))
+                    .arg(
+                        Arg::new("rate")
+                            .long("rate")
+                            .env("PIER_OPS_UNIT_TEST_RATE")
+                            .value_parser(value_parser!(u32))
+                            .default_value("10"),
+                    )
+                    .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue)),
+            )
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pier.toml");
+        std::fs::write(
+            &path,
+            "trusted-proxies = [\"10.0.0.2/32\", \"10.0.0.3/32\"]\norigin = [\"https://a\", \"https://b\"]\nrate = 20\nquiet = true\n",
+        )
+        .expect("write");
+        let argv = |extra: &[&str]| -> Vec<OsString> {
+            let mut v: Vec<OsString> = vec!["pier".into(), "serve".into(), "--config".into()];
+            v.push(path.clone().into_os_string());
+            v.extend(extra.iter().map(OsString::from));
+            v
+        };
+        let p = parse(cmd(), argv(&[])).expect("parse");
+        let m = p.leaf();
+        let list = |id: &str| -> Vec<String> {
+            m.get_many::<String>(id)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(list("trusted_proxies"), ["10.0.0.2/32", "10.0.0.3/32"]);
+        assert_eq!(list("origin"), ["https://a", "https://b"]);
+        assert_eq!(m.get_one::<u32>("rate"), Some(&20));
+        assert!(m.get_flag("quiet"));
+        assert_eq!(p.source("rate"), Some(Source::File));
+        // A flag beats the file, for lists too.
+        let p = parse(cmd(), argv(&["--rate", "30", "--origin", "https://c"])).expect("parse");
+        assert_eq!(p.leaf().get_one::<u32>("rate"), Some(&30));
+        assert_eq!(p.source("rate"), Some(Source::Flag));
+        let origins: Vec<&String> = p
+            .leaf()
+            .get_many::<String>("origin")
+            .expect("origin")
+            .collect();
+        assert_eq!(origins, ["https://c"]);
+        // The environment beats the file (a variable only this test uses).
+        std::env::set_var("PIER_OPS_UNIT_TEST_RATE", "40");
+        let p = parse(cmd(), argv(&[])).expect("parse");
+        std::env::remove_var("PIER_OPS_UNIT_TEST_RATE");
+        assert_eq!(p.leaf().get_one::<u32>("rate"), Some(&40));
+        assert_eq!(p.source("rate"), Some(Source::Env));
+    }
+
     #[test]
     fn urls_lose_their_password() {
         assert_eq!(
