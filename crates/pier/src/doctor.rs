@@ -30,7 +30,9 @@ pub struct Input {
 /// timestamps with the instance's clock, so a few seconds already show. NTP keeps hosts within
 /// milliseconds; 2 s means no time sync.
 const MAX_SKEW_SECS: f64 = 2.0;
-/// How long reaching the database may take before it counts as unreachable.
+/// How long reaching the database may take before it counts as unreachable: Pier's own pool
+/// gives up after 10 s, and a database that needs more than 5 s to accept a connection is
+/// already failing payments; the doctor should not hang on it either.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
