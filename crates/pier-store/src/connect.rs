@@ -247,3 +247,17 @@ impl HasPgReads for PgStore {
         self.reads.as_deref()
     }
 }
+
+/// The migration versions this build applies to a database of `kind` (`pier doctor` compares
+/// them with the database's history).
+pub fn migration_versions(kind: StoreKind) -> Vec<i64> {
+    let own = match kind {
+        StoreKind::Postgres => &PG_MIGRATOR,
+        StoreKind::Sqlite => &SQLITE_MIGRATOR,
+    };
+    MIGRATOR
+        .iter()
+        .chain(own.iter())
+        .map(|m| m.version)
+        .collect()
+}

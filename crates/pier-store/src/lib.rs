@@ -51,7 +51,7 @@ mod vbanks;
 mod webhooks;
 
 pub use checkout::{CheckoutSession, CheckoutStore, VbankIssue};
-pub use connect::{connect, PgStore, SqliteStore, StoreKind};
+pub use connect::{connect, migration_versions, PgStore, SqliteStore, StoreKind};
 pub use customers::{ChargeContext, CustomerStore};
 pub use error::{StoreError, StoreResult};
 pub use idempotency::{IdemBegin, IdempotencyStore};

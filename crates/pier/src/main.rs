@@ -3,8 +3,13 @@
 //! Every command that touches the database opens it with the same URL and server key as the
 //! server, so they work against a running server's database.
 
+mod backup;
+mod cli_config;
+mod doctor;
+mod logging;
+
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use pier_server::app::{build_engine, Pier};
 use pier_server::config::{Config, DemoCredentials};
 use std::net::SocketAddr;
@@ -20,12 +25,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "pier",
-    version,
+    version = env!("PIER_VERSION"),
     about = "Pier: a self-hosted payment gateway that speaks the i'mport (PortOne V1) API"
 )]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log format: `text` (coloured only on a terminal) or `json` (one object per line).
+    /// Filter with `RUST_LOG` (default `info,sqlx=warn`).
+    #[arg(
+        long,
+        global = true,
+        env = "PIER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Args, Clone)]
@@ -73,6 +88,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the SQLite database consistently while Pier runs (PostgreSQL: use pg_dump; see
+    /// docs/OPERATIONS.md). The server key is not in the copy: keep it with the backup.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Check a setup (the settings `pier serve` would use) and name each problem with its fix.
+    Doctor(ServeArgs),
+    /// Show configuration.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the effective configuration of `pier serve` (same flags, environment and config
+    /// file), with the source of each value; secrets redacted.
+    Print(ServeArgs),
 }
 
 #[derive(Args)]
@@ -156,6 +194,10 @@ struct PgsimServe {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// Config file (TOML): keys are the long flag names of `pier serve`, e.g.
+    /// `listen = "127.0.0.1:8080"`; flags and environment variables override it.
+    #[arg(long, env = "PIER_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
     /// Address to listen on.
@@ -262,37 +304,52 @@ enum ChannelCmd {
     },
 }
 
-fn init_logs() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    if std::env::var("PIER_LOG_FORMAT").as_deref() == Ok("json") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-}
-
 impl Common {
     fn database_url(&self) -> Result<String> {
         if let Some(u) = &self.database_url {
             return Ok(u.clone());
         }
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        create_private_dir(&self.data_dir)?;
         Ok(format!(
             "sqlite:{}",
             self.data_dir.join("pier.db").display()
         ))
     }
 
+    /// The database URL for a command that must not create one: a SQLite file that does not
+    /// exist is an error, and no data dir is created.
+    fn existing_database_url(&self) -> Result<String> {
+        let url = match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("pier.db").display()),
+        };
+        if let Some(p) = backup::sqlite_path(&url).filter(|p| !p.exists()) {
+            bail!(
+                "no database at {}: run `pier migrate` (or start `pier serve`) first, or pass --database-url / PIER_DATABASE_URL",
+                p.display()
+            );
+        }
+        Ok(url)
+    }
+
     fn server_key(&self) -> Result<[u8; 32]> {
+        self.server_key_with(true)
+    }
+
+    /// The server key; `create`: make one in the data dir if there is none.
+    fn server_key_with(&self, create: bool) -> Result<[u8; 32]> {
         let text = match &self.server_key {
             Some(k) => k.clone(),
-            None => load_or_create_key(&self.data_dir.join("server.key"))?,
+            None if create => load_or_create_key(&self.data_dir.join("server.key"))?,
+            None => {
+                let path = self.data_dir.join("server.key");
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "no server key at {} (pass --server-key / PIER_SERVER_KEY, or restore the key file)",
+                        path.display()
+                    )
+                })?
+            }
         };
         let bytes = hex::decode(text.trim()).context("the server key must be 64 hex characters")?;
         let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) else {
@@ -303,6 +360,8 @@ impl Common {
 
     fn config(&self, listen: SocketAddr) -> Result<Config> {
         let mut cfg = Config::new(listen, self.database_url()?, self.server_key()?);
+        // The test PG's journal lives in the data dir even when the database does not.
+        create_private_dir(&self.data_dir)?;
         cfg.testpg_journal = Some(self.data_dir.join("testpg-journal.jsonl"));
         Ok(cfg)
     }
@@ -313,7 +372,7 @@ fn load_or_create_key(path: &Path) -> Result<String> {
         return Ok(k);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
@@ -327,25 +386,151 @@ fn load_or_create_key(path: &Path) -> Result<String> {
     Ok(text)
 }
 
+/// Creates the data dir owner-only (0700): it holds the database and the server key.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// An engine on the command's existing database: the data dir, the database and the key must
+/// exist, so a mistyped command never leaves a `./pier-data` behind.
 async fn engine_for(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
-    let mut cfg = common.config("127.0.0.1:0".parse()?)?;
+    engine_on(common, false).await
+}
+
+/// An engine for a command that may create the data dir, the database and the key
+/// (`merchant create` on a new setup).
+async fn engine_creating(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
+    engine_on(common, true).await
+}
+
+async fn engine_on(common: &Common, create: bool) -> Result<Arc<pier_server::engine::Engine>> {
+    let url = if create {
+        common.database_url()?
+    } else {
+        common.existing_database_url()?
+    };
+    let mut cfg = Config::new(
+        "127.0.0.1:0".parse()?,
+        url.clone(),
+        common.server_key_with(create)?,
+    );
     cfg.testpg_journal = None;
-    let (engine, _) = build_engine(cfg, Arc::new(pier_domain::SystemClock)).await?;
+    let (engine, _) = build_engine(cfg, Arc::new(pier_domain::SystemClock))
+        .await
+        .with_context(|| format!("cannot open the database {}", cli_config::redact_url(&url)))?;
     Ok(engine)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_logs();
-    match cli.cmd {
+/// Errors print as one line on stderr (the cause chain joined by `: `), never with a
+/// backtrace, whatever `RUST_BACKTRACE` says; the exit status is 1 (2 for usage errors).
+fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let parsed = match cli_config::parse(Cli::command(), std::env::args_os().collect()) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<clap::Error>() {
+                if !ce.use_stderr()
+                    || ce.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                {
+                    // --help, --version
+                    let _ = ce.print();
+                    return if ce.use_stderr() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::SUCCESS
+                    };
+                }
+                eprintln!(
+                    "error: {}",
+                    cli_config::first_line(&ce.render().to_string())
+                );
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&parsed.matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}", cli_config::first_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, &parsed)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace(['\n', '\r'], " ")
+}
+
+async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let done: Result<()> = match cli.cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
         Cmd::PgsimNotifySecret(c) => {
             println!(
                 "{}",
-                pier_server::http::vbanks::pgsim_notify_secret(&c.server_key()?)
+                pier_server::http::vbanks::pgsim_notify_secret(&c.server_key_with(false)?)
             );
+            Ok(())
+        }
+        Cmd::Backup { common, to } => {
+            let url = common.existing_database_url()?;
+            let r = backup::backup(&url, &to).await?;
+            println!(
+                "backup written to {} ({} bytes, {} merchants, {} payments)",
+                to.display(),
+                r.bytes,
+                r.merchants,
+                r.payments
+            );
+            println!(
+                "  the server key is not in the copy: keep it with the backup (docs/OPERATIONS.md)"
+            );
+            Ok(())
+        }
+        Cmd::Doctor(a) => {
+            let input = doctor::Input {
+                database_url: a.common.database_url.clone(),
+                data_dir: a.common.data_dir.clone(),
+                server_key: a.common.server_key.clone(),
+                listen: a.listen,
+                public_url: a.public_url.clone(),
+            };
+            if !doctor::run(&input).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(())
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Print(_),
+        } => {
+            print!("{}", cli_config::render(&Cli::command(), parsed));
             Ok(())
         }
         Cmd::Migrate(c) => {
@@ -357,7 +542,7 @@ async fn main() -> Result<()> {
         Cmd::Merchant {
             cmd: MerchantCmd::Create { common, name, json },
         } => {
-            let engine = engine_for(&common).await?;
+            let engine = engine_creating(&common).await?;
             let c = engine
                 .create_merchant(&name, None, None, None, false)
                 .await
@@ -499,10 +684,21 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-    }
+    };
+    done?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
+    // With JSON logs stdout carries only log objects; the lines for people go to stderr.
+    let json = logging::is_json();
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
     let mut cfg = a.common.config(a.listen)?;
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
@@ -521,15 +717,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .with_context(|| format!("binding {}", a.listen))?;
     let pier = Pier::start(cfg, Arc::new(pier_domain::SystemClock), listener).await?;
     if let Some(d) = &pier.demo {
-        println!("================ Pier demo merchant (shown once) ================");
-        println!("  imp_code:   {}", d.imp_code);
-        println!("  imp_key:    {}", d.imp_key);
-        println!("  imp_secret: {}", d.imp_secret);
-        println!("  PG channel: jtnet (the built-in test PG; see docs/test-cards.md)");
-        println!("=================================================================");
+        say("================ Pier demo merchant (shown once) ================".into());
+        say(format!("  imp_code:   {}", d.imp_code));
+        say(format!("  imp_key:    {}", d.imp_key));
+        say(format!("  imp_secret: {}", d.imp_secret));
+        say("  PG channel: jtnet (the built-in test PG; see docs/test-cards.md)".into());
+        say("=================================================================".into());
     }
     warn_open_merchants(&pier).await;
-    println!("Pier listening on {}", pier.base_url());
+    say(format!("Pier listening on {}", pier.base_url()));
     tracing::info!(addr = %pier.addr, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -85,6 +85,8 @@ pub async fn require_token(
 ) -> Result<Response, ApiError> {
     let token = token_from(req.headers()).ok_or_else(ApiError::unauthorized)?;
     let principal = engine.authenticate(token).await?;
+    // The request span (http/mod.rs) names the merchant from here on, for the logs.
+    tracing::Span::current().record("merchant", principal.merchant_id.as_str());
     req.extensions_mut().insert(Merchant(principal.merchant_id));
     Ok(next.run(req).await)
 }

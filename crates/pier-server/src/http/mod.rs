@@ -163,7 +163,7 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 // The path only: bodies (card data) and query strings are never logged.
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, merchant = tracing::field::Empty)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
