@@ -177,8 +177,21 @@ struct ServeArgs {
     /// How often idle background jobs (scheduler, webhook dispatcher) look for due work, in ms.
     #[arg(long, env = "PIER_JOBS_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     jobs_poll_ms: u64,
-    /// Allow webhook targets on loopback and private addresses.
-    #[arg(long, env = "PIER_WEBHOOK_ALLOW_PRIVATE")]
+    /// Allow outbound requests (webhooks, notice_url, confirm_url) to loopback, private and
+    /// other internal addresses: local development and tests only. Old name
+    /// --webhook-allow-private (and PIER_WEBHOOK_ALLOW_PRIVATE) still works.
+    #[arg(
+        long = "outbound-allow-private",
+        alias = "webhook-allow-private",
+        env = "PIER_OUTBOUND_ALLOW_PRIVATE"
+    )]
+    outbound_allow_private: bool,
+    /// The old environment variable of --outbound-allow-private.
+    #[arg(
+        long = "webhook-allow-private-env",
+        hide = true,
+        env = "PIER_WEBHOOK_ALLOW_PRIVATE"
+    )]
     webhook_allow_private: bool,
     #[arg(long, env = "PIER_DEMO_IMP_CODE")]
     demo_imp_code: Option<String>,
@@ -476,7 +489,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     cfg.run_jobs = !a.no_jobs;
     cfg.schedule_lease_secs = a.schedule_lease_secs;
     cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
-    cfg.webhook_allow_private = a.webhook_allow_private;
+    cfg.webhook_allow_private = a.outbound_allow_private || a.webhook_allow_private;
     cfg.create_demo = !a.no_demo;
     cfg.demo = DemoCredentials {
         imp_code: a.demo_imp_code,
