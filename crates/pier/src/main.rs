@@ -204,6 +204,13 @@ struct ServeArgs {
     no_demo: bool,
 }
 
+impl ServeArgs {
+    /// `--outbound-allow-private` under any of its names (flag, alias, either env var).
+    fn allow_private(&self) -> bool {
+        self.outbound_allow_private || self.webhook_allow_private
+    }
+}
+
 #[derive(Subcommand)]
 enum MerchantCmd {
     /// Create a merchant and print its credentials (shown once).
@@ -484,12 +491,12 @@ async fn main() -> Result<()> {
 
 async fn serve(a: ServeArgs) -> Result<()> {
     let mut cfg = a.common.config(a.listen)?;
+    cfg.webhook_allow_private = a.allow_private();
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;
     cfg.schedule_lease_secs = a.schedule_lease_secs;
     cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
-    cfg.webhook_allow_private = a.outbound_allow_private || a.webhook_allow_private;
     cfg.create_demo = !a.no_demo;
     cfg.demo = DemoCredentials {
         imp_code: a.demo_imp_code,
@@ -600,5 +607,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                cmd: Cmd::Serve(a), ..
+            }) => a,
+            Ok(_) => panic!("not serve"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn outbound_allow_private_and_its_old_names() {
+        // One test touches these variables, so no other test sees them change.
+        std::env::remove_var("PIER_OUTBOUND_ALLOW_PRIVATE");
+        std::env::remove_var("PIER_WEBHOOK_ALLOW_PRIVATE");
+        assert!(!serve_args(&["pier", "serve"]).allow_private());
+        assert!(serve_args(&["pier", "serve", "--outbound-allow-private"]).allow_private());
+        assert!(serve_args(&["pier", "serve", "--webhook-allow-private"]).allow_private());
+        std::env::set_var("PIER_WEBHOOK_ALLOW_PRIVATE", "true");
+        assert!(serve_args(&["pier", "serve"]).allow_private());
+        std::env::remove_var("PIER_WEBHOOK_ALLOW_PRIVATE");
+        std::env::set_var("PIER_OUTBOUND_ALLOW_PRIVATE", "true");
+        assert!(serve_args(&["pier", "serve"]).allow_private());
+        std::env::set_var("PIER_OUTBOUND_ALLOW_PRIVATE", "false");
+        assert!(!serve_args(&["pier", "serve"]).allow_private());
+        std::env::remove_var("PIER_OUTBOUND_ALLOW_PRIVATE");
     }
 }
