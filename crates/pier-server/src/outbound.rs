@@ -229,8 +229,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
                         let e: Box<dyn std::error::Error + Send + Sync> =
                             Box::new(OutboundError::Refused {
                                 reason: format!(
-                                    "{host} resolves to {}",
-                                    address_reason(a.ip(), kind)
+                                    "{host} resolves to {}, a {kind} address (allow with {ALLOW_FLAG})",
+                                    a.ip()
                                 ),
                             });
                         return Err(e);
@@ -442,6 +442,8 @@ mod tests {
             "http://0x7f.1/x",
             "http://0177.0.0.1/x",
             "http://127.1/x",
+            "http://127.0.0.1./x",
+            "http://[0:0:0:0:0:ffff:7f00:0001]/x",
             "http://[::]/x",
             "http://0/x",
             "ftp://example.com/",
@@ -480,6 +482,7 @@ mod tests {
             Err(e) => e,
         };
         let refused = err.downcast_ref::<OutboundError>();
+        // e.g. "localhost resolves to 127.0.0.1, a loopback address (allow with …)".
         assert!(
             matches!(refused, Some(OutboundError::Refused { reason }) if reason.contains("loopback") && reason.contains(ALLOW_FLAG)),
             "{err}"
@@ -488,5 +491,98 @@ mod tests {
             allow_private: true,
         };
         assert!(r.resolve("localhost".parse().unwrap()).await.is_ok());
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `status`, `location` and `body`,
+    /// and counts the requests.
+    async fn serve(
+        status: u16,
+        location: Option<String>,
+        body: Vec<u8>,
+    ) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (h, location, body) = (h.clone(), location.clone(), body.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let mut res = axum::response::Response::new(axum::body::Body::from(body));
+                *res.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                if let Some(l) = location {
+                    res.headers_mut()
+                        .insert("location", axum::http::HeaderValue::from_str(&l).unwrap());
+                }
+                res
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (port, hits)
+    }
+
+    fn client(allow_private: bool) -> Outbound {
+        Outbound::new(
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+            allow_private,
+            "test",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_are_bounded_and_redirects_not_followed() {
+        use std::sync::atomic::Ordering;
+        // 1 MiB answer: at most MAX_BODY_BYTES of it is read.
+        let (big, _) = serve(400, None, vec![b'x'; 1 << 20]).await;
+        let a = client(true)
+            .post(&format!("http://127.0.0.1:{big}/"), &[], b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(a.status, 400);
+        assert_eq!(a.body.len(), MAX_BODY_BYTES);
+        // A redirect is an answer; its target is never asked.
+        let (target, target_hits) = serve(200, None, b"ok".to_vec()).await;
+        let (redirect, _) = serve(
+            307,
+            Some(format!("http://127.0.0.1:{target}/internal")),
+            Vec::new(),
+        )
+        .await;
+        let a = client(true)
+            .post(&format!("http://127.0.0.1:{redirect}/"), &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(a.status, 307);
+        assert_eq!(target_hits.load(Ordering::SeqCst), 0);
+        // Without the flag, the same loopback target is refused before any connection.
+        let (port, hits) = serve(200, None, Vec::new()).await;
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://localhost.:{port}/"),
+        ] {
+            let e = client(false).post(&url, &[], Vec::new()).await.unwrap_err();
+            assert!(
+                matches!(&e, OutboundError::Refused { reason } if reason.contains(ALLOW_FLAG)),
+                "{url}: {e:?}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        // A closed port is a failure, not a refusal.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = client(true)
+            .post(&format!("http://127.0.0.1:{closed}/"), &[], Vec::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, OutboundError::Failed { .. }), "{e:?}");
     }
 }
