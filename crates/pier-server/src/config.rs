@@ -48,6 +48,10 @@ pub struct Config {
     pub schedule_concurrency: usize,
     pub schedule_ticks: usize,
     pub schedule_lease_secs: i64,
+    // --- outbound requests (SSRF) ---
+    /// Webhooks: most of the `webhook_concurrency` slots one merchant's deliveries take at once,
+    /// so one merchant's hanging targets cannot stall every other merchant's webhooks.
+    pub webhook_merchant_concurrency: usize,
 }
 
 /// Default retry delays of webhooks: 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h (10 attempts in all,
@@ -87,6 +91,10 @@ impl Config {
             schedule_concurrency: 100,
             schedule_ticks: 2,
             schedule_lease_secs: 120,
+            // 4 of the 16 slots: a merchant whose targets all hang for the full timeout still
+            // leaves 12 slots to the others (and 4 at a time drains a healthy merchant's
+            // backlog at ~4 × 1/latency per second).
+            webhook_merchant_concurrency: 4,
         }
     }
 }

@@ -55,12 +55,14 @@ pub struct EventUpdate {
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Leases up to `limit` due events (`pending`, `next_attempt_at <= now`, lease expired)
-    /// until `lease_until`.
+    /// until `lease_until`, except those of the merchants in `except_merchants` (the
+    /// dispatcher's merchants already at their share of delivery slots).
     async fn claim_events(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
+        except_merchants: &[String],
     ) -> StoreResult<Vec<OutboxRow>>;
     /// Writes the attempts to the delivery log and the event's new state in one transaction.
     /// Returns false when the lease was lost (another dispatcher took the row over).
@@ -160,14 +162,23 @@ macro_rules! impl_webhook_store {
 
             #[async_trait]
             impl WebhookStore for $store {
-                async fn claim_events(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxRow>> {
+                async fn claim_events(&self, now: i64, lease_until: i64, limit: i64, except_merchants: &[String]) -> StoreResult<Vec<OutboxRow>> {
+                    let except = if except_merchants.is_empty() {
+                        String::new()
+                    } else {
+                        let ps: Vec<String> = (0..except_merchants.len()).map(|i| format!("${}", i + 4)).collect();
+                        format!("AND merchant_id NOT IN ({}) ", ps.join(","))
+                    };
                     let sql = format!(
                         "UPDATE outbox SET leased_until = $2 WHERE id IN (SELECT id FROM outbox \
-                         WHERE state = 'pending' AND next_attempt_at <= $1 AND leased_until < $1 \
+                         WHERE state = 'pending' AND next_attempt_at <= $1 AND leased_until < $1 {except}\
                          ORDER BY next_attempt_at LIMIT $3 {}) RETURNING {OUTBOX_COLS}",
                         $lock
                     );
-                    let q = sqlx::query(&sql).bind(now).bind(lease_until).bind(limit);
+                    let mut q = sqlx::query(&sql).bind(now).bind(lease_until).bind(limit);
+                    for m in except_merchants {
+                        q = q.bind(m);
+                    }
                     let rows = planned!(self.pool, $plan, |c| q.fetch_all(c).await?);
                     Ok(rows.iter().map(outbox).collect::<sqlx::Result<_>>()?)
                 }

@@ -1168,3 +1168,56 @@ async fn the_sqlite_wal_is_copied_back_and_starts_over() {
         .unwrap();
     assert_eq!((paid, events), (3_200, 3_200));
 }
+
+/// The webhook claim leaves out the merchants the dispatcher names busy (those at their share of
+/// delivery slots), and a released row (no attempt counted) is claimable again at once.
+async fn webhook_claims_except_busy_merchants(s: Arc<dyn Store>) {
+    seed(&s).await;
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(event(format!("ev_a{i}"), &format!("imp_a{i}"), "a", "paid"));
+    }
+    let mut b = event("ev_b0".into(), "imp_b0", "b", "paid");
+    b.merchant_id = "imp2".into();
+    b.created_at = 60; // due after every one of imp1's events
+    events.push(b);
+    for e in &mut events {
+        // A target, so the events are born pending (not skipped).
+        e.notice_urls = Some(r#"["https://hook.example/"]"#.into());
+    }
+    s.insert_events(&events).await.unwrap();
+    // imp1 busy: its older events are passed over, imp2's is leased.
+    let got = s
+        .claim_events(100, 200, 3, &["imp1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.event.id.as_str()).collect::<Vec<_>>(),
+        vec!["ev_b0"]
+    );
+    // Nobody busy: imp1's oldest come first.
+    let got = s.claim_events(100, 200, 2, &[]).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|r| r.event.merchant_id == "imp1"));
+    // Given back untouched, a row is due again with no attempt counted.
+    let r = &got[0];
+    let u = EventUpdate {
+        state: "pending".into(),
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at,
+        last_error: r.last_error.clone(),
+    };
+    assert!(s
+        .record_attempt(&r.event.id, r.leased_until, &[], &u)
+        .await
+        .unwrap());
+    let again = s.claim_events(100, 200, 10, &[]).await.unwrap();
+    assert_eq!(again.len(), 4, "the released row and the 3 never claimed");
+    assert!(again
+        .iter()
+        .any(|x| x.event.id == r.event.id && x.attempts == 0));
+}
+on_both!(
+    webhook_claims_leave_out_busy_merchants,
+    webhook_claims_except_busy_merchants
+);

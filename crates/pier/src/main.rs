@@ -219,8 +219,21 @@ struct ServeArgs {
     /// How often idle background jobs (scheduler, webhook dispatcher) look for due work, in ms.
     #[arg(long, env = "PIER_JOBS_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     jobs_poll_ms: u64,
-    /// Allow webhook targets on loopback and private addresses.
-    #[arg(long, env = "PIER_WEBHOOK_ALLOW_PRIVATE")]
+    /// Allow outbound requests (webhooks, notice_url, confirm_url) to loopback, private and
+    /// other internal addresses: local development and tests only. Old name
+    /// --webhook-allow-private (and PIER_WEBHOOK_ALLOW_PRIVATE) still works.
+    #[arg(
+        long = "outbound-allow-private",
+        alias = "webhook-allow-private",
+        env = "PIER_OUTBOUND_ALLOW_PRIVATE"
+    )]
+    outbound_allow_private: bool,
+    /// The old environment variable of --outbound-allow-private.
+    #[arg(
+        long = "webhook-allow-private-env",
+        hide = true,
+        env = "PIER_WEBHOOK_ALLOW_PRIVATE"
+    )]
     webhook_allow_private: bool,
     #[arg(long, env = "PIER_DEMO_IMP_CODE")]
     demo_imp_code: Option<String>,
@@ -231,6 +244,13 @@ struct ServeArgs {
     /// Do not create the demo merchant on a fresh database.
     #[arg(long)]
     no_demo: bool,
+}
+
+impl ServeArgs {
+    /// `--outbound-allow-private` under any of its names (flag, alias, either env var).
+    fn allow_private(&self) -> bool {
+        self.outbound_allow_private || self.webhook_allow_private
+    }
 }
 
 #[derive(Subcommand)]
@@ -700,12 +720,12 @@ async fn serve(a: ServeArgs) -> Result<()> {
         }
     };
     let mut cfg = a.common.config(a.listen)?;
+    cfg.webhook_allow_private = a.allow_private();
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;
     cfg.schedule_lease_secs = a.schedule_lease_secs;
     cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
-    cfg.webhook_allow_private = a.webhook_allow_private;
     cfg.create_demo = !a.no_demo;
     cfg.demo = DemoCredentials {
         imp_code: a.demo_imp_code,
@@ -838,5 +858,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                cmd: Cmd::Serve(a), ..
+            }) => a,
+            Ok(_) => panic!("not serve"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn outbound_allow_private_and_its_old_names() {
+        // One test touches these variables, so no other test sees them change.
+        std::env::remove_var("PIER_OUTBOUND_ALLOW_PRIVATE");
+        std::env::remove_var("PIER_WEBHOOK_ALLOW_PRIVATE");
+        assert!(!serve_args(&["pier", "serve"]).allow_private());
+        assert!(serve_args(&["pier", "serve", "--outbound-allow-private"]).allow_private());
+        assert!(serve_args(&["pier", "serve", "--webhook-allow-private"]).allow_private());
+        std::env::set_var("PIER_WEBHOOK_ALLOW_PRIVATE", "true");
+        assert!(serve_args(&["pier", "serve"]).allow_private());
+        std::env::remove_var("PIER_WEBHOOK_ALLOW_PRIVATE");
+        std::env::set_var("PIER_OUTBOUND_ALLOW_PRIVATE", "true");
+        assert!(serve_args(&["pier", "serve"]).allow_private());
+        std::env::set_var("PIER_OUTBOUND_ALLOW_PRIVATE", "false");
+        assert!(!serve_args(&["pier", "serve"]).allow_private());
+        std::env::remove_var("PIER_OUTBOUND_ALLOW_PRIVATE");
     }
 }

@@ -108,6 +108,8 @@ pub struct Engine {
     pub(crate) auth: auth::AuthState,
     /// The in-process test PG, for simulated deposits (set once at start-up).
     pub testpg: std::sync::OnceLock<pier_pg::testpg::Engine>,
+    /// The outbound client of confirm_url calls (built on first use).
+    pub(crate) confirm_client: std::sync::OnceLock<crate::outbound::Outbound>,
 }
 
 impl Engine {
@@ -120,6 +122,7 @@ impl Engine {
             cfg,
             auth,
             testpg: std::sync::OnceLock::new(),
+            confirm_client: std::sync::OnceLock::new(),
         }
     }
 

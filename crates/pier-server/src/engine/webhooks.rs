@@ -6,13 +6,12 @@
 //! `webhook-id` header is the same on every attempt of one event).
 
 use super::{Engine, Error, Result};
+use crate::outbound::Outbound;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use pier_store::{Delivery, EventUpdate, Merchant, OutboxEvent, OutboxRow, Page};
 use rand::Rng;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Most targets one event is sent to (the request's notice_url list is bounded the same way).
@@ -46,100 +45,21 @@ pub fn new_secret() -> String {
     )
 }
 
-/// True for addresses a webhook may be sent to without `webhook_allow_private`.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 198 && (o[1] & 0xfe) == 18))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
-/// Checks a target URL before sending: http(s) only, and no private address literal unless
-/// allowed. Host names are checked after resolution by `SafeResolver`.
-pub fn check_target(url: &str, allow_private: bool) -> std::result::Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!("refused scheme {:?}: http(s) only", u.scheme()));
-    }
-    let ip = match u.host() {
-        None => return Err("URL has no host".into()),
-        Some(url::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
-        Some(url::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
-        Some(url::Host::Domain(_)) => None,
-    };
-    if let Some(ip) = ip {
-        if !allow_private && !is_public(ip) {
-            return Err(format!("refused private/loopback address {ip}"));
-        }
-    }
-    Ok(u)
-}
-
-/// Resolves host names and drops private addresses (unless allowed), so a name that points at
-/// the internal network cannot be used to reach it.
-struct SafeResolver {
-    allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for SafeResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| allow || is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                let e: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{host} resolves to no public address").into();
-                return Err(e);
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// The dispatcher's HTTP client: timeouts, no redirects, no proxies, safe resolution.
+/// The dispatcher's HTTP client: the outbound client (`crate::outbound`: checked addresses only,
+/// timeouts, no redirects, no proxies, a bounded answer).
 #[derive(Clone)]
 pub struct WebhookSender {
-    http: reqwest::Client,
+    http: Outbound,
 }
 
 impl WebhookSender {
     pub fn new(cfg: &crate::config::Config) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.webhook_connect_timeout)
-            .timeout(cfg.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(SafeResolver {
-                allow_private: cfg.webhook_allow_private,
-            }))
-            .user_agent("Pier-Webhook/1")
-            .build()?;
+        let http = Outbound::new(
+            cfg.webhook_connect_timeout,
+            cfg.webhook_timeout,
+            cfg.webhook_allow_private,
+            "Pier-Webhook/1",
+        )?;
         Ok(Self { http })
     }
 }
@@ -206,11 +126,37 @@ impl Engine {
 
     /// Leases due webhook events.
     pub async fn claim_webhooks(&self, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.claim_webhooks_except(limit, &[]).await
+    }
+
+    /// Leases due webhook events of merchants other than `busy` (those already at their share
+    /// of the dispatcher's delivery slots).
+    pub async fn claim_webhooks_except(
+        &self,
+        limit: usize,
+        busy: &[String],
+    ) -> Result<Vec<OutboxRow>> {
         let now = self.now();
         Ok(self
             .store
-            .claim_events(now, now + self.webhook_lease_secs(), limit as i64)
+            .claim_events(now, now + self.webhook_lease_secs(), limit as i64, busy)
             .await?)
+    }
+
+    /// Gives a leased event back untouched (no attempt counted, still due), for a merchant
+    /// that reached its share of delivery slots while the batch was claimed. Its next claim
+    /// waits until that merchant has a free slot.
+    pub async fn release_webhook(&self, row: &OutboxRow) -> Result<()> {
+        let u = EventUpdate {
+            state: "pending".into(),
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error.clone(),
+        };
+        self.store
+            .record_attempt(&row.event.id, row.leased_until, &[], &u)
+            .await?;
+        Ok(())
     }
 
     /// Marks due events that cannot have a target `skipped`, up to `limit` in one statement,
@@ -285,30 +231,20 @@ impl Engine {
         let mut errors = Vec::new();
         for url in &targets {
             let started = Instant::now();
-            let (code, error) = match check_target(url, self.cfg.webhook_allow_private) {
-                Err(why) => (0, Some(why)),
-                Ok(u) => {
-                    let mut req = sender
-                        .http
-                        .post(u)
-                        .header("content-type", content_type)
-                        .header("webhook-id", &e.id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .body(body.clone());
-                    if let Some(sig) = &signature {
-                        req = req.header("webhook-signature", sig);
-                    }
-                    match req.send().await {
-                        Ok(res) if res.status().is_success() => {
-                            (res.status().as_u16() as i64, None)
-                        }
-                        Ok(res) => (
-                            res.status().as_u16() as i64,
-                            Some(format!("HTTP {}", res.status().as_u16())),
-                        ),
-                        Err(err) => (0, Some(describe(&err))),
-                    }
-                }
+            let mut headers = vec![
+                ("content-type", content_type.to_owned()),
+                ("webhook-id", e.id.clone()),
+                ("webhook-timestamp", timestamp.to_string()),
+            ];
+            if let Some(sig) = &signature {
+                headers.push(("webhook-signature", sig.clone()));
+            }
+            // What the target answered is never logged: only its status, or why it was
+            // refused (naming the flag that allows it) or why contacting it failed.
+            let (code, error) = match sender.http.post(url, &headers, body.clone()).await {
+                Ok(a) if (200..300).contains(&a.status) => (a.status as i64, None),
+                Ok(a) => (a.status as i64, Some(format!("HTTP {}", a.status))),
+                Err(err) => (0, Some(err.to_string())),
             };
             if let Some(err) = &error {
                 errors.push(format!("{url}: {err}"));
@@ -384,7 +320,7 @@ impl Engine {
             return Err(Error::Invalid("format must be json or form".into()));
         }
         if let Some(u) = &url {
-            check_target(u, true).map_err(Error::Invalid)?;
+            crate::outbound::check_url(u, true).map_err(|e| Error::Invalid(e.to_string()))?;
         }
         let mut m = self
             .store
@@ -425,30 +361,13 @@ impl Engine {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else {
-        "request error"
-    };
-    let mut s = format!("{kind}: {e}");
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(&format!(": {inner}"));
-        src = inner.source();
-    }
-    s.chars().take(500).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn private_addresses() {
+        use crate::outbound::{check_url, forbidden};
         for a in [
             "127.0.0.1",
             "10.1.2.3",
@@ -461,15 +380,15 @@ mod tests {
             "100.64.0.1",
             "::ffff:127.0.0.1",
         ] {
-            assert!(!is_public(a.parse().unwrap()), "{a}");
+            assert!(forbidden(a.parse().unwrap()).is_some(), "{a}");
         }
         for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(a.parse().unwrap()), "{a}");
+            assert!(forbidden(a.parse().unwrap()).is_none(), "{a}");
         }
-        assert!(check_target("ftp://example.com/", true).is_err());
-        assert!(check_target("http://127.0.0.1:9/", false).is_err());
-        assert!(check_target("http://127.0.0.1:9/", true).is_ok());
-        assert!(check_target("https://example.com/hook", false).is_ok());
+        assert!(check_url("ftp://example.com/", true).is_err());
+        assert!(check_url("http://127.0.0.1:9/", false).is_err());
+        assert!(check_url("http://127.0.0.1:9/", true).is_ok());
+        assert!(check_url("https://example.com/hook", false).is_ok());
     }
 
     #[test]

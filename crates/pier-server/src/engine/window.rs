@@ -18,6 +18,7 @@ use super::charge::{
     order_of, Buyer, FIRST_RECONCILE_DELAY_SECS, MSG_ALREADY_PAID, MSG_IN_PROGRESS, MSG_UNKNOWN,
 };
 use super::{Engine, Error, Result};
+use crate::outbound::Outbound;
 use pier_domain::{CustomerUid, MerchantUid};
 use pier_pg::{AuthBegin, AuthComplete, AuthOutcome, Mid, PgError};
 use pier_store::{CheckoutSession, Customer, Payment, Settlement, StoreError, VbankIssue};
@@ -652,56 +653,56 @@ impl Engine {
         })
     }
 
-    /// POSTs `imp_uid`, `merchant_uid`, `amount` to the merchant's confirm_url (10 s). `Err` is
-    /// the refusal reason.
+    /// POSTs `imp_uid`, `merchant_uid`, `amount` to the merchant's confirm_url (10 s) through
+    /// the outbound client. `Err` is the refusal reason shown to the buyer: the merchant's own
+    /// `reason` when its allowed confirm_url answered non-200, else a generic text. Why a target
+    /// was refused or failed (and anything it sent) goes to the server log only, so the
+    /// anonymous caller who chose the URL learns nothing about internal hosts or ports.
     async fn ask_confirm_url(&self, url: &str, p: &Payment) -> std::result::Result<(), String> {
-        let client = reqwest::Client::builder()
-            .timeout(CONFIRM_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
-        let res = client
-            .post(url)
-            .json(
-                &json!({"imp_uid": p.imp_uid, "merchant_uid": p.merchant_uid, "amount": p.amount}),
-            )
-            .send()
-            .await;
-        match res {
-            Ok(r) if r.status() == reqwest::StatusCode::OK => Ok(()),
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
+        const NO_ANSWER: &str = "unknown (confirm_url did not answer)";
+        let client = match self.confirm_client.get() {
+            Some(c) => c,
+            None => match Outbound::new(
+                self.cfg.webhook_connect_timeout.min(CONFIRM_TIMEOUT),
+                CONFIRM_TIMEOUT,
+                self.cfg.webhook_allow_private,
+                "Pier-Confirm/1",
+            ) {
+                Ok(c) => self.confirm_client.get_or_init(|| c),
+                Err(e) => {
+                    tracing::error!(error = %e, "confirm_url client cannot be built");
+                    return Err(NO_ANSWER.into());
+                }
+            },
+        };
+        let body =
+            json!({"imp_uid": p.imp_uid, "merchant_uid": p.merchant_uid, "amount": p.amount});
+        let headers = [("content-type", "application/json".to_owned())];
+        match client
+            .post(url, &headers, serde_json::to_vec(&body).unwrap_or_default())
+            .await
+        {
+            Ok(a) if a.status == 200 => Ok(()),
+            Ok(a) => {
+                let body: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
                 Err(body["reason"]
                     .as_str()
                     .map(|s| s.chars().take(200).collect())
-                    .unwrap_or_else(|| format!("unknown (HTTP {status})")))
+                    .unwrap_or_else(|| format!("unknown (HTTP {})", a.status)))
             }
-            Err(e) => Err(format!(
-                "unknown ({})",
-                if e.is_timeout() {
-                    "timeout"
-                } else {
-                    "unreachable"
-                }
-            )),
+            Err(e) => {
+                tracing::warn!(imp_uid = %p.imp_uid, error = %e, "confirm_url not answered");
+                Err(NO_ANSWER.into())
+            }
         }
     }
 }
 
-/// A URL whose host is a loopback, private or link-local literal address, or `localhost`.
+/// A URL the outbound client refuses without resolving it: not http(s), or a host that is a
+/// forbidden address literal (in any spelling) or a `localhost` name. An early, friendlier
+/// error at prepare time; names are checked address by address when the call is made.
 fn is_private_target(u: &str) -> bool {
-    let Ok(url) = url::Url::parse(u) else {
-        return true;
-    };
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
-        None => true,
-    }
+    crate::outbound::check_url(u, false).is_err()
 }
 
 fn stored_result(c: &CheckoutSession) -> Option<Value> {
@@ -877,6 +878,10 @@ mod tests {
         assert!(is_private_target("http://127.0.0.1:9/confirm"));
         assert!(is_private_target("http://10.0.0.1/confirm"));
         assert!(is_private_target("http://localhost/confirm"));
+        // The textual check's bypasses.
+        assert!(is_private_target("http://[::ffff:127.0.0.1]:9/confirm"));
+        assert!(is_private_target("http://[::ffff:7f00:1]:9/confirm"));
+        assert!(is_private_target("http://localhost.:9/confirm"));
         assert!(!is_private_target("https://shop.example/confirm"));
     }
 }
