@@ -211,11 +211,20 @@ async fn complete_window(t: &TestPier, window_url: &str) -> Vec<(String, String)
     follow_return(t, &back).await
 }
 
-/// The window up to the PG's answer: returns the path (with query) of Pier's return step.
-async fn through_pg(window_url: &str) -> String {
+/// The window up to the PG's answer: returns the path (with query) of Pier's return step and
+/// the cookie that marks the browser that opened the window (only that browser is sent back to
+/// m_redirect_url for a merchant without allowed origins; docs/security/origins.md).
+async fn through_pg(window_url: &str) -> (String, String) {
     let client = no_redirects();
     let res = client.get(window_url).send().await.unwrap();
     assert_eq!(res.status(), 302);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let pg_url = res.headers()["location"].to_str().unwrap().to_owned();
     let html = client
         .get(&pg_url)
@@ -258,12 +267,20 @@ async fn through_pg(window_url: &str) -> String {
     let start = html.find(needle).expect("meta refresh") + needle.len();
     let end = html[start..].find('"').unwrap() + start;
     let back = url::Url::parse(&html[start..end].replace("&amp;", "&")).unwrap();
-    format!("{}?{}", back.path(), back.query().unwrap_or(""))
+    (
+        format!("{}?{}", back.path(), back.query().unwrap_or("")),
+        cookie,
+    )
 }
 
 /// Pier's return step (where confirm_url is asked), on `t` (possibly restarted elsewhere).
-async fn follow_return(t: &TestPier, back: &str) -> Vec<(String, String)> {
-    let res = no_redirects().get(t.url(back)).send().await.unwrap();
+async fn follow_return(t: &TestPier, (back, cookie): &(String, String)) -> Vec<(String, String)> {
+    let res = no_redirects()
+        .get(t.url(back))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 302);
     let to = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
     to.query_pairs().into_owned().collect()
