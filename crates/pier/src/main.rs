@@ -189,6 +189,16 @@ struct ServeArgs {
     /// Do not create the demo merchant on a fresh database.
     #[arg(long)]
     no_demo: bool,
+    /// How long a payment window may take before its unsent attempt fails, in seconds
+    /// (default 1800).
+    #[arg(long, env = "PIER_CHECKOUT_TTL_SECS", value_parser = clap::value_parser!(i64).range(60..=86_400))]
+    checkout_ttl_secs: Option<i64>,
+    /// How long expired payment windows are kept, in days (default 7).
+    #[arg(long, env = "PIER_CHECKOUT_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    checkout_retention_days: Option<i64>,
+    /// How long delivered/dead webhook events and delivery logs are kept, in days (default 90).
+    #[arg(long, env = "PIER_WEBHOOK_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    webhook_log_retention_days: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +230,23 @@ enum MerchantCmd {
         /// Body encoding: json or form.
         #[arg(long, default_value = "json")]
         format: String,
+    },
+    /// Give the merchant a new imp_secret (printed once); the old secret and all of the
+    /// merchant's access tokens stop working (in a running server within 10 s).
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        /// The merchant's imp_code.
+        #[arg(long)]
+        merchant: String,
+    },
+    /// Revoke all of the merchant's access tokens (in a running server within 5 s).
+    RevokeTokens {
+        #[command(flatten)]
+        common: Common,
+        /// The merchant's imp_code.
+        #[arg(long)]
+        merchant: String,
     },
 }
 
@@ -265,12 +292,17 @@ fn init_logs() {
 }
 
 impl Common {
+    /// Creates the data dir (owner-only, 0700) when something is about to be written in it:
+    /// the default SQLite file, the server key, the test PG journal.
+    fn ensure_data_dir(&self) -> Result<()> {
+        create_private_dir(&self.data_dir)
+    }
+
     fn database_url(&self) -> Result<String> {
         if let Some(u) = &self.database_url {
             return Ok(u.clone());
         }
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        self.ensure_data_dir()?;
         Ok(format!(
             "sqlite:{}",
             self.data_dir.join("pier.db").display()
@@ -290,9 +322,28 @@ impl Common {
     }
 
     fn config(&self, listen: SocketAddr) -> Result<Config> {
-        let mut cfg = Config::new(listen, self.database_url()?, self.server_key()?);
-        cfg.testpg_journal = Some(self.data_dir.join("testpg-journal.jsonl"));
-        Ok(cfg)
+        Config::new(listen, self.database_url()?, self.server_key()?)
+    }
+}
+
+/// Creates `dir` and its missing parents as 0700 (owner-only from creation).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Every file and directory this process creates is owner-only (0600 / 0700) from creation,
+/// including the ones SQLite creates itself (the database, -wal, -shm, -journal): the database
+/// holds card and personal data and the key directory the server key.
+fn restrict_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file-mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 
@@ -301,18 +352,30 @@ fn load_or_create_key(path: &Path) -> Result<String> {
         return Ok(k);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
     let text = hex::encode(key);
-    std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    // 0600 from creation (never readable by others, not even between write and chmod), and
+    // create_new so two processes starting at once cannot overwrite each other's key.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
-    Ok(text)
 }
 
 async fn engine_for(common: &Common) -> Result<Arc<pier_server::engine::Engine>> {
@@ -324,6 +387,7 @@ async fn engine_for(common: &Common) -> Result<Arc<pier_server::engine::Engine>>
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    restrict_umask();
     let cli = Cli::parse();
     init_logs();
     match cli.cmd {
@@ -394,6 +458,29 @@ async fn main() -> Result<()> {
             println!(
                 "  signing secret: {secret}  (shown once; the previous secret no longer verifies)"
             );
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd: MerchantCmd::RotateSecret { common, merchant },
+        } => {
+            let engine = engine_for(&common).await?;
+            let secret = engine
+                .rotate_secret(&merchant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("imp_secret rotated for {merchant}; its tokens are revoked");
+            println!("  imp_secret: {secret}  (shown once; the previous secret no longer works)");
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd: MerchantCmd::RevokeTokens { common, merchant },
+        } => {
+            let engine = engine_for(&common).await?;
+            let n = engine
+                .revoke_tokens(&merchant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {n} access token(s) of {merchant}");
             Ok(())
         }
         Cmd::Channel {
@@ -471,6 +558,10 @@ async fn main() -> Result<()> {
 
 async fn serve(a: ServeArgs) -> Result<()> {
     let mut cfg = a.common.config(a.listen)?;
+    // The test PG journal is the one file `serve` always keeps in the data dir, so the dir is
+    // made here (a PostgreSQL URL with --server-key needs nothing else from it).
+    a.common.ensure_data_dir()?;
+    cfg.testpg_journal = Some(a.common.data_dir.join("testpg-journal.jsonl"));
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;
@@ -478,6 +569,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
     cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
     cfg.webhook_allow_private = a.webhook_allow_private;
     cfg.create_demo = !a.no_demo;
+    if let Some(v) = a.checkout_ttl_secs {
+        cfg.checkout_ttl_secs = v;
+    }
+    if let Some(d) = a.checkout_retention_days {
+        cfg.checkout_retention_secs = d * 86_400;
+    }
+    if let Some(d) = a.webhook_log_retention_days {
+        cfg.webhook_log_retention_secs = d * 86_400;
+    }
     cfg.demo = DemoCredentials {
         imp_code: a.demo_imp_code,
         imp_key: a.demo_imp_key,
