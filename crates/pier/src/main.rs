@@ -322,7 +322,11 @@ impl Common {
     }
 
     fn config(&self, listen: SocketAddr) -> Result<Config> {
-        Config::new(listen, self.database_url()?, self.server_key()?)
+        Ok(Config::new(
+            listen,
+            self.database_url()?,
+            self.server_key()?,
+        ))
     }
 }
 
