@@ -272,3 +272,35 @@ async fn retention_expires_abandoned_windows_and_deletes_old_rows() {
     assert_eq!(r.windows_deleted, 1, "{r:?}");
     assert!(table_text(&t, "checkout_sessions").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_secret_hashed_before_the_upgrade_still_works_until_rotated() {
+    let t = TestPier::start().await;
+    // The pre-HKDF form: HMAC-SHA256 under the server key itself (the harness key is [7; 32]).
+    let legacy = hex::encode(pier_server::keys::hmac_sha256(
+        &[7u8; 32],
+        DEMO_SECRET.as_bytes(),
+    ));
+    exec(
+        &t,
+        &format!("UPDATE merchants SET secret_hash = '{legacy}' WHERE imp_code = '{DEMO_CODE}'"),
+    )
+    .await;
+    // A fresh server, so no cached merchant row hides the legacy hash.
+    let t = t.restart(Opts::default(), |_| {}).await;
+    let token = t.token().await;
+    assert_eq!(call_with(&t, &token).await, 200);
+    assert_eq!(
+        get_token_status(&t, DEMO_KEY, "wrong-secret-0123456789").await,
+        401
+    );
+    let rows = table_text(&t, "merchants").await;
+    assert!(
+        rows.iter().any(|r| r.contains(&legacy)),
+        "still the legacy hash: {rows:?}"
+    );
+    // Rotation moves it to the v1 form.
+    let new_secret = t.pier.engine.rotate_secret(DEMO_CODE).await.unwrap();
+    assert_eq!(get_token_status(&t, DEMO_KEY, DEMO_SECRET).await, 401);
+    assert_eq!(get_token_status(&t, DEMO_KEY, &new_secret).await, 200);
+}
