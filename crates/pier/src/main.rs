@@ -340,6 +340,44 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
+/// Pier's own files in the data dir left readable by others by an older version are made
+/// owner-only (0600); a data dir open to others only gets a warning (it may be a shared dir).
+fn tighten_existing(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        const OURS: &[&str] = &[
+            "server.key",
+            "pier.db",
+            "pier.db-wal",
+            "pier.db-shm",
+            "pier.db-journal",
+            "testpg-journal.jsonl",
+        ];
+        if let Ok(m) = std::fs::metadata(dir) {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), "the data dir is open to other users; chmod 700 it");
+            }
+        }
+        for name in OURS {
+            let p = dir.join(name);
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+                match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => {
+                        tracing::warn!(file = %p.display(), "was readable by others; now 0600")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "could not make it 0600")
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every file and directory this process creates is owner-only (0600 / 0700) from creation,
 /// including the ones SQLite creates itself (the database, -wal, -shm, -journal): the database
 /// holds card and personal data and the key directory the server key.
@@ -565,6 +603,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     // The test PG journal is the one file `serve` always keeps in the data dir, so the dir is
     // made here (a PostgreSQL URL with --server-key needs nothing else from it).
     a.common.ensure_data_dir()?;
+    tighten_existing(&a.common.data_dir);
     cfg.testpg_journal = Some(a.common.data_dir.join("testpg-journal.jsonl"));
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);

@@ -143,6 +143,24 @@ fn the_data_dir_is_0700_and_every_file_in_it_0600() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn files_left_readable_by_an_older_version_are_made_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("server.key");
+    std::fs::write(&key, "cd".repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = free_port();
+    let (_p, _) = serve(
+        dir.path(),
+        port,
+        &[("PIER_DATA_DIR", dir.path().display().to_string())],
+    );
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&dir.path().join("pier.db")), 0o600);
+}
+
 /// The test PostgreSQL from `PIER_TEST_DATABASE_URL`, in a fresh schema.
 fn pg_url() -> Option<String> {
     let base = std::env::var("PIER_TEST_DATABASE_URL").ok()?;
