@@ -204,6 +204,14 @@ async fn retention_expires_abandoned_windows_and_deletes_old_rows() {
     let token = t.token().await;
     let opened = open_window(&t, "abandoned_1").await;
     let imp_uid = opened["imp_uid"].as_str().unwrap().to_owned();
+    // A second window whose PG call is under way (its outcome is the reconciler's).
+    let busy = open_window(&t, "in_flight_1").await;
+    let busy_uid = busy["imp_uid"].as_str().unwrap().to_owned();
+    exec(
+        &t,
+        &format!("UPDATE payments SET pg_state = 'in_flight' WHERE imp_uid = '{busy_uid}'"),
+    )
+    .await;
     let paid = t.pay(&token, "paid_1", 1000).await;
     let now = t.pier.engine.now();
     // Old webhook history: a delivered and a dead event, a pending one (never deleted), and a
@@ -258,6 +266,12 @@ async fn retention_expires_abandoned_windows_and_deletes_old_rows() {
         )
         .await;
     assert_eq!(q["response"]["status"], "paid");
+    // The attempt in flight was not expired by the job (whatever the reconciler made of it).
+    let (_, b) = t.get(&format!("/payments/{busy_uid}"), &token).await;
+    assert_ne!(
+        b["response"]["fail_reason"], "결제 가능 시간이 지났습니다. (the window expired)",
+        "{b}"
+    );
     assert_eq!(
         retention_pass(&t.pier.engine)
             .await
@@ -265,11 +279,11 @@ async fn retention_expires_abandoned_windows_and_deletes_old_rows() {
             .windows_expired,
         0
     );
-    // The window is kept 7 days after it expired, then deleted.
-    assert_eq!(table_text(&t, "checkout_sessions").await.len(), 1);
+    // The windows are kept 7 days after they expired, then deleted.
+    assert_eq!(table_text(&t, "checkout_sessions").await.len(), 2);
     t.clock.advance(7 * 86_400);
     let r = retention_pass(&t.pier.engine).await.unwrap();
-    assert_eq!(r.windows_deleted, 1, "{r:?}");
+    assert_eq!(r.windows_deleted, 2, "{r:?}");
     assert!(table_text(&t, "checkout_sessions").await.is_empty());
 }
 
