@@ -207,22 +207,23 @@ impl Engine {
             .current
             .get(imp_key)
             .map(|e| e.clone())
-            .filter(|(t, _, at)| t.expired_at > now && at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(t, raw, _)| (t, raw));
+            .filter(|(t, _, at)| t.expired_at > now && at.elapsed() < TOKEN_CACHE_TTL);
+        // `checked`: when the database last confirmed the token, which the memory copies below
+        // keep, so that serving from memory never extends how long a revoked token works.
         let current = match cached {
             Some(c) => Some(c),
             None => self.store.current_token(imp_key, now).await?.map(|t| {
                 let raw = self.auth.mint(&t.nonce);
-                (t, raw)
+                (t, raw, Instant::now())
             }),
         };
-        let (token, raw) = match current {
-            Some((mut t, raw)) => {
+        let (token, raw, checked) = match current {
+            Some((mut t, raw, checked)) => {
                 if t.expired_at - now <= EXTEND_WINDOW_SECS {
                     t.expired_at += EXTEND_BY_SECS;
                     self.store.extend_token(&t.token_hash, t.expired_at).await?;
                 }
-                (t, raw)
+                (t, raw, checked)
             }
             None => {
                 // 128 random bits; the token is minted from them under a key the database
@@ -238,13 +239,12 @@ impl Engine {
                     created_at: now,
                 };
                 self.store.insert_token(&t).await?;
-                (t, raw)
+                (t, raw, Instant::now())
             }
         };
         if self.auth.current.len() > CACHE_MAX {
             self.auth.current.clear();
         }
-        let checked = Instant::now();
         self.auth
             .current
             .insert(imp_key.to_owned(), (token.clone(), raw.clone(), checked));
