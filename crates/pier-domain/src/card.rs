@@ -38,14 +38,16 @@ impl CardNumber {
         &self.0[..6]
     }
 
-    /// The Korean masking: digits 9 to 12 hidden (`53611234****1234`); for shorter numbers the
-    /// digits from the ninth up to the last four are hidden.
+    /// The Korean masking of 16-digit numbers as i'mport shows them: digits 9 to 12 hidden
+    /// (`53611234****1234`). Shorter numbers (15-digit AMEX, 14-digit Diners) show at most the
+    /// first 6 and last 4 digits (PCI DSS 3.4.1): showing 8 + 4 of 15 would leave 3 unknown.
     pub fn masked(&self) -> String {
         let d = &self.0;
         let hide_to = d.len() - 4;
+        let show = if d.len() >= 16 { 8 } else { 6 };
         let mut out = String::with_capacity(d.len());
-        out.push_str(&d[..8]);
-        for _ in 8..hide_to {
+        out.push_str(&d[..show]);
+        for _ in show..hide_to {
             out.push('*');
         }
         out.push_str(&d[hide_to..]);
@@ -191,7 +193,11 @@ mod tests {
         assert_eq!(format!("{c:?}"), "CardNumber(53611234****1234)");
         assert_eq!(
             CardNumber::parse("376012345678901").unwrap().masked(),
-            "37601234***8901"
+            "376012*****8901"
+        );
+        assert_eq!(
+            CardNumber::parse("36123456789012").unwrap().masked(),
+            "361234****9012"
         );
         assert!(CardNumber::parse("1234").is_err());
         assert!(CardNumber::parse("1234-5678-9012-345a").is_err());
@@ -268,8 +274,10 @@ mod tests {
             let c = CardNumber::parse(&d).unwrap();
             let m = c.masked();
             prop_assert_eq!(m.len(), d.len());
-            prop_assert_eq!(&m[..8], &d[..8]);
-            prop_assert!(m[8..d.len()-4].chars().all(|c| c == '*'));
+            let show = if d.len() == 16 { 8 } else { 6 };
+            prop_assert_eq!(&m[..show], &d[..show]);
+            prop_assert!(m[show..d.len()-4].chars().all(|c| c == '*'));
+            prop_assert_eq!(&m[d.len()-4..], &d[d.len()-4..]);
         }
     }
 }

@@ -40,10 +40,8 @@ pub async fn build_engine(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", cfg.listen));
-    let mut pg_cfg = pier_pg::testpg::EngineConfig::new(
-        derive_key(&cfg.server_key, b"pier testpg card data"),
-        base_url,
-    );
+    let mut pg_cfg =
+        pier_pg::testpg::EngineConfig::new(crate::keys::testpg_card_key(&cfg.server_key), base_url);
     if let Some(j) = &cfg.testpg_journal {
         pg_cfg = pg_cfg.with_journal(j.clone());
     }
@@ -110,6 +108,11 @@ impl Pier {
                 engine.clone(),
                 stop_rx.clone(),
             )));
+            // Secrets and retention: abandoned windows, expired tokens, old history.
+            jobs.push(tokio::spawn(crate::jobs::retention::retention(
+                engine.clone(),
+                stop_rx.clone(),
+            )));
             // Its first pass is the crash recovery of a previous process's attempts.
             jobs.push(tokio::spawn(crate::jobs::reconciler(
                 engine.clone(),
@@ -164,10 +167,8 @@ impl Pier {
     }
 }
 
-/// A key for one purpose, derived from the server key (HMAC-SHA256 as a KDF).
+/// A key for one of the legacy purposes (HMAC-SHA256 as a KDF); new purposes use
+/// `crate::keys::derive` (HKDF). Every derivation is listed in `crate::keys`.
 pub fn derive_key(server_key: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(server_key).expect("any key length");
-    mac.update(purpose);
-    mac.finalize().into_bytes().into()
+    crate::keys::legacy_hmac_kdf(server_key, purpose)
 }

@@ -52,6 +52,18 @@ pub struct Config {
     /// Webhooks: most of the `webhook_concurrency` slots one merchant's deliveries take at once,
     /// so one merchant's hanging targets cannot stall every other merchant's webhooks.
     pub webhook_merchant_concurrency: usize,
+    // --- Secrets and retention (docs/security/secrets.md) ---
+    /// How long an opened payment window may take; past it the retention job fails its
+    /// attempt if it never reached the PG.
+    pub checkout_ttl_secs: i64,
+    /// Windows are deleted this long after they expired.
+    pub checkout_retention_secs: i64,
+    /// Delivered/dead webhook events and delivery log rows are deleted this long after they
+    /// were written.
+    pub webhook_log_retention_secs: i64,
+    /// How often the retention job runs, and the rows one statement of it touches at most.
+    pub retention_interval: Duration,
+    pub retention_batch: i64,
 }
 
 /// Default retry delays of webhooks: 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h (10 attempts in all,
@@ -95,6 +107,15 @@ impl Config {
             // leaves 12 slots to the others (and 4 at a time drains a healthy merchant's
             // backlog at ~4 × 1/latency per second).
             webhook_merchant_concurrency: 4,
+            // Secrets and retention: a window 30 minutes (as i'mport's), kept 7 days after it
+            // expired (support questions about a buyer's attempt come within days); webhook
+            // history 90 days (the merchant's dashboard history); expired tokens go at the next
+            // pass. A pass every 5 minutes in batches of 500 rows keeps each statement short.
+            checkout_ttl_secs: 30 * 60,
+            checkout_retention_secs: 7 * 24 * 3600,
+            webhook_log_retention_secs: 90 * 24 * 3600,
+            retention_interval: Duration::from_secs(300),
+            retention_batch: 500,
         }
     }
 }

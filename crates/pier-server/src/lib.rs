@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod outbound;
 
 pub use app::Pier;

@@ -46,6 +46,7 @@ mod pg_reads;
 mod prepare;
 mod reconcile;
 mod refunds;
+mod retention;
 mod schedules;
 mod vbanks;
 mod webhooks;
@@ -61,6 +62,7 @@ pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
+pub use retention::RetentionStore;
 pub use schedules::{Schedule, ScheduleFinish, ScheduleOutcome, ScheduleQuery, ScheduleStore};
 pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
@@ -78,6 +80,7 @@ pub trait Store:
     + ScheduleStore
     + CheckoutStore
     + ReconcileStore
+    + RetentionStore
 {
 }
 
@@ -93,5 +96,6 @@ impl<T> Store for T where
         + ScheduleStore
         + CheckoutStore
         + ReconcileStore
+        + RetentionStore
 {
 }

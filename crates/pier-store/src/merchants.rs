@@ -21,20 +21,28 @@ pub trait MerchantStore: Send + Sync {
     async fn insert_token(&self, t: &Token) -> StoreResult<()>;
     /// The newest token of this key still valid at `now`.
     async fn current_token(&self, imp_key: &str, now: i64) -> StoreResult<Option<Token>>;
-    async fn get_token(&self, token: &str) -> StoreResult<Option<Token>>;
+    /// The token stored under this keyed hash.
+    async fn get_token(&self, token_hash: &str) -> StoreResult<Option<Token>>;
     /// Moves a token's expiry forward (never backward).
-    async fn extend_token(&self, token: &str, expired_at: i64) -> StoreResult<()>;
+    async fn extend_token(&self, token_hash: &str, expired_at: i64) -> StoreResult<()>;
     /// Writes the merchant's allowed origins (`None` clears them). `false` if no such merchant.
     /// The engine validates and normalizes the text; the store only writes it.
     async fn set_allowed_origins(&self, imp_code: &str, origins: Option<&str>)
         -> StoreResult<bool>;
+    /// Deletes every token of the merchant; returns how many.
+    async fn revoke_tokens(&self, merchant_id: &str) -> StoreResult<u64>;
+    /// Replaces the merchant's secret hash and deletes its tokens in one transaction; false when
+    /// there is no such merchant.
+    async fn rotate_secret(&self, imp_code: &str, secret_hash: &str) -> StoreResult<bool>;
+    /// Deletes at most `limit` tokens that expired before `before`; returns how many.
+    async fn delete_expired_tokens(&self, before: i64, limit: i64) -> StoreResult<u64>;
 }
 
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
      webhook_secret, allowed_origins, is_demo, created_at";
 pub(crate) const CHANNEL_COLS: &str =
     "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at";
-const TOKEN_COLS: &str = "token, merchant_id, imp_key, expired_at, created_at";
+const TOKEN_COLS: &str = "token_hash, nonce, merchant_id, imp_key, expired_at, created_at";
 
 /// Builds a `Channel` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
 /// `get` for rusqlite), so every read path shares one mapping.
@@ -86,7 +94,8 @@ macro_rules! impl_merchant_store {
 
             fn token(r: &$row) -> sqlx::Result<Token> {
                 Ok(Token {
-                    token: r.try_get("token")?,
+                    token_hash: r.try_get("token_hash")?,
+                    nonce: r.try_get("nonce")?,
                     merchant_id: r.try_get("merchant_id")?,
                     imp_key: r.try_get("imp_key")?,
                     expired_at: r.try_get("expired_at")?,
@@ -221,8 +230,9 @@ macro_rules! impl_merchant_store {
                 }
 
                 async fn insert_token(&self, t: &Token) -> StoreResult<()> {
-                    sqlx::query(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1,$2,$3,$4,$5)"))
-                        .bind(&t.token)
+                    sqlx::query(&format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES ($1,$2,$3,$4,$5,$6)"))
+                        .bind(&t.token_hash)
+                        .bind(&t.nonce)
                         .bind(&t.merchant_id)
                         .bind(&t.imp_key)
                         .bind(t.expired_at)
@@ -236,7 +246,7 @@ macro_rules! impl_merchant_store {
                 async fn current_token(&self, imp_key: &str, now: i64) -> StoreResult<Option<Token>> {
                     let row = sqlx::query(&format!(
                         "SELECT {TOKEN_COLS} FROM tokens WHERE imp_key = $1 AND expired_at > $2 \
-                         ORDER BY expired_at DESC, token LIMIT 1"
+                         ORDER BY expired_at DESC, token_hash LIMIT 1"
                     ))
                     .bind(imp_key)
                     .bind(now)
@@ -245,17 +255,17 @@ macro_rules! impl_merchant_store {
                     Ok(row.as_ref().map(token).transpose()?)
                 }
 
-                async fn get_token(&self, t: &str) -> StoreResult<Option<Token>> {
-                    let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE token = $1"))
-                        .bind(t)
+                async fn get_token(&self, token_hash: &str) -> StoreResult<Option<Token>> {
+                    let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE token_hash = $1"))
+                        .bind(token_hash)
                         .fetch_optional(&self.pool)
                         .await?;
                     Ok(row.as_ref().map(token).transpose()?)
                 }
 
-                async fn extend_token(&self, t: &str, expired_at: i64) -> StoreResult<()> {
-                    sqlx::query("UPDATE tokens SET expired_at = $2 WHERE token = $1 AND expired_at < $2")
-                        .bind(t)
+                async fn extend_token(&self, token_hash: &str, expired_at: i64) -> StoreResult<()> {
+                    sqlx::query("UPDATE tokens SET expired_at = $2 WHERE token_hash = $1 AND expired_at < $2")
+                        .bind(token_hash)
                         .bind(expired_at)
                         .execute(&self.pool)
                         .await?;
@@ -273,6 +283,44 @@ macro_rules! impl_merchant_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(done.rows_affected() == 1)
+                }
+
+                async fn revoke_tokens(&self, merchant_id: &str) -> StoreResult<u64> {
+                    let r = sqlx::query("DELETE FROM tokens WHERE merchant_id = $1")
+                        .bind(merchant_id)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(r.rows_affected())
+                }
+
+                async fn rotate_secret(&self, imp_code: &str, secret_hash: &str) -> StoreResult<bool> {
+                    let mut tx = self.pool.begin().await?;
+                    let r = sqlx::query("UPDATE merchants SET secret_hash = $2 WHERE imp_code = $1")
+                        .bind(imp_code)
+                        .bind(secret_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    if r.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM tokens WHERE merchant_id = $1")
+                        .bind(imp_code)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn delete_expired_tokens(&self, before: i64, limit: i64) -> StoreResult<u64> {
+                    let r = sqlx::query(
+                        "DELETE FROM tokens WHERE token_hash IN \
+                         (SELECT token_hash FROM tokens WHERE expired_at < $1 LIMIT $2)",
+                    )
+                    .bind(before)
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(r.rows_affected())
                 }
             }
         }

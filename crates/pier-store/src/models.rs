@@ -32,7 +32,10 @@ pub struct Channel {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
-    pub token: String,
+    /// Keyed hash of the token (the token itself is never stored).
+    pub token_hash: String,
+    /// Random value the server mints the token from (useless without the server key).
+    pub nonce: String,
     pub merchant_id: String,
     pub imp_key: String,
     pub expired_at: i64,

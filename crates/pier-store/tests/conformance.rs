@@ -206,17 +206,16 @@ async fn merchants_channels_tokens(s: Arc<dyn Store>) {
     assert_eq!(s.get_channel("c1").await.unwrap().unwrap().mid, "a");
 
     let t = Token {
-        token: "t1".into(),
+        token_hash: "t1".into(),
+        nonce: "n1".into(),
         merchant_id: "imp1".into(),
         imp_key: "key1".into(),
         expired_at: 100,
         created_at: 0,
     };
     s.insert_token(&t).await.unwrap();
-    assert_eq!(
-        s.current_token("key1", 50).await.unwrap().unwrap().token,
-        "t1"
-    );
+    let cur = s.current_token("key1", 50).await.unwrap().unwrap();
+    assert_eq!((cur.token_hash.as_str(), cur.nonce.as_str()), ("t1", "n1"));
     assert!(s.current_token("key1", 100).await.unwrap().is_none());
     s.extend_token("t1", 400).await.unwrap();
     s.extend_token("t1", 200).await.unwrap(); // never backwards
@@ -224,6 +223,60 @@ async fn merchants_channels_tokens(s: Arc<dyn Store>) {
     s.ping().await.unwrap();
 }
 on_both!(merchants_channels_and_tokens, merchants_channels_tokens);
+
+/// Revocation, rotation and expiry of tokens (docs/security/secrets.md).
+async fn tokens_revoked_rotated_and_expired(s: Arc<dyn Store>) {
+    seed(&s).await;
+    let tok = |h: &str, m: &str, k: &str, exp: i64| Token {
+        token_hash: h.into(),
+        nonce: format!("n{h}"),
+        merchant_id: m.into(),
+        imp_key: k.into(),
+        expired_at: exp,
+        created_at: 0,
+    };
+    s.insert_token(&tok("a1", "imp1", "key1", 100))
+        .await
+        .unwrap();
+    s.insert_token(&tok("a2", "imp1", "key1", 200))
+        .await
+        .unwrap();
+    s.insert_token(&tok("b1", "imp2", "key2", 100))
+        .await
+        .unwrap();
+    // Revoking imp1 leaves imp2's token alone.
+    assert_eq!(s.revoke_tokens("imp1").await.unwrap(), 2);
+    assert!(s.get_token("a1").await.unwrap().is_none());
+    assert!(s.current_token("key1", 0).await.unwrap().is_none());
+    assert!(s.get_token("b1").await.unwrap().is_some());
+    // Rotation replaces the hash and deletes the merchant's tokens together.
+    s.insert_token(&tok("a3", "imp1", "key1", 300))
+        .await
+        .unwrap();
+    assert!(s.rotate_secret("imp1", "v1$new").await.unwrap());
+    assert_eq!(
+        s.get_merchant("imp1").await.unwrap().unwrap().secret_hash,
+        "v1$new"
+    );
+    assert!(s.get_token("a3").await.unwrap().is_none());
+    assert!(s.get_token("b1").await.unwrap().is_some());
+    assert!(!s.rotate_secret("nobody", "v1$x").await.unwrap());
+    // Expiry deletes in bounded batches, only what expired before the cut.
+    for i in 0..5 {
+        s.insert_token(&tok(&format!("e{i}"), "imp2", "key2", 10 + i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.delete_expired_tokens(13, 2).await.unwrap(), 2);
+    assert_eq!(s.delete_expired_tokens(13, 2).await.unwrap(), 1);
+    assert_eq!(s.delete_expired_tokens(13, 2).await.unwrap(), 0);
+    assert!(s.get_token("e3").await.unwrap().is_some());
+    assert!(s.get_token("b1").await.unwrap().is_some());
+}
+on_both!(
+    tokens_revocation_rotation_expiry,
+    tokens_revoked_rotated_and_expired
+);
 
 async fn payments_guard_and_settle(s: Arc<dyn Store>) {
     seed(&s).await;

@@ -244,6 +244,16 @@ struct ServeArgs {
     /// Do not create the demo merchant on a fresh database.
     #[arg(long)]
     no_demo: bool,
+    /// How long a payment window may take before its unsent attempt fails, in seconds
+    /// (default 1800).
+    #[arg(long, env = "PIER_CHECKOUT_TTL_SECS", value_parser = clap::value_parser!(i64).range(60..=86_400))]
+    checkout_ttl_secs: Option<i64>,
+    /// How long expired payment windows are kept, in days (default 7).
+    #[arg(long, env = "PIER_CHECKOUT_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    checkout_retention_days: Option<i64>,
+    /// How long delivered/dead webhook events and delivery logs are kept, in days (default 90).
+    #[arg(long, env = "PIER_WEBHOOK_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
+    webhook_log_retention_days: Option<i64>,
 }
 
 impl ServeArgs {
@@ -295,6 +305,23 @@ enum MerchantCmd {
         #[arg(long)]
         origins: String,
     },
+    /// Give the merchant a new imp_secret (printed once); the old secret and all of the
+    /// merchant's access tokens stop working (in a running server within 10 s).
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        /// The merchant's imp_code.
+        #[arg(long)]
+        merchant: String,
+    },
+    /// Revoke all of the merchant's access tokens (in a running server within 5 s).
+    RevokeTokens {
+        #[command(flatten)]
+        common: Common,
+        /// The merchant's imp_code.
+        #[arg(long)]
+        merchant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -325,11 +352,17 @@ enum ChannelCmd {
 }
 
 impl Common {
+    /// Creates the data dir (owner-only, 0700) when something is about to be written in it:
+    /// the default SQLite file, the server key, the test PG journal.
+    fn ensure_data_dir(&self) -> Result<()> {
+        create_private_dir(&self.data_dir)
+    }
+
     fn database_url(&self) -> Result<String> {
         if let Some(u) = &self.database_url {
             return Ok(u.clone());
         }
-        create_private_dir(&self.data_dir)?;
+        self.ensure_data_dir()?;
         Ok(format!(
             "sqlite:{}",
             self.data_dir.join("pier.db").display()
@@ -379,11 +412,60 @@ impl Common {
     }
 
     fn config(&self, listen: SocketAddr) -> Result<Config> {
-        let mut cfg = Config::new(listen, self.database_url()?, self.server_key()?);
-        // The test PG's journal lives in the data dir even when the database does not.
-        create_private_dir(&self.data_dir)?;
-        cfg.testpg_journal = Some(self.data_dir.join("testpg-journal.jsonl"));
-        Ok(cfg)
+        Ok(Config::new(
+            listen,
+            self.database_url()?,
+            self.server_key()?,
+        ))
+    }
+}
+
+/// Pier's own files in the data dir left readable by others by an older version are made
+/// owner-only (0600); a data dir open to others only gets a warning (it may be a shared dir).
+fn tighten_existing(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        const OURS: &[&str] = &[
+            "server.key",
+            "pier.db",
+            "pier.db-wal",
+            "pier.db-shm",
+            "pier.db-journal",
+            "testpg-journal.jsonl",
+        ];
+        if let Ok(m) = std::fs::metadata(dir) {
+            if m.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), "the data dir is open to other users; chmod 700 it");
+            }
+        }
+        for name in OURS {
+            let p = dir.join(name);
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+                match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => {
+                        tracing::warn!(file = %p.display(), "was readable by others; now 0600")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "could not make it 0600")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every file and directory this process creates is owner-only (0600 / 0700) from creation,
+/// including the ones SQLite creates itself (the database, -wal, -shm, -journal): the database
+/// holds card and personal data and the key directory the server key.
+fn restrict_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets this process's file-mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 
@@ -397,13 +479,25 @@ fn load_or_create_key(path: &Path) -> Result<String> {
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
     let text = hex::encode(key);
-    std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    // 0600 from creation (never readable by others, not even between write and chmod), and
+    // create_new so two processes starting at once cannot overwrite each other's key.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
     }
-    Ok(text)
 }
 
 /// Creates the data dir owner-only (0700): it holds the database and the server key.
@@ -453,6 +547,7 @@ async fn engine_on(common: &Common, create: bool) -> Result<Arc<pier_server::eng
 /// backtrace, whatever `RUST_BACKTRACE` says; the exit status is 1 (2 for usage errors).
 fn main() -> std::process::ExitCode {
     use std::process::ExitCode;
+    restrict_umask();
     let parsed = match cli_config::parse(Cli::command(), std::env::args_os().collect()) {
         Ok(p) => p,
         Err(e) => {
@@ -634,6 +729,29 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
             }
             Ok(())
         }
+        Cmd::Merchant {
+            cmd: MerchantCmd::RotateSecret { common, merchant },
+        } => {
+            let engine = engine_for(&common).await?;
+            let secret = engine
+                .rotate_secret(&merchant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("imp_secret rotated for {merchant}; its tokens are revoked");
+            println!("  imp_secret: {secret}  (shown once; the previous secret no longer works)");
+            Ok(())
+        }
+        Cmd::Merchant {
+            cmd: MerchantCmd::RevokeTokens { common, merchant },
+        } => {
+            let engine = engine_for(&common).await?;
+            let n = engine
+                .revoke_tokens(&merchant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {n} access token(s) of {merchant}");
+            Ok(())
+        }
         Cmd::Channel {
             cmd:
                 ChannelCmd::Add {
@@ -721,12 +839,26 @@ async fn serve(a: ServeArgs) -> Result<()> {
     };
     let mut cfg = a.common.config(a.listen)?;
     cfg.webhook_allow_private = a.allow_private();
+    // The test PG journal is the one file `serve` always keeps in the data dir, so the dir is
+    // made here (a PostgreSQL URL with --server-key needs nothing else from it).
+    a.common.ensure_data_dir()?;
+    tighten_existing(&a.common.data_dir);
+    cfg.testpg_journal = Some(a.common.data_dir.join("testpg-journal.jsonl"));
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;
     cfg.schedule_lease_secs = a.schedule_lease_secs;
     cfg.jobs_poll_interval = Duration::from_millis(a.jobs_poll_ms);
     cfg.create_demo = !a.no_demo;
+    if let Some(v) = a.checkout_ttl_secs {
+        cfg.checkout_ttl_secs = v;
+    }
+    if let Some(d) = a.checkout_retention_days {
+        cfg.checkout_retention_secs = d * 86_400;
+    }
+    if let Some(d) = a.webhook_log_retention_days {
+        cfg.webhook_log_retention_secs = d * 86_400;
+    }
     cfg.demo = DemoCredentials {
         imp_code: a.demo_imp_code,
         imp_key: a.demo_imp_key,

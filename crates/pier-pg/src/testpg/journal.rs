@@ -44,11 +44,12 @@ impl Journal {
         key_check: String,
         check_key: impl Fn(&str) -> bool,
     ) -> io::Result<(Self, State)> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).read(true).append(true);
+        // Owner-only from creation: the journal holds sealed card data and billing keys.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(path)?;
         let len = file.metadata()?.len();
         let mut state = State::default();
         if len == 0 {

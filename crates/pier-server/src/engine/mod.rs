@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod reconcile;
 pub mod refunds;
 pub mod schedules;
+pub mod secrets;
 pub mod vbanks;
 pub mod webhooks;
 pub mod window;

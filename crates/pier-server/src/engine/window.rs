@@ -53,8 +53,9 @@ pub mod codes {
 }
 
 pub const MSG_USER_CANCEL: &str = "사용자가 결제를 취소하였습니다";
-/// How long an opened window may take.
-pub const WINDOW_TTL_SECS: i64 = 30 * 60;
+/// Fail reason of a window attempt that ran past its expiry (`Config::checkout_ttl_secs`), in
+/// the window or by the retention job.
+pub const MSG_WINDOW_EXPIRED: &str = "결제 가능 시간이 지났습니다. (the window expired)";
 /// `confirm_url` deadline (spec §5.4).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PAY_METHODS: &[&str] = &["card", "trans", "phone", "vbank"];
@@ -299,7 +300,7 @@ impl Engine {
             state: "open".into(),
             result: None,
             created_at: now,
-            expires_at: now + WINDOW_TTL_SECS,
+            expires_at: now + self.cfg.checkout_ttl_secs,
             updated_at: now,
         };
         self.store
@@ -434,7 +435,7 @@ impl Engine {
             );
         };
         if now > c.expires_at {
-            let msg = "결제 가능 시간이 지났습니다. (the window expired)";
+            let msg = MSG_WINDOW_EXPIRED;
             return Ok(
                 match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
                     Some(p) => result_of(&p, Some((codes::SESSION_EXPIRED, msg))),

@@ -8,6 +8,7 @@ pub use reconcile::{reconciler, RECONCILE_INTERVAL};
 mod refunds;
 
 pub use refunds::{cancel_retry, vbank_deposits};
+pub mod retention;
 pub mod scheduler;
 pub mod webhooks;
 

@@ -10,6 +10,7 @@ mod refunds;
 mod schedules;
 mod security;
 mod security_origins;
+mod security_secrets;
 mod security_ssrf;
 mod subscribe;
 mod vbanks;
