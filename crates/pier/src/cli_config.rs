@@ -152,7 +152,15 @@ pub fn file_args(
     for (key, value) in &table {
         let arg = sub
             .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()) && a.get_id() != CONFIG_ARG)
+            .find(|a| {
+                // A flag's old names (its long aliases, e.g. `webhook-allow-private`) work in
+                // the file as on the command line.
+                let named = a.get_long() == Some(key.as_str())
+                    || a
+                        .get_all_aliases()
+                        .is_some_and(|names| names.contains(&key.as_str()));
+                named && a.get_id() != CONFIG_ARG
+            })
             .ok_or_else(|| {
                 anyhow!(
                     "config file {}: unknown key `{key}` (keys are the long flag names of `pier {}`, e.g. `listen`, `database-url`; see `pier {} --help`)",
@@ -374,6 +382,7 @@ mod tests {
                 for c in [
                     "7",
                     "\"7\"",
+                    "600",
                     "\"127.0.0.1\"",
                     "\"127.0.0.1:9\"",
                     "\"127.0.0.1/32\"",
@@ -448,6 +457,8 @@ mod tests {
             e.contains("`webhook-allow-private` must be true or false"),
             "{e}"
         );
+        // The flag's old name (now an alias of --outbound-allow-private) is still a key.
+        assert!(run("webhook-allow-private = true\n").is_ok());
         let e = format!("{:#}", run("listen = \"nowhere\"\n").unwrap_err());
         assert!(e.contains("config file") && e.contains("nowhere"), "{e}");
         let e = format!("{:#}", run("listen = [1, \n").unwrap_err());
