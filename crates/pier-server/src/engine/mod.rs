@@ -107,11 +107,14 @@ pub struct Engine {
     pub(crate) auth: auth::AuthState,
     /// The in-process test PG, for simulated deposits (set once at start-up).
     pub testpg: std::sync::OnceLock<pier_pg::testpg::Engine>,
+    /// Limits of the anonymous endpoints (edge/).
+    pub anon: crate::edge::AnonLimits,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, pgs: PgRegistry, cfg: Config) -> Self {
         let auth = auth::AuthState::new(&cfg);
+        let anon = crate::edge::AnonLimits::new(&cfg);
         Self {
             store,
             clock,
@@ -119,6 +122,7 @@ impl Engine {
             cfg,
             auth,
             testpg: std::sync::OnceLock::new(),
+            anon,
         }
     }
 

@@ -9,6 +9,7 @@ mod reconcile;
 mod refunds;
 mod schedules;
 mod security;
+mod security_edge;
 mod subscribe;
 mod vbanks;
 mod webhooks;
