@@ -369,3 +369,53 @@ async fn test_pg_pages_run_inside_the_api_middleware_and_limits() {
     let res = client_from("127.0.0.8").get(&page).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn shutdown_still_finishes_in_flight_requests_and_does_not_wait_for_idle_ones() {
+    let t = TestPier::start().await;
+    // An idle keep-alive connection in the client's pool.
+    let (s, _) = t.send(t.http.get(t.url("/healthz"))).await;
+    assert_eq!(s, 200);
+    // A request in flight: headers sent, half of the body.
+    let body = json!({"imp_key": DEMO_KEY, "imp_secret": DEMO_SECRET}).to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut slow = tokio::net::TcpStream::connect(t.pier.addr).await.unwrap();
+    let head = format!(
+        "POST /users/getToken HTTP/1.1\r\nHost: pier\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let TestPier { pier, .. } = t;
+    let shutdown = tokio::spawn(pier.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!shutdown.is_finished(), "shutdown waits for the request");
+    slow.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut answer))
+        .await
+        .expect("the connection closes after its answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("access_token"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(15), shutdown)
+        .await
+        .expect("shutdown ends (the idle connection does not hold it)")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let t = TestPier::start_cfg(Opts::default(), |c| {
+        c.header_read_timeout = Duration::from_secs(60);
+        c.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(t.pier.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: pier\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer arrives, then (keep-alive, nothing more sent) the close: a liveness bound.
+    assert!(closed_within(&mut conn, Duration::from_secs(15)).await);
+}
