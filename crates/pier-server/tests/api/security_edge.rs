@@ -164,8 +164,8 @@ async fn prepare_flood_is_answered_429_while_other_addresses_get_through() {
             other => panic!("unexpected {other}: {b}"),
         }
     }
-    // The burst and at most a refill or two while the loop ran.
-    assert!((5..=8).contains(&ok), "{ok} went through");
+    // The burst, plus a refill per second the loop ran (well under a second unloaded).
+    assert!((5..=10).contains(&ok), "{ok} went through");
     let b = limited.expect("the flood was refused");
     assert_eq!(b["code"], -1, "{b}");
     assert!(b["message"].as_str().unwrap().contains("too many"), "{b}");
