@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 /// A running Pier.
 pub struct Pier {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub engine: Arc<Engine>,
     /// Set when this start created the demo merchant.
     pub demo: Option<Credentials>,
@@ -123,26 +125,43 @@ impl Pier {
         let pg_windows = pier_pg::testpg::window::router(testpg.clone()).layer(
             axum::middleware::from_fn_with_state(engine.clone(), http::checkout::pg_window_headers),
         );
-        let app = http::router(engine.clone()).merge(pg_windows);
+        let app = http::router(engine.clone(), pg_windows);
         let app = tower::Layer::layer(
             &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
             app,
         );
-        let mut srx = stop_rx.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(app),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = srx.wait_for(|v| *v).await;
-            })
-            .await
-        });
+        let limits = crate::edge::serve::ConnLimits {
+            header_read_timeout: engine.cfg.header_read_timeout,
+            idle_timeout: engine.cfg.idle_timeout,
+            max_connections: engine.cfg.max_connections,
+        };
+        // `/metrics` on its own listener when configured (an operator's network, not the public).
+        let mut metrics_addr = None;
+        if let Some(m) = engine.cfg.metrics_listen {
+            let ml = TcpListener::bind(m)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding the metrics listener {m}: {e}"))?;
+            metrics_addr = Some(ml.local_addr().map_err(|e| anyhow::anyhow!(e))?);
+            jobs.push(tokio::spawn({
+                let stop_rx = stop_rx.clone();
+                async move {
+                    let r = crate::edge::serve::serve(ml, http::metrics_router(), limits, stop_rx)
+                        .await;
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "the metrics listener stopped");
+                    }
+                }
+            }));
+        }
+        let server = tokio::spawn(crate::edge::serve::serve(
+            listener,
+            app,
+            limits,
+            stop_rx.clone(),
+        ));
         Ok(Pier {
             addr,
+            metrics_addr,
             engine,
             demo,
             testpg,

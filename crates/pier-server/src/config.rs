@@ -64,6 +64,26 @@ pub struct Config {
     /// How often the retention job runs, and the rows one statement of it touches at most.
     pub retention_interval: Duration,
     pub retention_batch: i64,
+    // --- The network edge (edge/; docs/security/edge.md). ---
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`); empty = none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `POST /checkout/prepare` per client address and per merchant: sustained rate per second
+    /// and burst.
+    pub prepare_per_addr_per_sec: u32,
+    pub prepare_per_addr_burst: u32,
+    pub prepare_per_merchant_per_sec: u32,
+    pub prepare_per_merchant_burst: u32,
+    /// The other anonymous endpoints (windows, returns, cancels, test-PG pages, demo verify)
+    /// per client address: rate per second and burst.
+    pub anon_per_addr_per_sec: u32,
+    pub anon_per_addr_burst: u32,
+    /// Connections: time to send a request's headers, time a connection may sit idle, and how
+    /// many may be open at once.
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Serve `/metrics` on this address instead of the public listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default retry delays of webhooks: 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h (10 attempts in all,
@@ -116,6 +136,30 @@ impl Config {
             webhook_log_retention_secs: 90 * 24 * 3600,
             retention_interval: Duration::from_secs(300),
             retention_batch: 500,
+            // --- The network edge. ---
+            trusted_proxies: Vec::new(),
+            // A person pays about once a minute; a page that retries or a shop's checkout
+            // test may burst. 10/s with a burst of 30 per address is far above any browser
+            // and still caps one address at ~10 payment rows per second (the old flood needed
+            // ~56/s to fill the 100k PG session table in half an hour).
+            prepare_per_addr_per_sec: 10,
+            prepare_per_addr_burst: 30,
+            // A merchant's whole shop behind many addresses: 50/s (180k windows an hour) with a
+            // burst of 100 is above the test merchants' real peaks and bounds what a botnet can
+            // do to one merchant.
+            prepare_per_merchant_per_sec: 50,
+            prepare_per_merchant_burst: 100,
+            // One payment is ~5 of these requests (window, PG page, form post, return, done).
+            anon_per_addr_per_sec: 20,
+            anon_per_addr_burst: 60,
+            // 10 s to send headers is plenty for any real client (they send them in one
+            // packet); slow-loris connections die within 10 s.
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            // 10k connections at ~10-20 KB of buffers each is 100-200 MB; the process needs a
+            // descriptor limit (ulimit -n) above it.
+            max_connections: 10_000,
+            metrics_listen: None,
         }
     }
 }

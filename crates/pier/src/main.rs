@@ -254,6 +254,41 @@ struct ServeArgs {
     /// How long delivered/dead webhook events and delivery logs are kept, in days (default 90).
     #[arg(long, env = "PIER_WEBHOOK_LOG_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=3650))]
     webhook_log_retention_days: Option<i64>,
+    // --- The network edge (docs/security/edge.md has every default). ---
+    /// Reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "PIER_TRUSTED_PROXIES", value_delimiter = ',', num_args = 1.., value_parser = pier_server::edge::parse_cidr)]
+    trusted_proxies: Vec<pier_server::edge::IpNet>,
+    /// Failed getToken attempts per minute per client address, and per (address, imp_key).
+    #[arg(long, env = "PIER_AUTH_FAILURES_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    auth_failures_per_minute: Option<u32>,
+    /// POST /checkout/prepare per client address: requests per second, and burst.
+    #[arg(long, env = "PIER_PREPARE_PER_ADDR_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    prepare_per_addr_per_sec: Option<u32>,
+    #[arg(long, env = "PIER_PREPARE_PER_ADDR_BURST", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    prepare_per_addr_burst: Option<u32>,
+    /// POST /checkout/prepare per merchant: requests per second, and burst.
+    #[arg(long, env = "PIER_PREPARE_PER_MERCHANT_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    prepare_per_merchant_per_sec: Option<u32>,
+    #[arg(long, env = "PIER_PREPARE_PER_MERCHANT_BURST", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    prepare_per_merchant_burst: Option<u32>,
+    /// Other anonymous endpoints (windows, returns, cancels, test-PG pages, demo verify) per
+    /// client address: requests per second, and burst.
+    #[arg(long, env = "PIER_ANON_PER_ADDR_PER_SEC", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    anon_per_addr_per_sec: Option<u32>,
+    #[arg(long, env = "PIER_ANON_PER_ADDR_BURST", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    anon_per_addr_burst: Option<u32>,
+    /// Time a client has to send a request's headers, in ms.
+    #[arg(long, env = "PIER_HEADER_READ_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    header_read_timeout_ms: Option<u64>,
+    /// Time a connection may sit without a request before it is closed, in ms.
+    #[arg(long, env = "PIER_IDLE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    idle_timeout_ms: Option<u64>,
+    /// Connections open at once; past it new ones wait in the kernel's backlog.
+    #[arg(long, env = "PIER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Serve /metrics on this address only (not on the public listener).
+    #[arg(long, env = "PIER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -864,6 +899,42 @@ async fn serve(a: ServeArgs) -> Result<()> {
         imp_key: a.demo_imp_key,
         imp_secret: a.demo_imp_secret,
     };
+    // The network edge: only what was given overrides Config::new's defaults.
+    cfg.trusted_proxies = a.trusted_proxies;
+    let set = |slot: &mut u32, v: Option<u32>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(
+        &mut cfg.auth_failures_per_minute,
+        a.auth_failures_per_minute,
+    );
+    set(
+        &mut cfg.prepare_per_addr_per_sec,
+        a.prepare_per_addr_per_sec,
+    );
+    set(&mut cfg.prepare_per_addr_burst, a.prepare_per_addr_burst);
+    set(
+        &mut cfg.prepare_per_merchant_per_sec,
+        a.prepare_per_merchant_per_sec,
+    );
+    set(
+        &mut cfg.prepare_per_merchant_burst,
+        a.prepare_per_merchant_burst,
+    );
+    set(&mut cfg.anon_per_addr_per_sec, a.anon_per_addr_per_sec);
+    set(&mut cfg.anon_per_addr_burst, a.anon_per_addr_burst);
+    if let Some(ms) = a.header_read_timeout_ms {
+        cfg.header_read_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = a.idle_timeout_ms {
+        cfg.idle_timeout = Duration::from_millis(ms);
+    }
+    if let Some(n) = a.max_connections {
+        cfg.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    cfg.metrics_listen = a.metrics_listen;
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;

@@ -125,6 +125,12 @@ fn no_session() -> PgError {
 
 /// The SMS code "sent" to the buyer of a phone session: derived from the session id, so the test
 /// window can show it and tests can compute it.
+/// Compares a secret (auth token, SMS code) in constant time: the time of a refusal must not
+/// tell how much of a guess was right.
+fn secret_eq(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}
+
 fn sms_code_for(session_id: &str) -> String {
     let digest = Sha256::digest(format!("testpg-sms:{session_id}").as_bytes());
     let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
@@ -329,7 +335,7 @@ impl Engine {
         }
         let expected = sms_code_for(session_id);
         self.authenticate(session_id, PayMethod::Phone, |s| {
-            if sms_code != expected {
+            if !secret_eq(sms_code, &expected) {
                 s.sms_failures += 1;
                 if s.sms_failures >= MAX_SMS_FAILURES {
                     s.state = SessionState::Failed;
@@ -389,10 +395,10 @@ impl Engine {
         }
         let bad_token = || rejected("INVALID_AUTH_TOKEN", "유효하지 않은 인증 토큰입니다.");
         match &s.state {
-            SessionState::Completed { token, outcome } if *token == req.auth_token => {
+            SessionState::Completed { token, outcome } if secret_eq(token, &req.auth_token) => {
                 return outcome.clone().map_err(Fail::Pg);
             }
-            SessionState::Authenticated { token, .. } if *token == req.auth_token => {}
+            SessionState::Authenticated { token, .. } if secret_eq(token, &req.auth_token) => {}
             SessionState::Completed { .. } | SessionState::Authenticated { .. } => {
                 return Err(bad_token().into())
             }

@@ -471,7 +471,12 @@ fn posted(
     f: &HashMap<String, String>,
 ) -> Result<SessionView, Response> {
     let s = session_or_page(st, sid)?;
-    if f.get("csrf").map(String::as_str) != Some(csrf(st, sid).as_str()) {
+    // Constant time: the comparison must not tell how much of a guessed token is right.
+    let sent = f.get("csrf").map(String::as_str).unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        sent.as_bytes(),
+        csrf(st, sid).as_bytes(),
+    )) {
         return Err(html_response(
             StatusCode::FORBIDDEN,
             layout(

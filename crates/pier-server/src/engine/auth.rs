@@ -12,9 +12,12 @@
 
 use super::{Engine, Error, Result};
 use crate::config::Config;
+use crate::edge::buckets::KeyedBuckets;
+use crate::edge::{limit_key, LIMITER_MAX_KEYS};
 use crate::keys::{self, Purpose};
 use dashmap::DashMap;
 use pier_store::{Merchant, Token};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -44,8 +47,13 @@ pub struct AuthState {
     current: DashMap<String, (Token, String, Instant)>,
     /// token → (merchant, expiry, when checked against the database).
     tokens: DashMap<String, (String, i64, Instant)>,
-    failures: DashMap<String, (i64, u32)>,
-    failures_per_minute: u32,
+    /// Failed getToken attempts per (client address, key) and per client address. Never per key
+    /// alone: anyone who knows a key could then lock its merchant out (and behind a proxy
+    /// without `--trusted-proxies` every client shares one address). Token buckets of
+    /// `auth_failures_per_minute` per minute on the engine clock, bounded to
+    /// `LIMITER_MAX_KEYS` keys each (see edge/buckets.rs for the eviction).
+    failures_key: KeyedBuckets<(IpAddr, String)>,
+    failures_addr: KeyedBuckets<IpAddr>,
 }
 
 impl AuthState {
@@ -58,8 +66,18 @@ impl AuthState {
             merchants: DashMap::new(),
             current: DashMap::new(),
             tokens: DashMap::new(),
-            failures: DashMap::new(),
-            failures_per_minute: cfg.auth_failures_per_minute,
+            failures_key: KeyedBuckets::new(
+                cfg.auth_failures_per_minute,
+                60_000,
+                cfg.auth_failures_per_minute,
+                LIMITER_MAX_KEYS,
+            ),
+            failures_addr: KeyedBuckets::new(
+                cfg.auth_failures_per_minute,
+                60_000,
+                cfg.auth_failures_per_minute,
+                LIMITER_MAX_KEYS,
+            ),
         }
     }
 
@@ -107,23 +125,19 @@ impl AuthState {
         self.tokens.clear();
     }
 
-    fn limited(&self, who: &str, now: i64) -> bool {
-        match self.failures.get(who) {
-            Some(e) => e.0 == now / 60 && e.1 >= self.failures_per_minute,
-            None => false,
-        }
+    fn limited(&self, client: IpAddr, imp_key: &str, now_ms: i64) -> bool {
+        let addr = limit_key(client);
+        !self.failures_addr.allows(&addr, now_ms)
+            || !self
+                .failures_key
+                .allows(&(addr, imp_key.to_owned()), now_ms)
     }
 
-    fn note_failure(&self, who: &str, now: i64) {
-        if self.failures.len() > CACHE_MAX {
-            self.failures.clear();
-        }
-        let minute = now / 60;
-        let mut e = self.failures.entry(who.to_owned()).or_insert((minute, 0));
-        if e.0 != minute {
-            *e = (minute, 0);
-        }
-        e.1 += 1;
+    fn note_failure(&self, client: IpAddr, imp_key: &str, now_ms: i64) {
+        let addr = limit_key(client);
+        self.failures_addr.charge(&addr, now_ms);
+        self.failures_key
+            .charge(&(addr, imp_key.to_owned()), now_ms);
     }
 }
 
@@ -163,17 +177,17 @@ impl Engine {
         Ok(m)
     }
 
-    /// `POST /users/getToken`. `client` is the caller's address, for brute-force limits.
+    /// `POST /users/getToken`. `client` is the caller's address (`edge::client_ip`), for the
+    /// brute-force limits.
     pub async fn get_token(
         &self,
         imp_key: &str,
         imp_secret: &str,
-        client: &str,
+        client: IpAddr,
     ) -> Result<IssuedToken> {
         let now = self.now();
-        let key_slot = format!("k:{imp_key}");
-        let ip_slot = format!("a:{client}");
-        if self.auth.limited(&key_slot, now) || self.auth.limited(&ip_slot, now) {
+        let now_ms = now.saturating_mul(1000);
+        if self.auth.limited(client, imp_key, now_ms) {
             return Err(Error::RateLimited(
                 "인증 시도가 너무 많습니다. 잠시 후 다시 시도해주세요. (too many failed attempts)"
                     .into(),
@@ -197,8 +211,7 @@ impl Engine {
             ok = check(&merchant);
         }
         let Some(merchant) = merchant.filter(|_| ok) else {
-            self.auth.note_failure(&key_slot, now);
-            self.auth.note_failure(&ip_slot, now);
+            self.auth.note_failure(client, imp_key, now_ms);
             return Err(Error::Unauthorized);
         };
 

@@ -111,11 +111,14 @@ pub struct Engine {
     pub testpg: std::sync::OnceLock<pier_pg::testpg::Engine>,
     /// The outbound client of confirm_url calls (built on first use).
     pub(crate) confirm_client: std::sync::OnceLock<crate::outbound::Outbound>,
+    /// Limits of the anonymous endpoints (edge/).
+    pub anon: crate::edge::AnonLimits,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, pgs: PgRegistry, cfg: Config) -> Self {
         let auth = auth::AuthState::new(&cfg);
+        let anon = crate::edge::AnonLimits::new(&cfg);
         Self {
             store,
             clock,
@@ -124,6 +127,7 @@ impl Engine {
             auth,
             testpg: std::sync::OnceLock::new(),
             confirm_client: std::sync::OnceLock::new(),
+            anon,
         }
     }
 

@@ -337,7 +337,11 @@ impl Engine {
         if let Some(r) = stored_result(&c) {
             return Ok((c, r));
         }
-        if auth_session_id != c.pg_session_id {
+        // Constant time: the session id is the window's capability.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            auth_session_id.as_bytes(),
+            c.pg_session_id.as_bytes(),
+        )) {
             return Err(Error::Invalid(
                 "auth_session_id does not match this window".into(),
             ));

@@ -3,13 +3,12 @@
 use super::error::{ApiError, ApiResult, Envelope};
 use super::params::Body;
 use super::{AppState, Merchant};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Extension;
 use serde_json::json;
-use std::net::SocketAddr;
 
 pub async fn get_token(
     State(engine): State<AppState>,
@@ -22,7 +21,7 @@ pub async fn get_token(
         return Err(ApiError::bad_request("imp_key and imp_secret are required"));
     };
     let t = engine
-        .get_token(&key, &secret, &client)
+        .get_token(&key, &secret, client)
         .await
         .map_err(|e| match e {
             crate::engine::Error::Unauthorized => ApiError::new(
@@ -35,8 +34,8 @@ pub async fn get_token(
     Ok(Envelope::ok(t))
 }
 
-/// The caller's IP address, when the server knows it.
-pub struct ClientAddr(pub String);
+/// The caller's address (`edge::client_ip`, set by the `edge::client_addr` middleware).
+pub struct ClientAddr(pub std::net::IpAddr);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
@@ -47,9 +46,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+            .get::<crate::edge::ClientIp>()
+            .map(|c| c.0)
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         Ok(ClientAddr(ip))
     }
 }

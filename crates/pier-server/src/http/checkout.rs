@@ -14,6 +14,7 @@
 //! Pages carry a strict Content-Security-Policy (no inline script; `frame-ancestors` = the
 //! merchant's allowed origins) and `Cache-Control: no-store`.
 
+use super::auth::ClientAddr;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use super::subscribe::notice_urls;
@@ -397,7 +398,18 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
     })
 }
 
-pub async fn prepare(State(engine): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn prepare(
+    State(engine): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Each call writes a payment and a checkout row and opens a PG session: limited per client
+    // address first, then per merchant once the request names a valid one.
+    if !engine.anon.prepare_addr_allows(client) {
+        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_addr").increment(1);
+        return crate::edge::too_many("checkout/prepare per address");
+    }
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -425,6 +437,10 @@ pub async fn prepare(State(engine): State<AppState>, headers: HeaderMap, body: B
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if !engine.anon.prepare_merchant_allows(&req.imp_code) {
+        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_merchant").increment(1);
+        return crate::edge::too_many("checkout/prepare per merchant");
+    }
     let mode = req.mode;
     match engine.open_window(req).await {
         Ok(o) => sdk_json_for(

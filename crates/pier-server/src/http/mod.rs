@@ -39,8 +39,9 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// No request may take longer than this end to end.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every route. Authenticated routes sit behind the token check and the idempotency layer.
-pub fn router(state: AppState) -> Router {
+/// Every route, and `pages` (the test PG's window pages) under the same middleware.
+/// Authenticated routes sit behind the token check and the idempotency layer.
+pub fn router(state: AppState, pages: Router) -> Router {
     let authed = Router::new()
         .route("/users/pg", get(auth::list_pg))
         .route("/payments", get(payments::get_many))
@@ -119,7 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 
-    let public = Router::new()
+    let mut public = Router::new()
         .route("/users/getToken", post(auth::get_token))
         .route("/pg/pgsim/notify", post(vbanks::pgsim_notify))
         .route("/cards", get(codes::cards))
@@ -128,13 +129,23 @@ pub fn router(state: AppState) -> Router {
         .route("/banks/{code}", get(codes::bank))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/iamport.js", get(checkout::sdk))
+        // Limited per address and per merchant in the handler (it reads the merchant).
         .route(
             "/checkout/prepare",
             post(checkout::prepare).options(checkout::preflight),
         )
+        .route("/checkout/static/done.js", get(checkout::done_js))
+        .route("/checkout/static/pier.css", get(checkout::css))
+        .route("/demo", get(checkout::demo))
+        .route("/demo/shop.js", get(checkout::demo_js));
+    // With `--metrics-listen`, /metrics is served there only.
+    if state.cfg.metrics_listen.is_none() {
+        public = public.route("/metrics", get(ops::metrics));
+    }
+    // Anonymous endpoints that do work per call: limited per client address.
+    let anonymous = Router::new()
         .route("/checkout/window/{id}", get(checkout::window))
         .route(
             "/checkout/return/{id}",
@@ -144,18 +155,20 @@ pub fn router(state: AppState) -> Router {
             "/checkout/cancel/{id}",
             post(checkout::cancel).options(checkout::preflight),
         )
-        .route("/checkout/static/done.js", get(checkout::done_js))
-        .route("/checkout/static/pier.css", get(checkout::css))
-        .route("/demo", get(checkout::demo))
-        .route("/demo/shop.js", get(checkout::demo_js))
-        .route("/demo/verify", post(checkout::demo_verify));
+        .route("/demo/verify", post(checkout::demo_verify))
+        .route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
+    // The test PG's window pages: the same limit, and below the same stack as the API.
+    let pages = pages.route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
 
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(authed)
         .merge(public)
+        .merge(anonymous)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone())
+        .merge(pages)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(from_fn(track_metrics))
         .layer(from_fn(deadline))
@@ -168,7 +181,16 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        .layer(from_fn_with_state(state, crate::edge::client_addr))
+        .layer(from_fn(crate::edge::response_headers))
+}
+
+/// `/metrics` alone, for `--metrics-listen`.
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .layer(from_fn(crate::edge::response_headers))
 }
 
 async fn not_found() -> ApiError {

@@ -9,6 +9,7 @@ mod reconcile;
 mod refunds;
 mod schedules;
 mod security;
+mod security_edge;
 mod security_origins;
 mod security_secrets;
 mod security_ssrf;
