@@ -355,7 +355,8 @@ fn config_file_precedence_is_flag_then_environment_then_file_then_default() {
     has("jobs-poll-ms = 444  # flag");
     has("pg-deadline-ms = 3333  # environment");
     has("listen = \"127.0.0.1:9999\"  # config file");
-    has("webhook-allow-private = true  # config file");
+    // The file names the flag by its old name; it is an alias of --outbound-allow-private now.
+    has("outbound-allow-private = true  # config file");
     has("schedule-lease-secs = 120  # default");
     has("database-url = \"postgres://pier:<redacted>@db.internal/pier\"  # config file");
     has("# server-key = \"<redacted>\"  # config file");
