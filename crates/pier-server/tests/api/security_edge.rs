@@ -419,3 +419,93 @@ async fn idle_keep_alive_connections_are_closed() {
     // The answer arrives, then (keep-alive, nothing more sent) the close: a liveness bound.
     assert!(closed_within(&mut conn, Duration::from_secs(15)).await);
 }
+
+/// A TCP forwarder on loopback in front of the test PostgreSQL that can be cut: every open
+/// connection through it is dropped and new ones are refused, as when the database host goes away.
+struct CutProxy {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+async fn cut_proxy(target: std::net::SocketAddr) -> CutProxy {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (cut, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut stop = rx.clone();
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|v| *v) => break, // drops the listener: connections refused
+                accepted = listener.accept() => {
+                    let Ok((mut inbound, _)) = accepted else { break };
+                    let mut stop = rx.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = stop.wait_for(|v| *v) => {}
+                        }
+                    });
+                }
+            }
+        }
+    });
+    CutProxy { addr, cut }
+}
+
+/// `/readyz` says the database is unreachable without the driver's text (host, port, OS error):
+/// the detail goes to the log. Needs the test PostgreSQL (`PIER_TEST_DATABASE_URL`, set in CI);
+/// a SQLite file cannot be taken away from a running server.
+#[tokio::test]
+async fn readyz_hides_the_database_error_text() {
+    let Ok(base) = std::env::var("PIER_TEST_DATABASE_URL") else {
+        eprintln!("skipped: PIER_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let mut url = url::Url::parse(&base).unwrap();
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port().unwrap_or(5432);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let schema = format!("t_{}", pier_domain::ids::random_hex(6));
+    let pool = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let proxy = cut_proxy(target).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={schema}"));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = pier_domain::ManualClock::new(Opts::default().start_unix);
+    let pier = start_pier(url.as_str(), dir.path(), &clock, &Opts::default(), |_| {}).await;
+    let ready = format!("{}/readyz", pier.base_url());
+    let res = reqwest::get(&ready).await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    let _ = proxy.cut.send(true);
+    let res = reqwest::get(&ready).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let text = res.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["message"], "database unreachable", "{text}");
+    for leak in [
+        proxy.addr.port().to_string().as_str(),
+        "os error",
+        "communicating",
+        "refused",
+        "127.0.0.1",
+    ] {
+        assert!(!text.contains(leak), "`{leak}` in {text}");
+    }
+    // Shutting down would wait on a pool that can no longer reach its database.
+    drop(pier);
+}
