@@ -75,6 +75,18 @@ fn keyed(merchant_uid: &str, amount: i64, card: &str, pg: &str) -> Value {
            "pg": pg})
 }
 
+/// A `channels` row as text: id, merchant, pg, mid, target, api_base, client_key, sealed secret.
+type ChannelText = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 fn code(b: &Value) -> i64 {
     b["code"].as_i64().unwrap()
 }
@@ -381,16 +393,7 @@ async fn toss_secret_key_is_sealed_in_the_database() {
     let url = t.pier.engine.cfg.database_url.clone();
     let sql = "SELECT id, merchant_id, pg_provider, mid, target, COALESCE(api_base, ''), \
                COALESCE(client_key, ''), COALESCE(secret_sealed, '') FROM channels";
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    )> = if url.starts_with("postgres") {
+    let rows: Vec<ChannelText> = if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
     } else {
