@@ -21,6 +21,8 @@ const CARD_DECLINED: &str = "5570-4200-0000-2112";
 struct TossPier {
     t: TestPier,
     sim: Sim,
+    /// The simulator's base URL.
+    base: String,
     tok: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -64,6 +66,7 @@ async fn start() -> TossPier {
     TossPier {
         t,
         sim,
+        base: format!("http://{addr}"),
         tok,
         _stop: stop,
     }
@@ -164,6 +167,37 @@ async fn toss_onetime_paid_declined_and_looked_up() {
         )
         .await;
     assert_eq!(code(&b), 1, "an unknown MID is refused: {b}");
+
+    // A merchant whose default channel is a Toss channel pays through it without `pg`.
+    let m = t
+        .pier
+        .engine
+        .create_merchant("Toss Only", None, None, None, false)
+        .await
+        .unwrap();
+    let c = t
+        .pier
+        .engine
+        .add_toss_channel(TossChannel {
+            merchant: m.imp_code.clone(),
+            secret_key: SECRET.into(),
+            client_key: CLIENT_KEY.into(),
+            api_base: Some(r.base.clone()),
+            mid: None,
+            is_default: false,
+        })
+        .await
+        .unwrap();
+    assert!(c.is_default, "a merchant's first channel is its default");
+    let other = t.token_for(&m.imp_key, &m.imp_secret).await;
+    let mut body = keyed("toss-default-1", 2_000, CARD_SHINHAN, "");
+    body.as_object_mut().unwrap().remove("pg");
+    let (_, b) = t
+        .post("/subscribe/payments/onetime", Some(&other), body)
+        .await;
+    assert_eq!(b["response"]["status"], "paid", "{b}");
+    assert_eq!(b["response"]["pg_provider"], "tosspayments", "{b}");
+    assert_eq!(b["response"]["pg_id"], c.mid.as_str());
 
     // A decline: code 0, status failed, Toss's message in fail_reason.
     let (s, b) = t
