@@ -26,14 +26,18 @@ pub enum Purpose {
     /// Mints an access token from its stored random nonce, so getToken can answer the same
     /// token again (spec §2.2) without the database holding it.
     TokenMint,
+    /// Seals the secret keys of PG channels Pier calls directly (Toss Payments) in the
+    /// database (AES-256-GCM, engine/channels.rs).
+    ChannelSecret,
 }
 
 impl Purpose {
     /// Every purpose, for tests that check the keys differ.
-    pub const ALL: [Purpose; 3] = [
+    pub const ALL: [Purpose; 4] = [
         Purpose::SecretHashV1,
         Purpose::TokenHash,
         Purpose::TokenMint,
+        Purpose::ChannelSecret,
     ];
 
     fn info(self) -> &'static [u8] {
@@ -41,6 +45,7 @@ impl Purpose {
             Purpose::SecretHashV1 => b"pier/v1/imp-secret-hash",
             Purpose::TokenHash => b"pier/v1/token-hash",
             Purpose::TokenMint => b"pier/v1/token-mint",
+            Purpose::ChannelSecret => b"pier/v1/channel-secret",
         }
     }
 }

@@ -94,7 +94,8 @@ fn charge_context_cols() -> String {
 /// "ch_")` reads them.
 pub(crate) const CHANNEL_AS_CH: &str = "ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, \
      ch.pg_provider AS ch_pg_provider, ch.mid AS ch_mid, ch.is_default AS ch_is_default, \
-     ch.sandbox AS ch_sandbox, ch.target AS ch_target, ch.created_at AS ch_created_at";
+     ch.sandbox AS ch_sandbox, ch.target AS ch_target, ch.created_at AS ch_created_at, \
+     ch.api_base AS ch_api_base, ch.client_key AS ch_client_key, ch.secret_sealed AS ch_secret_sealed";
 
 pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
      customer_id, card_name, card_code, card_number, card_type, customer_name, customer_tel, customer_email, \

@@ -41,7 +41,8 @@ pub trait MerchantStore: Send + Sync {
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
      webhook_secret, allowed_origins, is_demo, created_at";
 pub(crate) const CHANNEL_COLS: &str =
-    "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at";
+    "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at, api_base, \
+     client_key, secret_sealed";
 const TOKEN_COLS: &str = "token_hash, nonce, merchant_id, imp_key, expired_at, created_at";
 
 /// Builds a `Channel` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
@@ -61,6 +62,9 @@ macro_rules! channel_from_row {
             sandbox: $r.$get(concat!($prefix, "sandbox"))?,
             target: $r.$get(concat!($prefix, "target"))?,
             created_at: $r.$get(concat!($prefix, "created_at"))?,
+            api_base: $r.$get(concat!($prefix, "api_base"))?,
+            client_key: $r.$get(concat!($prefix, "client_key"))?,
+            secret_sealed: $r.$get(concat!($prefix, "secret_sealed"))?,
         }
     };
 }
@@ -180,7 +184,7 @@ macro_rules! impl_merchant_store {
                             .await?;
                     }
                     sqlx::query(&format!(
-                        "INSERT INTO channels ({CHANNEL_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
+                        "INSERT INTO channels ({CHANNEL_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
                     ))
                     .bind(&c.id)
                     .bind(&c.merchant_id)
@@ -190,6 +194,9 @@ macro_rules! impl_merchant_store {
                     .bind(c.sandbox)
                     .bind(&c.target)
                     .bind(c.created_at)
+                    .bind(&c.api_base)
+                    .bind(&c.client_key)
+                    .bind(&c.secret_sealed)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| on_conflict(e, "channel exists"))?;

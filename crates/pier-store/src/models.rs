@@ -17,7 +17,8 @@ pub struct Merchant {
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// `Debug` leaves out the sealed secret; `Serialize` skips it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Channel {
     pub id: String,
     pub merchant_id: String,
@@ -25,9 +26,38 @@ pub struct Channel {
     pub mid: String,
     pub is_default: bool,
     pub sandbox: bool,
-    /// `inprocess`, or the base URL of a pgsim.
+    /// `inprocess`, the base URL of a pgsim, or `direct` (a PG Pier calls at `api_base`).
     pub target: String,
     pub created_at: i64,
+    /// The PG's API base URL, for PGs Pier calls directly (`tosspayments`).
+    pub api_base: Option<String>,
+    /// The PG's public client key (Toss `ck`), if the PG has one.
+    pub client_key: Option<String>,
+    /// The PG's secret key as the engine sealed it (AES-256-GCM, `v1:` + base64); the store
+    /// never sees it in the clear.
+    #[serde(skip)]
+    pub secret_sealed: Option<String>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("id", &self.id)
+            .field("merchant_id", &self.merchant_id)
+            .field("pg_provider", &self.pg_provider)
+            .field("mid", &self.mid)
+            .field("is_default", &self.is_default)
+            .field("sandbox", &self.sandbox)
+            .field("target", &self.target)
+            .field("created_at", &self.created_at)
+            .field("api_base", &self.api_base)
+            .field("client_key", &self.client_key)
+            .field(
+                "secret_sealed",
+                &self.secret_sealed.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

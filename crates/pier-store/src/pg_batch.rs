@@ -131,7 +131,7 @@ fn keyed_value(col: &str) -> String {
 
 /// The columns an answer line carries after the payment's: a keyed insert's billing key and
 /// channel (`channel_from_row!(r, try_get, "ch_")`); NULL on every other line.
-const KEYED_EXTRA: [(&str, &str); 9] = [
+const KEYED_EXTRA: [(&str, &str); 12] = [
     ("k_billing_key", "text"),
     ("ch_id", "text"),
     ("ch_merchant_id", "text"),
@@ -141,6 +141,9 @@ const KEYED_EXTRA: [(&str, &str); 9] = [
     ("ch_sandbox", "bool"),
     ("ch_target", "text"),
     ("ch_created_at", "int8"),
+    ("ch_api_base", "text"),
+    ("ch_client_key", "text"),
+    ("ch_secret_sealed", "text"),
 ];
 
 fn keyed_extra_nulls() -> String {

@@ -133,7 +133,7 @@ fn channels_of<'a>(s: &'a PgStore, merchants: &'a [String]) -> BoxFut<'a, Vec<Ve
     Box::pin(async move {
         let rows = sqlx::query(
             "SELECT k.n, c.id, c.merchant_id, c.pg_provider, c.mid, c.is_default, c.sandbox, c.target, \
-             c.created_at FROM UNNEST($1::text[]) WITH ORDINALITY AS k(m, n) \
+             c.created_at, c.api_base, c.client_key, c.secret_sealed FROM UNNEST($1::text[]) WITH ORDINALITY AS k(m, n) \
              JOIN channels c ON c.merchant_id = k.m ORDER BY k.n, c.created_at, c.id",
         )
         .bind(merchants)

@@ -84,6 +84,9 @@ fn channel(id: &str, m: &str, mid: &str, d: bool) -> Channel {
         sandbox: true,
         target: "inprocess".into(),
         created_at: 1,
+        api_base: None,
+        client_key: None,
+        secret_sealed: None,
     }
 }
 

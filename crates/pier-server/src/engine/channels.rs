@@ -2,13 +2,192 @@
 //! `pg:'jtnet'` → that provider's default; `pg:'jtnet.MID'` → that MID; unknown → an error).
 
 use super::{Engine, Error, Result};
+use crate::keys::{self, Purpose};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine as _;
+use pier_domain::ids::random_hex;
 use pier_store::Channel;
+
+/// The `pg_provider` of Toss Payments channels (i'mport's name for it).
+pub const TOSS: &str = "tosspayments";
+/// `target` of a channel whose PG Pier calls directly at its `api_base`.
+pub const DIRECT_TARGET: &str = "direct";
+/// Toss keys are ~30–40 characters (`test_sk_…`, `test_ck_…`); 200 leaves room for any format
+/// change while keeping junk out of the database.
+const MAX_KEY_CHARS: usize = 200;
+/// An API base is a short URL; 2,000 is the common URL limit.
+const MAX_API_BASE_CHARS: usize = 2_000;
+/// MIDs are short ids (`tosspayments_…`); 64 bounds them.
+const MAX_MID_CHARS: usize = 64;
+/// AES-GCM's standard 96-bit nonce.
+const NONCE_LEN: usize = 12;
+/// Version prefix of a sealed secret, so the format can change later.
+const SEALED_V1: &str = "v1:";
+
+/// What an operator gives to add a Toss Payments channel.
+pub struct TossChannel {
+    pub merchant: String,
+    pub secret_key: String,
+    pub client_key: String,
+    /// `None`: Toss's production base (`pier_pg::toss::LIVE_API_BASE`).
+    pub api_base: Option<String>,
+    pub mid: Option<String>,
+    pub is_default: bool,
+}
+
+impl std::fmt::Debug for TossChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TossChannel")
+            .field("merchant", &self.merchant)
+            .field("secret_key", &"<redacted>")
+            .field("client_key", &self.client_key)
+            .field("api_base", &self.api_base)
+            .field("mid", &self.mid)
+            .field("is_default", &self.is_default)
+            .finish()
+    }
+}
 
 impl Engine {
     pub async fn select_channel(&self, merchant_id: &str, pg: Option<&str>) -> Result<Channel> {
         let channels = self.store.list_channels(Some(merchant_id)).await?;
         pick_channel(&channels, pg).cloned()
     }
+
+    /// Adds a `tosspayments` channel: checks the keys and the API base (by building the
+    /// connector), seals the secret key, and has the store write the channel. The API base is
+    /// operator input, not a merchant's: it may name loopback (the simulator).
+    pub async fn add_toss_channel(&self, req: TossChannel) -> Result<Channel> {
+        let api_base = req
+            .api_base
+            .clone()
+            .unwrap_or_else(|| pier_pg::toss::LIVE_API_BASE.to_owned());
+        if api_base.chars().count() > MAX_API_BASE_CHARS {
+            return Err(Error::Invalid(format!(
+                "api base longer than {MAX_API_BASE_CHARS} characters"
+            )));
+        }
+        if req.secret_key.chars().count() > MAX_KEY_CHARS {
+            return Err(Error::Invalid(format!(
+                "secret key longer than {MAX_KEY_CHARS} characters"
+            )));
+        }
+        let ck = req.client_key.trim();
+        if ck.is_empty()
+            || ck.chars().count() > MAX_KEY_CHARS
+            || !ck.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(Error::Invalid(format!(
+                "client key must be 1-{MAX_KEY_CHARS} printable ASCII characters"
+            )));
+        }
+        // The connector refuses a malformed URL or secret key (without echoing the key).
+        pier_pg::toss::Connector::new(&pier_pg::toss::Config {
+            api_base: api_base.clone(),
+            secret_key: req.secret_key.clone(),
+            deadline: self.cfg.pg_deadline,
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if let Some(m) = &req.mid {
+            if m.is_empty()
+                || m.chars().count() > MAX_MID_CHARS
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(Error::Invalid(format!(
+                    "mid must be 1-{MAX_MID_CHARS} of A-Z a-z 0-9 - _ ."
+                )));
+            }
+        }
+        let merchant = req.merchant.as_str();
+        if self.store.get_merchant(merchant).await?.is_none() {
+            return Err(Error::NotFound(format!("no merchant {merchant}")));
+        }
+        let existing = self.store.list_channels(Some(merchant)).await?;
+        let id = format!("ch_{}", random_hex(8));
+        let sealed = seal_secret(&self.cfg.server_key, &id, &req.secret_key)?;
+        let c = Channel {
+            mid: req.mid.clone().unwrap_or_else(|| {
+                format!("{TOSS}_{}", &merchant[merchant.len().saturating_sub(8)..])
+            }),
+            id,
+            merchant_id: merchant.to_owned(),
+            pg_provider: TOSS.to_owned(),
+            // The first channel is the default whatever the flag says: there must be one.
+            is_default: req.is_default || existing.is_empty(),
+            sandbox: req.secret_key.starts_with("test_"),
+            target: DIRECT_TARGET.to_owned(),
+            created_at: self.now(),
+            api_base: Some(api_base),
+            client_key: Some(ck.to_owned()),
+            secret_sealed: Some(sealed),
+        };
+        self.store.add_channel(&c).await.map_err(|e| match e {
+            pier_store::StoreError::Conflict(_) => {
+                Error::Conflict("this merchant already has a channel with that pg and mid".into())
+            }
+            other => other.into(),
+        })?;
+        Ok(c)
+    }
+}
+
+fn channel_cipher(server_key: &[u8; 32]) -> Aes256Gcm {
+    let key = keys::derive(server_key, Purpose::ChannelSecret);
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))
+}
+
+/// Seals a channel's PG secret key: AES-256-GCM under the channel-secret key, a random 96-bit
+/// nonce, the channel id as associated data (a sealed key copied onto another channel does not
+/// open). Stored as `v1:` + base64(nonce || ciphertext).
+pub fn seal_secret(server_key: &[u8; 32], channel_id: &str, secret: &str) -> Result<String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    let ct = channel_cipher(server_key)
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: secret.as_bytes(),
+                aad: channel_id.as_bytes(),
+            },
+        )
+        .map_err(|_| Error::Invalid("the secret key cannot be sealed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(format!(
+        "{SEALED_V1}{}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    ))
+}
+
+/// Opens what [`seal_secret`] sealed for this channel. The error names no part of the secret.
+pub fn open_secret(
+    server_key: &[u8; 32],
+    channel_id: &str,
+    sealed: &str,
+) -> std::result::Result<String, &'static str> {
+    let b64 = sealed
+        .strip_prefix(SEALED_V1)
+        .ok_or("unknown sealed-secret format")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "sealed secret is not base64")?;
+    if raw.len() <= NONCE_LEN {
+        return Err("sealed secret too short");
+    }
+    let (nonce, ct) = raw.split_at(NONCE_LEN);
+    let plain = channel_cipher(server_key)
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: channel_id.as_bytes(),
+            },
+        )
+        .map_err(|_| "sealed secret does not open under this server key")?;
+    String::from_utf8(plain).map_err(|_| "sealed secret is not UTF-8")
 }
 
 /// The pure rule, separated for tests.
@@ -59,7 +238,22 @@ mod tests {
             sandbox: true,
             target: "inprocess".into(),
             created_at: 0,
+            api_base: None,
+            client_key: None,
+            secret_sealed: None,
         }
+    }
+
+    #[test]
+    fn sealed_secret_opens_only_for_its_channel_and_key() {
+        let k = [7u8; 32];
+        let s = seal_secret(&k, "ch_a", "test_sk_abc").unwrap();
+        assert!(s.starts_with("v1:") && !s.contains("test_sk_abc"));
+        assert_ne!(s, seal_secret(&k, "ch_a", "test_sk_abc").unwrap());
+        assert_eq!(open_secret(&k, "ch_a", &s).unwrap(), "test_sk_abc");
+        assert!(open_secret(&k, "ch_b", &s).is_err());
+        assert!(open_secret(&[8u8; 32], "ch_a", &s).is_err());
+        assert!(open_secret(&k, "ch_a", "v1:AAAA").is_err());
     }
 
     #[test]

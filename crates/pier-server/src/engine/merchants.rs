@@ -102,6 +102,9 @@ impl Engine {
             sandbox: true,
             target,
             created_at: self.now(),
+            api_base: None,
+            client_key: None,
+            secret_sealed: None,
         };
         self.store.add_channel(&c).await.map_err(|e| match e {
             pier_store::StoreError::Conflict(_) => {

@@ -72,11 +72,21 @@ impl From<pier_domain::FieldError> for Error {
 /// Builds the connector for a pgsim base URL.
 pub type RemoteFactory = Box<dyn Fn(&str) -> Arc<dyn Pg> + Send + Sync>;
 
-/// Which connector serves a channel: the in-process test PG, or a pgsim over HTTP.
+/// Which connector serves a channel: the in-process test PG, a pgsim over HTTP, or a PG Pier
+/// calls directly with the channel's own credentials (`tosspayments`).
 pub struct PgRegistry {
     inprocess: Arc<dyn Pg>,
     remote: dashmap::DashMap<String, Arc<dyn Pg>>,
     make_remote: RemoteFactory,
+    /// Direct connectors by channel id (a channel's credentials never change once added).
+    direct: dashmap::DashMap<String, Arc<dyn Pg>>,
+    /// What direct connectors are built with; set by `Engine::new`.
+    direct_setup: std::sync::OnceLock<DirectSetup>,
+}
+
+struct DirectSetup {
+    server_key: [u8; 32],
+    deadline: std::time::Duration,
 }
 
 impl PgRegistry {
@@ -85,10 +95,48 @@ impl PgRegistry {
             inprocess,
             remote: dashmap::DashMap::new(),
             make_remote,
+            direct: dashmap::DashMap::new(),
+            direct_setup: std::sync::OnceLock::new(),
         }
     }
 
+    /// The Toss connector of a `tosspayments` channel: its sealed secret key opened with the
+    /// server key, its API base, the server's per-call PG deadline. A channel whose secret
+    /// does not open gets a `BrokenPg` (every call `Unreachable`: nothing is charged).
+    fn direct_for(&self, c: &Channel) -> Arc<dyn Pg> {
+        if let Some(pg) = self.direct.get(&c.id) {
+            return pg.clone();
+        }
+        let built = || -> std::result::Result<Arc<dyn Pg>, String> {
+            let setup = self
+                .direct_setup
+                .get()
+                .ok_or("the engine has not set up direct PGs")?;
+            let sealed = c.secret_sealed.as_deref().ok_or("no secret key stored")?;
+            let secret = channels::open_secret(&setup.server_key, &c.id, sealed)?;
+            let cfg = pier_pg::toss::Config {
+                api_base: c
+                    .api_base
+                    .clone()
+                    .unwrap_or_else(|| pier_pg::toss::LIVE_API_BASE.to_owned()),
+                secret_key: secret,
+                deadline: setup.deadline,
+            };
+            let conn = pier_pg::toss::Connector::new(&cfg).map_err(|e| e.to_string())?;
+            Ok(Arc::new(conn))
+        };
+        let pg = built().unwrap_or_else(|e| {
+            tracing::error!(channel = %c.id, error = %e, "cannot build the channel's connector");
+            Arc::new(BrokenPg(format!("channel {}: {e}", c.id))) as Arc<dyn Pg>
+        });
+        self.direct.insert(c.id.clone(), pg.clone());
+        pg
+    }
+
     pub fn for_channel(&self, c: &Channel) -> Arc<dyn Pg> {
+        if c.pg_provider == channels::TOSS {
+            return self.direct_for(c);
+        }
         if c.target == "inprocess" {
             return self.inprocess.clone();
         }
@@ -119,6 +167,10 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, pgs: PgRegistry, cfg: Config) -> Self {
         let auth = auth::AuthState::new(&cfg);
         let anon = crate::edge::AnonLimits::new(&cfg);
+        let _ = pgs.direct_setup.set(DirectSetup {
+            server_key: cfg.server_key,
+            deadline: cfg.pg_deadline,
+        });
         Self {
             store,
             clock,

@@ -14,5 +14,6 @@ mod security_origins;
 mod security_secrets;
 mod security_ssrf;
 mod subscribe;
+mod toss;
 mod vbanks;
 mod webhooks;
