@@ -4,9 +4,11 @@
 //! outcome; an unknown outcome is left for the reconciler, never assumed.
 
 pub mod auth;
+pub mod balance;
 pub mod channels;
 pub mod charge;
 pub mod customers;
+pub mod holder;
 pub mod lookup;
 pub mod merchants;
 pub mod origins;

@@ -5,9 +5,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod balance;
 pub mod checkout;
 pub mod codes;
 pub mod error;
+pub mod holder;
 pub mod idempotency;
 pub mod ops;
 pub mod params;
@@ -15,6 +17,7 @@ pub mod payments;
 pub mod refunds;
 pub mod schedules;
 pub mod subscribe;
+pub mod unsupported;
 pub mod vbanks;
 pub mod webhooks;
 pub mod wire;
@@ -57,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/payments/status/{status}", get(payments::by_status))
         .route("/payments/cancel", post(refunds::cancel))
-        .route("/payments/{imp_uid}/balance", get(refunds::balance))
+        .route("/payments/{imp_uid}/balance", get(balance::balance))
         .route(
             "/payments/prepare",
             post(refunds::prepare_create).put(refunds::prepare_update),
@@ -67,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             get(refunds::prepare_get),
         )
         .route("/vbanks", post(vbanks::issue))
+        .route("/vbanks/holder", get(holder::holder))
         .route(
             "/vbanks/{imp_uid}",
             put(vbanks::update).delete(vbanks::revoke),
@@ -116,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
         .route("/admin/unsettled", get(admin::unsettled))
+        .merge(unsupported::routes())
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

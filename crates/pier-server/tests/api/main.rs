@@ -1,9 +1,11 @@
 //! HTTP-level tests of Pier: a real server per test, a fresh database, real HTTP.
 
 mod auth;
+mod balance;
 mod checkout;
 mod common;
 mod edge;
+mod holder;
 mod lookups;
 mod reconcile;
 mod refunds;
@@ -13,5 +15,6 @@ mod security_origins;
 mod security_secrets;
 mod security_ssrf;
 mod subscribe;
+mod unsupported;
 mod vbanks;
 mod webhooks;
