@@ -180,6 +180,20 @@ UNSUPPORTED = [("post", f"/payments/{{imp_uid}}/naver/{a}", ["imp_uid"]) for a i
 for method, path, pps in UNSUPPORTED:
     op(method, path, "PG-specific operation: answered code -1, the gateway does not offer it", None,
        [path_param(n) for n in pps], tag="unsupported")
+RECEIPT_IN = {"identifier": STR(24, minLength=1, description="phone, business/resident registration or NTS card number (10-18 digits, hyphens allowed); personal data, stored masked"),
+              "identifier_type": STR(8, enum=["person", "business", "phone", "taxcard"]), "type": STR(8, enum=["person", "company"]),
+              "product_type": STR(8, enum=["real", "digital"]), "tax_free": AMOUNT, "vat_amount": AMOUNT, "buyer_name": STR(16),
+              "buyer_email": STR(64), "buyer_tel": STR(16), "corp_reg_no": STR(16)}
+op("post", "/receipts/{imp_uid}", "Issue a cash receipt of a paid trans/vbank payment", "Receipt", [path_param("imp_uid", 100)],
+   req=body({**RECEIPT_IN, "vat": AMOUNT, "company_tel": STR(16), "company_name": STR(40)}, ["identifier"]), extra=["404"], tag="receipts")
+op("get", "/receipts/{imp_uid}", "A payment's cash receipt", "Receipt", [path_param("imp_uid", 100)], extra=["404"], tag="receipts")
+op("delete", "/receipts/{imp_uid}", "Cancel a payment's cash receipt", "Receipt", [path_param("imp_uid", 100)], extra=["404"], tag="receipts")
+EXT_UID = {"name": "merchant_uid", "in": "path", "required": True, "schema": STR(40, minLength=1, pattern="^[A-Za-z0-9_\\-]{1,40}$")}
+op("post", "/receipts/external/{merchant_uid}", "Issue a cash receipt of a sale made outside Pier", "ExternalReceipt", [EXT_UID],
+   req=body({**RECEIPT_IN, "amount": PAY_AMOUNT, "name": STR(40), "channel_key": STR(55), "pay_method": STR(8, enum=["trans", "vbank"])},
+            ["identifier", "amount"]), extra=["404"], tag="receipts")
+op("get", "/receipts/external/{merchant_uid}", "An external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
+op("delete", "/receipts/external/{merchant_uid}", "Cancel an external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
 op("get", "/cards", "Card company codes", "Codes", tag="codes", auth=False)
 op("get", "/cards/{code}", "One card company code", "Code", [path_param("code", 10)], extra=["404"], tag="codes", auth=False)
 op("get", "/banks", "Bank codes", "Codes", tag="codes", auth=False)
@@ -223,6 +237,12 @@ schemas = {
         "histories": S("array", items={"type": "object", "required": ["cash_receipt", "primary", "secondary", "discount"], "properties": {
             **{k: {"$ref": "#/components/schemas/BalancePart"} for k in ["cash_receipt", "primary", "secondary", "discount"]}, "created": INT()}}),
         "cancel_pending_amount": INT(description="Pier extension: held by cancels whose PG outcome is not known yet")}},
+    "Receipt": {"type": "object", "required": ["imp_uid", "apply_num", "type", "amount", "vat", "applied_at", "status", "cancelled_at"],
+                "properties": {"imp_uid": STR(), "receipt_tid": STR(), "apply_num": STR(), "type": STR(), "amount": INT(), "vat": INT(),
+                               "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
+    "ExternalReceipt": {"type": "object", "required": ["merchant_uid", "apply_num", "type", "amount", "vat", "applied_at", "status", "cancelled_at"],
+                "properties": {"merchant_uid": STR(), "receipt_tid": STR(), "apply_num": STR(), "type": STR(), "amount": INT(), "vat": INT(),
+                               "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
     "Holder": {"type": "object", "required": ["bank_holder"], "properties": {"bank_holder": STR()}},
     "Unsettled": {"type": "object", "required": ["total", "list"], "properties": {"total": INT(), "list": S("array", items={"type": "object"})}},
 }

@@ -21,12 +21,13 @@ pub struct Part {
 
 impl Part {
     /// Splits `amount` with `tax_free` of it tax-free. The VAT is `vat` when the merchant gave it,
-    /// else 1/11 of the taxable part rounded half up (Korean VAT is 10 % of supply, so the VAT
-    /// inside a gross amount is gross/11).
+    /// else the integer 1/11 of the taxable part (Korean VAT is 10 % of supply, so the VAT inside
+    /// a gross amount is gross/11; i'mport's receipts document "1/11 of the amount" and so do
+    /// Pier's receipts, which use this same rule).
     pub fn split(amount: i64, tax_free: i64, vat: Option<i64>) -> Self {
         let tax_free = tax_free.clamp(0, amount.max(0));
         let taxable = (amount - tax_free).max(0);
-        let vat = vat.unwrap_or((taxable + 5) / 11).clamp(0, taxable);
+        let vat = vat.unwrap_or(taxable / 11).clamp(0, taxable);
         Part {
             tax_free,
             supply: taxable - vat,
@@ -129,8 +130,20 @@ fn cap(receipt: Part, remaining: Part) -> Part {
 
 impl Engine {
     /// The part of `p` covered by its cash receipt while that receipt is issued.
-    async fn receipt_part(&self, _p: &Payment) -> Result<Part> {
-        Ok(Part::default())
+    async fn receipt_part(&self, p: &Payment) -> Result<Part> {
+        if !p.cash_receipt_issued {
+            return Ok(Part::default());
+        }
+        Ok(
+            match self
+                .store
+                .find_receipt(&p.merchant_id, "payment", &p.imp_uid)
+                .await?
+            {
+                Some(r) if r.status == "issued" => Part::split(r.amount, r.tax_free, Some(r.vat)),
+                _ => Part::default(),
+            },
+        )
     }
 }
 
@@ -145,6 +158,8 @@ mod tests {
         assert_eq!(p.total(), 10_000);
         let p = Part::split(10_000, 4_000, None);
         assert_eq!((p.tax_free, p.supply, p.vat), (4000, 5455, 545));
+        // 5000/11 = 454.5: the integer part.
+        assert_eq!(Part::split(5000, 0, None).vat, 454);
         let p = Part::split(10_000, 0, Some(1000));
         assert_eq!((p.supply, p.vat), (9000, 1000));
         assert_eq!(Part::split(100, 500, Some(900)).total(), 100);

@@ -13,6 +13,7 @@ pub mod lookup;
 pub mod merchants;
 pub mod origins;
 pub mod prepare;
+pub mod receipts;
 pub mod reconcile;
 pub mod refunds;
 pub mod schedules;

@@ -310,7 +310,11 @@ impl Engine {
                     .commit_cancel(&req.cancellation_id, &entry, now, &events)
                     .await
                 {
-                    Ok(done) => Ok(done),
+                    Ok(mut done) => {
+                        // A full cancel cancels the payment's cash receipt (engine/receipts.rs).
+                        self.cancel_receipt_of_cancelled(&mut done).await;
+                        Ok(done)
+                    }
                     // Settled concurrently (a retry run): the payment as it now is.
                     Err(StoreError::Stale(_)) => self.payment(&p.merchant_id, &p.imp_uid).await,
                     Err(e) => Err(e.into()),

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ops;
 pub mod params;
 pub mod payments;
+pub mod receipts;
 pub mod refunds;
 pub mod schedules;
 pub mod subscribe;
@@ -121,6 +122,18 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
         .route("/admin/unsettled", get(admin::unsettled))
         .merge(unsupported::routes())
+        .route(
+            "/receipts/{imp_uid}",
+            get(receipts::get_one)
+                .post(receipts::issue)
+                .delete(receipts::cancel),
+        )
+        .route(
+            "/receipts/external/{merchant_uid}",
+            get(receipts::get_external)
+                .post(receipts::issue_external)
+                .delete(receipts::cancel_external),
+        )
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

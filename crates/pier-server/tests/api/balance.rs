@@ -53,12 +53,12 @@ async fn balance_splits_tax_free_and_vat_per_change() {
     let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     let r = &b["response"];
     assert_eq!(r["amount"], 11_000, "the original total stays");
-    // 500 tax-free and 5000 taxable remain: VAT 1/11 of 5000 (455), supply the rest.
-    assert_eq!(part(&r["primary"]), (500, 4545, 455, 0));
+    // 500 tax-free and 5000 taxable remain: VAT the integer 1/11 of 5000 (454), supply the rest.
+    assert_eq!(part(&r["primary"]), (500, 4546, 454, 0));
     let hs = r["histories"].as_array().unwrap();
     assert_eq!(hs.len(), 2);
     assert_eq!(part(&hs[0]["primary"]), (1000, 9091, 909, 0));
-    assert_eq!(part(&hs[1]["primary"]), (500, 4545, 455, 0));
+    assert_eq!(part(&hs[1]["primary"]), (500, 4546, 454, 0));
 
     // Another merchant never sees it.
     let other = t.other_merchant().await;

@@ -7,6 +7,7 @@ mod common;
 mod edge;
 mod holder;
 mod lookups;
+mod receipts;
 mod reconcile;
 mod refunds;
 mod schedules;
