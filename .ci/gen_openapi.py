@@ -194,6 +194,17 @@ op("post", "/receipts/external/{merchant_uid}", "Issue a cash receipt of a sale 
             ["identifier", "amount"]), extra=["404"], tag="receipts")
 op("get", "/receipts/external/{merchant_uid}", "An external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
 op("delete", "/receipts/external/{merchant_uid}", "Cancel an external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
+PERSON = {"type": "object", "properties": {"name": STR(40), "tel": STR(20), "addr": STR(200), "postcode": STR(10)}, "required": ["name"]}
+LOGIS_IN = {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["sender", "receiver", "logis"], "properties": {
+    "sender": dict(PERSON, properties={**PERSON["properties"], "relationship": STR(20)}), "receiver": PERSON,
+    "logis": {"type": "object", "required": ["company", "invoice", "sent_at"], "properties": {
+        "company": STR(20, minLength=1, pattern="^[A-Za-z0-9_-]{1,20}$"), "invoice": STR(40, minLength=1, pattern="^[A-Za-z0-9_-]{1,40}$"),
+        "sent_at": INT(minimum=0), "receiving_at": STR(20), "address": STR(200)}}}}}}}
+for method in ("post", "put"):
+    op(method, "/escrows/logis/{imp_uid}", ("Register" if method == "post" else "Change") + " the delivery information of a paid escrow payment",
+       "EscrowLogis", [path_param("imp_uid", 100)], req=LOGIS_IN, extra=["404", "409"], tag="escrows")
+op("get", "/escrows/logis/{imp_uid}", "The delivery information of an escrow payment", "EscrowLogis", [path_param("imp_uid", 100)],
+   extra=["404", "409"], tag="escrows")
 op("get", "/cards", "Card company codes", "Codes", tag="codes", auth=False)
 op("get", "/cards/{code}", "One card company code", "Code", [path_param("code", 10)], extra=["404"], tag="codes", auth=False)
 op("get", "/banks", "Bank codes", "Codes", tag="codes", auth=False)
@@ -243,6 +254,8 @@ schemas = {
     "ExternalReceipt": {"type": "object", "required": ["merchant_uid", "apply_num", "type", "amount", "vat", "applied_at", "status", "cancelled_at"],
                 "properties": {"merchant_uid": STR(), "receipt_tid": STR(), "apply_num": STR(), "type": STR(), "amount": INT(), "vat": INT(),
                                "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
+    "EscrowLogis": {"type": "object", "required": ["company", "invoice", "sent_at", "applied_at"],
+                    "properties": {"company": STR(), "invoice": STR(), "sent_at": INT(), "applied_at": INT()}},
     "Holder": {"type": "object", "required": ["bank_holder"], "properties": {"bank_holder": STR()}},
     "Unsettled": {"type": "object", "required": ["total", "list"], "properties": {"total": INT(), "list": S("array", items={"type": "object"})}},
 }

@@ -8,6 +8,7 @@ pub mod balance;
 pub mod channels;
 pub mod charge;
 pub mod customers;
+pub mod escrows;
 pub mod holder;
 pub mod lookup;
 pub mod merchants;

@@ -9,6 +9,7 @@ pub mod balance;
 pub mod checkout;
 pub mod codes;
 pub mod error;
+pub mod escrows;
 pub mod holder;
 pub mod idempotency;
 pub mod ops;
@@ -122,6 +123,12 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
         .route("/admin/unsettled", get(admin::unsettled))
         .merge(unsupported::routes())
+        .route(
+            "/escrows/logis/{imp_uid}",
+            get(escrows::get_one)
+                .post(escrows::register)
+                .put(escrows::update),
+        )
         .route(
             "/receipts/{imp_uid}",
             get(receipts::get_one)

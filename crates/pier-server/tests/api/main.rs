@@ -5,6 +5,7 @@ mod balance;
 mod checkout;
 mod common;
 mod edge;
+mod escrows;
 mod holder;
 mod lookups;
 mod receipts;
