@@ -303,3 +303,34 @@ async fn external_receipts() {
     let (s, _) = t.send(t.http.get(t.url("/receipts/external/ext-1"))).await;
     assert_eq!(s, 401);
 }
+
+/// Concurrent issues for one payment and for one external merchant_uid: exactly one wins (the
+/// partial unique indexes), the rest are refused cleanly, never a 5xx.
+#[tokio::test]
+async fn concurrent_issues_make_one_receipt() {
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let imp = paid_vbank(&t, &tok, "rc-race", 9000).await;
+    for path in [
+        format!("/receipts/{imp}"),
+        "/receipts/external/ext-race".to_owned(),
+    ] {
+        let outcomes = futures_join_all((0..12).map(|_| {
+            t.post(
+                &path,
+                Some(&tok),
+                json!({"identifier": "01012345678", "amount": 9000}),
+            )
+        }))
+        .await;
+        let ok = outcomes
+            .iter()
+            .filter(|(s, b)| *s == 200 && code(b) == 0)
+            .count();
+        let refused = outcomes
+            .iter()
+            .filter(|(s, b)| *s == 400 && code(b) == -1)
+            .count();
+        assert_eq!((ok, refused), (1, 11), "{path}: {outcomes:?}");
+    }
+}
