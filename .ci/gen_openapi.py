@@ -101,6 +101,8 @@ op("post", "/payments/cancel", "Full or partial cancel (refund)", "Payment",
    req=body({"imp_uid": STR(100), "merchant_uid": STR(40), "amount": AMOUNT, "tax_free": AMOUNT, "vat_amount": AMOUNT,
              "checksum": AMOUNT, "reason": STR(200), "refund_holder": STR(20), "refund_bank": STR(4),
              "refund_account": STR(40), "refund_tel": STR(20), "enable_webhook": BOOL}), extra=["404"])
+op("get", "/payments/{imp_uid}/balance", "What remains of a payment, by part (OAS PaymentBalanceResponseAnnotation)", "Balance",
+   [path_param("imp_uid", 100)], extra=["404"])
 op("post", "/payments/prepare", "Pre-register the amount of a merchant_uid", "Prepare",
    req=body({"merchant_uid": STR(40, minLength=1), "amount": AMOUNT, "currency": STR(3)}, ["merchant_uid", "amount"]))
 op("put", "/payments/prepare", "Change a pre-registered amount", "Prepare",
@@ -150,8 +152,59 @@ op("post", "/vbanks", "Issue a virtual account", "Payment",
 op("put", "/vbanks/{imp_uid}", "Change an unpaid virtual account", "Payment", [path_param("imp_uid", 100)],
    req=body({"amount": AMOUNT, "vbank_due": INT(minimum=0)}), extra=["404"], tag="vbanks")
 op("delete", "/vbanks/{imp_uid}", "Revoke an unpaid virtual account", "Payment", [path_param("imp_uid", 100)], extra=["404"], tag="vbanks")
-op("get", "/vbanks/holder", "Account holder lookup", "Any",
-   [q("bank_code", STR(4), True), q("bank_num", STR(40), True)], extra=["404"], tag="vbanks")
+op("get", "/vbanks/holder", "Account holder lookup (test PG account table, docs/test-cards.md)", "Holder",
+   [q("bank_code", STR(4), True), q("bank_num", STR(20), True)], extra=["404"], tag="vbanks")
+# PG-specific operations of the official OAS: answered HTTP 200, code -1 "the gateway does not
+# offer this" (http/unsupported.rs explains the choice).
+NAVER_ACTIONS = ["cancel", "approve-cancel", "ship", "ship-exchanged", "collect-exchanged", "place", "request-return",
+                 "approve-return", "reject-return", "withhold-return", "resolve-return", "point", "confirm"]
+UNSUPPORTED = [("post", f"/payments/{{imp_uid}}/naver/{a}", ["imp_uid"]) for a in NAVER_ACTIONS] + [
+    ("get", "/payments/{imp_uid}/naver/product-orders", ["imp_uid"]),
+    ("get", "/payments/{imp_uid}/naver/cash-amount", ["imp_uid"]),
+    ("get", "/naver/product-orders/{product_order_id}", ["product_order_id"]),
+    ("get", "/naver/reviews", []),
+    ("delete", "/kcpquick/members/{member_id}", ["member_id"]),
+    ("post", "/kcpquick/members/{member_id}/fido/release", ["member_id"]),
+    ("post", "/kcpquick/payment/money", []),
+    ("post", "/kcpquick/payment/autopay", []),
+    ("delete", "/kcpquick/autopay/{customer_uid}", ["customer_uid"]),
+    ("post", "/kcpquick/prepare/{merchant_uid}", ["merchant_uid"]),
+    ("put", "/kcpquick/prepare/{merchant_uid}", ["merchant_uid"]),
+    ("post", "/benepia/point", []),
+    ("post", "/benepia/payment", []),
+    ("post", "/payco/orders/status/{imp_uid}", ["imp_uid"]),
+    ("post", "/paymentwall/delivery", []),
+    ("post", "/partners/receipts/{imp_uid}", ["imp_uid"]),
+    ("get", "/tiers/{tier_code}", ["tier_code"]),
+]
+for method, path, pps in UNSUPPORTED:
+    op(method, path, "PG-specific operation: answered code -1, the gateway does not offer it", None,
+       [path_param(n) for n in pps], tag="unsupported")
+RECEIPT_IN = {"identifier": STR(24, minLength=1, description="phone, business/resident registration or NTS card number (10-18 digits, hyphens allowed); personal data, stored masked"),
+              "identifier_type": STR(8, enum=["person", "business", "phone", "taxcard"]), "type": STR(8, enum=["person", "company"]),
+              "product_type": STR(8, enum=["real", "digital"]), "tax_free": AMOUNT, "vat_amount": AMOUNT, "buyer_name": STR(16),
+              "buyer_email": STR(64), "buyer_tel": STR(16), "corp_reg_no": STR(16)}
+op("post", "/receipts/{imp_uid}", "Issue a cash receipt of a paid trans/vbank payment", "Receipt", [path_param("imp_uid", 100)],
+   req=body({**RECEIPT_IN, "vat": AMOUNT, "company_tel": STR(16), "company_name": STR(40)}, ["identifier"]), extra=["404"], tag="receipts")
+op("get", "/receipts/{imp_uid}", "A payment's cash receipt", "Receipt", [path_param("imp_uid", 100)], extra=["404"], tag="receipts")
+op("delete", "/receipts/{imp_uid}", "Cancel a payment's cash receipt", "Receipt", [path_param("imp_uid", 100)], extra=["404"], tag="receipts")
+EXT_UID = {"name": "merchant_uid", "in": "path", "required": True, "schema": STR(40, minLength=1, pattern="^[A-Za-z0-9_\\-]{1,40}$")}
+op("post", "/receipts/external/{merchant_uid}", "Issue a cash receipt of a sale made outside Pier", "ExternalReceipt", [EXT_UID],
+   req=body({**RECEIPT_IN, "amount": PAY_AMOUNT, "name": STR(40), "channel_key": STR(55), "pay_method": STR(8, enum=["trans", "vbank"])},
+            ["identifier", "amount"]), extra=["404"], tag="receipts")
+op("get", "/receipts/external/{merchant_uid}", "An external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
+op("delete", "/receipts/external/{merchant_uid}", "Cancel an external cash receipt", "ExternalReceipt", [path_param("merchant_uid", 40)], extra=["404"], tag="receipts")
+PERSON = {"type": "object", "properties": {"name": STR(40), "tel": STR(20), "addr": STR(200), "postcode": STR(10)}, "required": ["name"]}
+LOGIS_IN = {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["sender", "receiver", "logis"], "properties": {
+    "sender": dict(PERSON, properties={**PERSON["properties"], "relationship": STR(20)}), "receiver": PERSON,
+    "logis": {"type": "object", "required": ["company", "invoice", "sent_at"], "properties": {
+        "company": STR(20, minLength=1, pattern="^[A-Za-z0-9_-]{1,20}$"), "invoice": STR(40, minLength=1, pattern="^[A-Za-z0-9_-]{1,40}$"),
+        "sent_at": INT(minimum=0), "receiving_at": STR(20), "address": STR(200)}}}}}}}
+for method in ("post", "put"):
+    op(method, "/escrows/logis/{imp_uid}", ("Register" if method == "post" else "Change") + " the delivery information of a paid escrow payment",
+       "EscrowLogis", [path_param("imp_uid", 100)], req=LOGIS_IN, extra=["404", "409"], tag="escrows")
+op("get", "/escrows/logis/{imp_uid}", "The delivery information of an escrow payment", "EscrowLogis", [path_param("imp_uid", 100)],
+   extra=["404", "409"], tag="escrows")
 op("get", "/cards", "Card company codes", "Codes", tag="codes", auth=False)
 op("get", "/cards/{code}", "One card company code", "Code", [path_param("code", 10)], extra=["404"], tag="codes", auth=False)
 op("get", "/banks", "Bank codes", "Codes", tag="codes", auth=False)
@@ -188,6 +241,22 @@ schemas = {
     "PagedSchedules": paged("Schedule"),
     "Code": {"type": "object", "required": ["code", "name"], "properties": {"code": STR(), "name": STR()}},
     "Codes": S("array", items={"$ref": "#/components/schemas/Code"}),
+    "BalancePart": {"type": "object", "required": ["tax_free", "supply", "vat", "service"],
+                    "properties": {k: INT() for k in ["tax_free", "supply", "vat", "service"]}},
+    "Balance": {"type": "object", "required": ["amount", "cash_receipt", "primary", "secondary", "discount"], "properties": {
+        "amount": INT(), **{k: {"$ref": "#/components/schemas/BalancePart"} for k in ["cash_receipt", "primary", "secondary", "discount"]},
+        "histories": S("array", items={"type": "object", "required": ["cash_receipt", "primary", "secondary", "discount"], "properties": {
+            **{k: {"$ref": "#/components/schemas/BalancePart"} for k in ["cash_receipt", "primary", "secondary", "discount"]}, "created": INT()}}),
+        "cancel_pending_amount": INT(description="Pier extension: held by cancels whose PG outcome is not known yet")}},
+    "Receipt": {"type": "object", "required": ["imp_uid", "apply_num", "type", "amount", "vat", "applied_at", "status", "cancelled_at"],
+                "properties": {"imp_uid": STR(), "receipt_tid": STR(), "apply_num": STR(), "type": STR(), "amount": INT(), "vat": INT(),
+                               "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
+    "ExternalReceipt": {"type": "object", "required": ["merchant_uid", "apply_num", "type", "amount", "vat", "applied_at", "status", "cancelled_at"],
+                "properties": {"merchant_uid": STR(), "receipt_tid": STR(), "apply_num": STR(), "type": STR(), "amount": INT(), "vat": INT(),
+                               "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
+    "EscrowLogis": {"type": "object", "required": ["company", "invoice", "sent_at", "applied_at"],
+                    "properties": {"company": STR(), "invoice": STR(), "sent_at": INT(), "applied_at": INT()}},
+    "Holder": {"type": "object", "required": ["bank_holder"], "properties": {"bank_holder": STR()}},
     "Unsettled": {"type": "object", "required": ["total", "list"], "properties": {"total": INT(), "list": S("array", items={"type": "object"})}},
 }
 for name in list(schemas):

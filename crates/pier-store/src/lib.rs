@@ -44,6 +44,7 @@ pub mod payments;
 mod pg_batch;
 mod pg_reads;
 mod prepare;
+mod receipts;
 mod reconcile;
 mod refunds;
 mod retention;
@@ -60,6 +61,7 @@ pub use merchants::MerchantStore;
 pub use models::*;
 pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
+pub use receipts::{CashReceipt, EscrowLogis, ReceiptStore};
 pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
 pub use retention::RetentionStore;
@@ -81,6 +83,7 @@ pub trait Store:
     + CheckoutStore
     + ReconcileStore
     + RetentionStore
+    + ReceiptStore
 {
 }
 
@@ -97,5 +100,6 @@ impl<T> Store for T where
         + CheckoutStore
         + ReconcileStore
         + RetentionStore
+        + ReceiptStore
 {
 }

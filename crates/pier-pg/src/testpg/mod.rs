@@ -12,6 +12,7 @@
 //! operations, deposits), `auth` (payment-window sessions), `ledger` (records and snapshot),
 //! `journal` (append-only file), `crypto` (AES-256-GCM sealing of card data), `window` (pages).
 
+pub mod accounts;
 mod auth;
 pub mod cards;
 mod crypto;

@@ -4,13 +4,17 @@
 //! outcome; an unknown outcome is left for the reconciler, never assumed.
 
 pub mod auth;
+pub mod balance;
 pub mod channels;
 pub mod charge;
 pub mod customers;
+pub mod escrows;
+pub mod holder;
 pub mod lookup;
 pub mod merchants;
 pub mod origins;
 pub mod prepare;
+pub mod receipts;
 pub mod reconcile;
 pub mod refunds;
 pub mod schedules;

@@ -59,22 +59,6 @@ pub struct CancelInput {
     pub idempotency_key: Option<String>,
 }
 
-/// What remains refundable of a payment (`GET /payments/{imp_uid}/balance`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Balance {
-    pub imp_uid: String,
-    pub merchant_uid: String,
-    pub status: String,
-    pub currency: String,
-    pub amount: i64,
-    pub cancel_amount: i64,
-    /// Held by cancels whose PG outcome is not known yet.
-    pub cancel_pending_amount: i64,
-    /// `amount - cancel_amount - cancel_pending_amount` for paid or partly cancelled payments,
-    /// 0 otherwise: what a cancel may still take now.
-    pub balance: i64,
-}
-
 impl Engine {
     pub async fn cancel_payment(
         self: &Arc<Self>,
@@ -326,7 +310,11 @@ impl Engine {
                     .commit_cancel(&req.cancellation_id, &entry, now, &events)
                     .await
                 {
-                    Ok(done) => Ok(done),
+                    Ok(mut done) => {
+                        // A full cancel cancels the payment's cash receipt (engine/receipts.rs).
+                        self.cancel_receipt_of_cancelled(&mut done).await;
+                        Ok(done)
+                    }
                     // Settled concurrently (a retry run): the payment as it now is.
                     Err(StoreError::Stale(_)) => self.payment(&p.merchant_id, &p.imp_uid).await,
                     Err(e) => Err(e.into()),
@@ -407,25 +395,6 @@ impl Engine {
             }
         }
         Ok(settled)
-    }
-
-    pub async fn balance(&self, merchant_id: &str, imp_uid: &str) -> Result<Balance> {
-        let p = self.payment(merchant_id, imp_uid).await?;
-        let refundable = matches!(p.status.as_str(), "paid" | "cancelled") && p.paid_at > 0;
-        Ok(Balance {
-            balance: if refundable {
-                (p.amount - p.cancel_amount - p.cancel_reserved).max(0)
-            } else {
-                0
-            },
-            imp_uid: p.imp_uid,
-            merchant_uid: p.merchant_uid,
-            status: p.status,
-            currency: p.currency,
-            amount: p.amount,
-            cancel_amount: p.cancel_amount,
-            cancel_pending_amount: p.cancel_reserved,
-        })
     }
 }
 

@@ -112,6 +112,8 @@ pub struct WindowRequest {
     pub card_detail: Vec<(String, bool)>,
     /// `display.card_quota`: `None` = the PG's default list.
     pub card_quota: Option<Vec<i64>>,
+    /// `escrow: true`: an escrow payment (delivery information via `/escrows/logis/{imp_uid}`).
+    pub escrow: bool,
 }
 
 /// A refusal before or during the window, as the callback sees it.
@@ -241,6 +243,7 @@ impl Engine {
         p.name = req.name.clone();
         p.tax_free = req.tax_free;
         p.vat_amount = req.vat_amount;
+        p.escrow = req.escrow;
         p.buyer_name = req.buyer.name.clone();
         p.buyer_email = req.buyer.email.clone();
         p.buyer_tel = req.buyer.tel.clone();

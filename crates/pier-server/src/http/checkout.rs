@@ -239,6 +239,14 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
             ),
         ));
     }
+    let escrow = p.bool_opt("escrow").map_err(invalid)?.unwrap_or(false);
+    // Escrow holds a sale's money until delivery; a billing key issue sells nothing.
+    if escrow && customer_uid.is_some() {
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "escrow cannot be combined with customer_uid (billing key issue)",
+        ));
+    }
     if customer_uid.is_some() && pay_method != "card" {
         return Err(WindowError::new(
             codes::INVALID_PARAM,
@@ -395,6 +403,7 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
         confirm_url,
         card_detail,
         card_quota,
+        escrow,
     })
 }
 

@@ -5,16 +5,21 @@
 
 pub mod admin;
 pub mod auth;
+pub mod balance;
 pub mod checkout;
 pub mod codes;
 pub mod error;
+pub mod escrows;
+pub mod holder;
 pub mod idempotency;
 pub mod ops;
 pub mod params;
 pub mod payments;
+pub mod receipts;
 pub mod refunds;
 pub mod schedules;
 pub mod subscribe;
+pub mod unsupported;
 pub mod vbanks;
 pub mod webhooks;
 pub mod wire;
@@ -58,7 +63,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         )
         .route("/payments/status/{status}", get(payments::by_status))
         .route("/payments/cancel", post(refunds::cancel))
-        .route("/payments/{imp_uid}/balance", get(refunds::balance))
+        .route("/payments/{imp_uid}/balance", get(balance::balance))
         .route(
             "/payments/prepare",
             post(refunds::prepare_create).put(refunds::prepare_update),
@@ -68,6 +73,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
             get(refunds::prepare_get),
         )
         .route("/vbanks", post(vbanks::issue))
+        .route("/vbanks/holder", get(holder::holder))
         .route(
             "/vbanks/{imp_uid}",
             put(vbanks::update).delete(vbanks::revoke),
@@ -117,6 +123,25 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .route("/webhooks/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
         .route("/admin/unsettled", get(admin::unsettled))
+        .merge(unsupported::routes())
+        .route(
+            "/escrows/logis/{imp_uid}",
+            get(escrows::get_one)
+                .post(escrows::register)
+                .put(escrows::update),
+        )
+        .route(
+            "/receipts/{imp_uid}",
+            get(receipts::get_one)
+                .post(receipts::issue)
+                .delete(receipts::cancel),
+        )
+        .route(
+            "/receipts/external/{merchant_uid}",
+            get(receipts::get_external)
+                .post(receipts::issue_external)
+                .delete(receipts::cancel_external),
+        )
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 

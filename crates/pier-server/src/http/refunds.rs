@@ -1,4 +1,4 @@
-//! Refunds and amount pre-registration: `POST /payments/cancel`, `GET /payments/{imp_uid}/balance`,
+//! Refunds and amount pre-registration: `POST /payments/cancel`,
 //! `POST`/`PUT /payments/prepare`, `GET /payments/prepare/{merchant_uid}` (spec §3.2, §3.3).
 
 use super::error::{ApiError, ApiResult, Envelope};
@@ -47,25 +47,6 @@ pub async fn cancel(
     };
     let paid = engine.cancel_payment(&m, input).await?;
     Ok(Envelope::ok(wire::payment(&paid)))
-}
-
-pub async fn balance(
-    State(engine): State<AppState>,
-    Extension(Merchant(m)): Extension<Merchant>,
-    Path(imp_uid): Path<String>,
-) -> ApiResult<Envelope<Value>> {
-    let b = engine.balance(&m, &imp_uid).await?;
-    Ok(Envelope::ok(json!({
-        "imp_uid": b.imp_uid,
-        "merchant_uid": b.merchant_uid,
-        "status": b.status,
-        "currency": b.currency,
-        "amount": b.amount,
-        "cancel_amount": b.cancel_amount,
-        "cancelled_amount": b.cancel_amount,
-        "cancel_pending_amount": b.cancel_pending_amount,
-        "balance": b.balance,
-    })))
 }
 
 fn prepared(p: &Prepared) -> Value {

@@ -1,10 +1,14 @@
 //! HTTP-level tests of Pier: a real server per test, a fresh database, real HTTP.
 
 mod auth;
+mod balance;
 mod checkout;
 mod common;
 mod edge;
+mod escrows;
+mod holder;
 mod lookups;
+mod receipts;
 mod reconcile;
 mod refunds;
 mod schedules;
@@ -15,5 +19,6 @@ mod security_secrets;
 mod security_ssrf;
 mod subscribe;
 mod toss;
+mod unsupported;
 mod vbanks;
 mod webhooks;

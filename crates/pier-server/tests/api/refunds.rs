@@ -71,6 +71,18 @@ fn pg_cancelled(t: &TestPier, imp_uid: &str) -> (i64, usize) {
     (o.cancelled_krw, n)
 }
 
+/// Sum of one balance part (tax_free + supply + vat + service).
+fn part_total(p: &Value) -> i64 {
+    ["tax_free", "supply", "vat", "service"]
+        .iter()
+        .map(|k| p[*k].as_i64().unwrap())
+        .sum()
+}
+
+/// What remains of a payment per `GET /payments/{imp_uid}/balance` (its `primary` part).
+fn remaining(b: &Value) -> i64 {
+    part_total(&b["response"]["primary"])
+}
 #[tokio::test]
 async fn partial_then_full_cancel_with_checksums_and_messages() {
     let t = TestPier::start().await;
@@ -127,9 +139,15 @@ async fn partial_then_full_cancel_with_checksums_and_messages() {
     // Balance endpoint.
     let (s, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     assert_eq!(s, 200, "{b}");
+    // Documented shape (OAS PaymentBalanceResponseAnnotation): amount is the original total,
+    // primary what remains, one history entry per change (approval, one cancel).
     assert_eq!(b["response"]["amount"], 10_000);
-    assert_eq!(b["response"]["cancel_amount"], 1000);
-    assert_eq!(b["response"]["balance"], 9000);
+    assert_eq!(remaining(&b), 9000, "{b}");
+    let hs = b["response"]["histories"].as_array().unwrap();
+    assert_eq!(hs.len(), 2, "{b}");
+    assert_eq!(part_total(&hs[0]["primary"]), 10_000);
+    assert_eq!(part_total(&hs[1]["primary"]), 9000);
+    assert_eq!(part_total(&b["response"]["secondary"]), 0);
 
     // Full cancel of the rest (amount omitted), with the checksum 9000.
     let (s, b) = cancel(&t, &tok, json!({"imp_uid": imp, "checksum": 9000})).await;
@@ -148,7 +166,9 @@ async fn partial_then_full_cancel_with_checksums_and_messages() {
     assert_eq!((s, code(&b)), (200, 1), "{b}");
     assert_eq!(b["message"], "이미 전액취소된 주문입니다.");
     let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
-    assert_eq!(b["response"]["balance"], 0);
+    assert_eq!(remaining(&b), 0, "{b}");
+    assert_eq!(b["response"]["amount"], 10_000);
+    assert_eq!(b["response"]["histories"].as_array().unwrap().len(), 3);
 
     // The lookup shows the same history.
     let (_, b) = t.get(&format!("/payments/{imp}"), &tok).await;
@@ -269,7 +289,7 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
     );
     // Nothing held, nothing cancelled.
     let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
-    assert_eq!(b["response"]["balance"], 8000, "{b}");
+    assert_eq!(remaining(&b), 8000, "{b}");
     assert_eq!(b["response"]["cancel_pending_amount"], 0);
     assert_eq!(pg_cancelled(&t, imp), (0, 0));
 
@@ -393,7 +413,7 @@ async fn concurrent_partial_cancels_never_over_refund() {
         );
         assert_eq!(pg_n, r["cancel_history"].as_array().unwrap().len());
         let (_, bal) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
-        assert_eq!(bal["response"]["balance"], amount - cancel_amount);
+        assert_eq!(remaining(&bal), amount - cancel_amount, "{bal}");
         assert_eq!(bal["response"]["cancel_pending_amount"], 0);
         accepted_total += cancel_amount;
     }
@@ -446,7 +466,8 @@ async fn unknown_cancel_outcome_is_retried_with_the_same_cancellation_id() {
     assert_eq!(snap.order(&imp).unwrap().cancelled_krw, 3000);
     let (_, bal) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     assert_eq!(bal["response"]["cancel_pending_amount"], 3000, "{bal}");
-    assert_eq!(bal["response"]["balance"], 4000);
+    // Not recorded yet: still in what remains, but held (the 4500 below is refused).
+    assert_eq!(remaining(&bal), 7000, "{bal}");
     // Another cancel cannot take the held money.
     let (s, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 4500})).await;
     assert_eq!((s, code(&b)), (200, 1), "{b}");
@@ -479,7 +500,7 @@ async fn unknown_cancel_outcome_is_retried_with_the_same_cancellation_id() {
     assert_eq!(t.pier.engine.retry_pending_cancels().await.unwrap(), 0);
     let (_, bal) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     assert_eq!(bal["response"]["cancel_pending_amount"], 0);
-    assert_eq!(bal["response"]["balance"], 4000);
+    assert_eq!(remaining(&bal), 4000, "{bal}");
 
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -680,7 +701,12 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
         .unwrap());
     // The held money is not refundable meanwhile, and a second reservation is guarded.
     let (_, bal) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
-    assert_eq!(bal["response"]["balance"], 3500, "{bal}");
+    assert_eq!(bal["response"]["cancel_pending_amount"], 2500, "{bal}");
+    assert_eq!(
+        remaining(&bal) - bal["response"]["cancel_pending_amount"].as_i64().unwrap(),
+        3500,
+        "{bal}"
+    );
     let (_, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 4000})).await;
     assert_eq!(code(&b), 1, "{b}");
     // Not stale yet.

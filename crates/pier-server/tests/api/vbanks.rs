@@ -177,7 +177,13 @@ async fn issue_then_revoke() {
         .await;
     assert_eq!((s, code(&b)), (200, 1), "{b}");
     let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
-    assert_eq!(b["response"]["balance"], 0, "{b}");
+    // Never paid: nothing remains (documented balance shape: primary all zero, no history).
+    assert_eq!(
+        b["response"]["primary"],
+        json!({"tax_free": 0, "supply": 0, "vat": 0, "service": 0}),
+        "{b}"
+    );
+    assert_eq!(b["response"]["histories"], json!([]), "{b}");
     let (s, _) = t.delete(&format!("/vbanks/{imp}"), &tok).await;
     assert_eq!(s, 400);
     let (s, _) = t
