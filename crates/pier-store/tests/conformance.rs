@@ -1277,3 +1277,55 @@ on_both!(
     webhook_claims_leave_out_busy_merchants,
     webhook_claims_except_busy_merchants
 );
+
+/// Every text column compares bytewise on PostgreSQL, also on a database upgraded from before
+/// 0020/0030/0031 (which then ran after 1008): 1010 converts what they added.
+#[tokio::test]
+async fn postgres_text_columns_are_bytewise_after_an_upgrade() {
+    let Ok(base) = std::env::var("PIER_TEST_DATABASE_URL") else {
+        return;
+    };
+    let (schema, url) = fresh_pg_schema(&base).await;
+    connect(&url, true).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let not_c = |pool: sqlx::PgPool, schema: String| async move {
+        let cols: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns \
+             WHERE table_schema = $1 AND data_type = 'text' AND table_name <> '_sqlx_migrations' \
+               AND collation_name IS DISTINCT FROM 'C' ORDER BY 1",
+        )
+        .bind(&schema)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        cols
+    };
+    assert_eq!(
+        not_c(pool.clone(), schema.clone()).await,
+        Vec::<String>::new()
+    );
+    // As if 0020/0030/0031 had come after 1008: their columns at the default collation, 1010 not
+    // yet applied.
+    for (table, column) in [
+        ("tokens", "nonce"),
+        ("channels", "secret_sealed"),
+        ("cash_receipts", "identifier_masked"),
+        ("escrow_logis", "invoice"),
+    ] {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} ALTER COLUMN {column} TYPE text COLLATE \"default\""
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 1010")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(not_c(pool.clone(), schema.clone()).await.len(), 4);
+    pool.close().await;
+    connect(&url, true).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    assert_eq!(not_c(pool, schema).await, Vec::<String>::new());
+}
