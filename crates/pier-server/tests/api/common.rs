@@ -240,3 +240,81 @@ pub async fn futures_join_all<F: std::future::Future>(
         .map(|o| o.expect("every future finished"))
         .collect()
 }
+
+/// A client that does not follow redirects (to look at each hop of a window).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the hidden form field `field` in a page.
+pub fn hidden(html: &str, field: &str) -> String {
+    let needle = format!("name=\"{field}\" value=\"");
+    let start = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {field} in {html}"))
+        + needle.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// Drives an opened payment window (`window_url` from `/checkout/prepare`) through the test PG's
+/// card form with an approved card, up to the PG's answer. Returns the URL of Pier's return step
+/// the PG sends the browser to, and the cookie that marks the browser that opened the window (only
+/// that browser is redirected to m_redirect_url for a merchant without allowed origins).
+pub async fn card_window_through_pg(window_url: &str) -> (String, String) {
+    let client = no_redirects();
+    let res = client.get(window_url).send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pg_url = res.headers()["location"].to_str().unwrap().to_owned();
+    let html = client
+        .get(&pg_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&html, "csrf");
+    let form_url = pg_url.split('?').next().unwrap().to_owned();
+    let html = client
+        .post(format!("{form_url}/card"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("card_code", "366"),
+            ("card_number", "4518-4200-0000-0000"),
+            ("expiry", "12/30"),
+            ("birth", "880101"),
+            ("pwd_2digit", "12"),
+            ("quota", "0"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let auth_token = hidden(&html, "auth_token");
+    let html = client
+        .post(format!("{form_url}/approve"))
+        .form(&[("csrf", csrf.as_str()), ("auth_token", auth_token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = "content=\"0;url=";
+    let start = html.find(needle).expect("meta refresh") + needle.len();
+    let end = html[start..].find('"').unwrap() + start;
+    (html[start..end].replace("&amp;", "&"), cookie)
+}

@@ -9,20 +9,10 @@ fn code(b: &Value) -> i64 {
     b["code"].as_i64().unwrap()
 }
 
-fn hidden(html: &str, field: &str) -> String {
-    let needle = format!("name=\"{field}\" value=\"");
-    let start = html.find(&needle).expect("hidden field") + needle.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
 /// Opens a payment window with `params` and, when `pay` is set, pays it with a test card
 /// through the test PG's forms (as checkout.rs does). Returns the imp_uid.
 async fn window(t: &TestPier, params: Value, pay: bool) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = no_redirects();
     let res = t
         .http
         .post(t.url("/checkout/prepare"))
@@ -38,59 +28,7 @@ async fn window(t: &TestPier, params: Value, pay: bool) -> String {
     if !pay {
         return imp_uid;
     }
-    let res = client
-        .get(opened["window_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let binding = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let pg_url = res.headers()["location"].to_str().unwrap().to_owned();
-    let html = client
-        .get(&pg_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden(&html, "csrf");
-    let form_url = pg_url.split('?').next().unwrap().to_owned();
-    let html = client
-        .post(format!("{form_url}/card"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("card_code", "366"),
-            ("card_number", "4518-4200-0000-0000"),
-            ("expiry", "12/30"),
-            ("birth", "880101"),
-            ("pwd_2digit", "12"),
-            ("quota", "0"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let auth_token = hidden(&html, "auth_token");
-    let html = client
-        .post(format!("{form_url}/approve"))
-        .form(&[("csrf", csrf.as_str()), ("auth_token", auth_token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find("content=\"0;url=").expect("meta refresh") + 15;
-    let end = html[start..].find('"').unwrap() + start;
-    let back = html[start..end].replace("&amp;", "&");
+    let (back, binding) = card_window_through_pg(opened["window_url"].as_str().unwrap()).await;
     client
         .get(&back)
         .header("cookie", &binding)

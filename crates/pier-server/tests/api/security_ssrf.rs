@@ -187,23 +187,6 @@ fn window_params(merchant_uid: &str, confirm_url: &str) -> Value {
            "m_redirect_url": "https://shop.example/done", "confirm_url": confirm_url})
 }
 
-fn hidden(html: &str, field: &str) -> String {
-    let needle = format!("name=\"{field}\" value=\"");
-    let start = html
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {field} in {html}"))
-        + needle.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// Drives an opened window through the test PG with an approved card and returns what the
 /// buyer is sent back with (the result merged into m_redirect_url).
 async fn complete_window(t: &TestPier, window_url: &str) -> Vec<(String, String)> {
@@ -211,62 +194,11 @@ async fn complete_window(t: &TestPier, window_url: &str) -> Vec<(String, String)
     follow_return(t, &back).await
 }
 
-/// The window up to the PG's answer: returns the path (with query) of Pier's return step and
-/// the cookie that marks the browser that opened the window (only that browser is sent back to
-/// m_redirect_url for a merchant without allowed origins; docs/security/origins.md).
+/// The window up to the PG's answer: the path (with query) of Pier's return step, and the
+/// cookie of the browser that opened the window.
 async fn through_pg(window_url: &str) -> (String, String) {
-    let client = no_redirects();
-    let res = client.get(window_url).send().await.unwrap();
-    assert_eq!(res.status(), 302);
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let pg_url = res.headers()["location"].to_str().unwrap().to_owned();
-    let html = client
-        .get(&pg_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = hidden(&html, "csrf");
-    let form_url = pg_url.split('?').next().unwrap().to_owned();
-    let html = client
-        .post(format!("{form_url}/card"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("card_code", "366"),
-            ("card_number", "4518-4200-0000-0000"),
-            ("expiry", "12/30"),
-            ("birth", "880101"),
-            ("pwd_2digit", "12"),
-            ("quota", "0"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let auth_token = hidden(&html, "auth_token");
-    let html = client
-        .post(format!("{form_url}/approve"))
-        .form(&[("csrf", csrf.as_str()), ("auth_token", auth_token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let needle = "content=\"0;url=";
-    let start = html.find(needle).expect("meta refresh") + needle.len();
-    let end = html[start..].find('"').unwrap() + start;
-    let back = url::Url::parse(&html[start..end].replace("&amp;", "&")).unwrap();
+    let (back, cookie) = card_window_through_pg(window_url).await;
+    let back = url::Url::parse(&back).unwrap();
     (
         format!("{}?{}", back.path(), back.query().unwrap_or("")),
         cookie,
