@@ -328,6 +328,38 @@ fn config_print(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     text(&out.stdout)
 }
 
+/// `PIER_OUTBOUND_ALLOW_PRIVATE` and the old `PIER_WEBHOOK_ALLOW_PRIVATE` both reach `serve`
+/// (each in its own process: a unit test changing the environment would race with others).
+#[test]
+fn allow_private_environment_variables_old_and_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let key = [("PIER_SERVER_KEY", ZERO_KEY)];
+    let out = config_print(cwd, &[], &key);
+    assert!(
+        out.lines()
+            .any(|l| l == "outbound-allow-private = false  # default"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "webhook-allow-private-env = false  # default"),
+        "{out}"
+    );
+    let out = config_print(cwd, &[], &[key[0], ("PIER_OUTBOUND_ALLOW_PRIVATE", "true")]);
+    assert!(
+        out.lines()
+            .any(|l| l == "outbound-allow-private = true  # environment"),
+        "{out}"
+    );
+    let out = config_print(cwd, &[], &[key[0], ("PIER_WEBHOOK_ALLOW_PRIVATE", "true")]);
+    assert!(
+        out.lines()
+            .any(|l| l == "webhook-allow-private-env = true  # environment"),
+        "{out}"
+    );
+}
+
 #[test]
 fn config_file_precedence_is_flag_then_environment_then_file_then_default() {
     let dir = tempfile::tempdir().unwrap();
