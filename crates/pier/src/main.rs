@@ -994,6 +994,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;
+    let stop = shutdown_signal();
     let pier = Pier::start(cfg, Arc::new(pier_domain::SystemClock), listener).await?;
     if let Some(d) = &pier.demo {
         say("================ Pier demo merchant (shown once) ================".into());
@@ -1006,7 +1007,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     warn_open_merchants(&pier).await;
     say(format!("Pier listening on {}", pier.base_url()));
     tracing::info!(addr = %pier.addr, "listening");
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: finishing in-flight requests");
     pier.shutdown().await;
     Ok(())
@@ -1101,22 +1102,32 @@ async fn pgsim(a: PgsimArgs) -> Result<()> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. SIGTERM is caught from the moment this is called, not from the first
+/// poll: `serve` calls it before the server answers, so a SIGTERM during start-up (an
+/// orchestrator, a script that saw /healthz answer) shuts down gracefully after start-up instead
+/// of killing the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 
