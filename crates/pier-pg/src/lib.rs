@@ -18,6 +18,7 @@ use std::time::Duration;
 pub mod pgsim;
 pub mod testpg;
 pub mod toss;
+mod transport;
 
 /// Which merchant account at the PG a call is for (the channel's MID).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 //!   the request before a handler ran, so `Rejected`.
 
 use super::wire::{self, Done, Reply, WireCard};
+use crate::transport::{classify_transport, read_bounded, MAX_CONNECT_TIMEOUT};
 use crate::{
     Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,
     CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgResult, VbankIssued, VbankRequest,
@@ -21,12 +22,6 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
-
-/// pgsim answers are small; a larger one is not pgsim.
-const MAX_REPLY_BYTES: usize = 1 << 20;
-/// Connecting is bounded separately (and more tightly) so that an unreachable pgsim is reported as
-/// `Unreachable` rather than running into the call deadline and becoming `Unknown`.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClientError {
@@ -98,9 +93,9 @@ impl Client {
                 .body(body)
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(classify_transport)?;
             let status = resp.status();
-            let bytes = read_bounded(resp).await?;
+            let bytes = read_bounded(resp, "pgsim").await?;
             decode(status, &bytes)
         };
         match tokio::time::timeout(self.deadline, exchange).await {
@@ -111,29 +106,6 @@ impl Client {
             ))),
         }
     }
-}
-
-fn classify(e: reqwest::Error) -> PgError {
-    if e.is_connect() {
-        PgError::Unreachable(e.to_string())
-    } else {
-        PgError::Unknown(e.to_string())
-    }
-}
-
-async fn read_bounded(mut resp: reqwest::Response) -> PgResult<Vec<u8>> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| PgError::Unknown(e.to_string()))?
-    {
-        if buf.len() + chunk.len() > MAX_REPLY_BYTES {
-            return Err(PgError::Unknown("pgsim answer too large".into()));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 fn decode<T: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> PgResult<T> {

@@ -16,6 +16,7 @@
 
 use super::wire::{self, BillingAuth, Payment, TossError};
 use super::{codes, LIVE_API_BASE};
+use crate::transport::{classify_transport, read_bounded, MAX_CONNECT_TIMEOUT};
 use crate::{
     Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,
     CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgResult, VbankIssued, VbankRequest,
@@ -30,11 +31,6 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::time::Duration;
 
-/// Toss answers are a few KB; anything bigger is not Toss.
-const MAX_REPLY_BYTES: usize = 1 << 20;
-/// Connecting is bounded separately (and more tightly) so that an unreachable API is reported as
-/// `Unreachable` instead of running into the call deadline and becoming `Unknown`.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Toss: `orderName` at most 100 and `cancelReason` at most 200 characters, installment plans 2
 /// to 12 months (listed under "to verify" in docs/connectors/tosspayments.md: not on a page read).
 const MAX_ORDER_NAME_CHARS: usize = 100;
@@ -211,7 +207,7 @@ impl Connector {
         let run = async {
             let resp = req.send().await.map_err(classify_transport)?;
             let status = resp.status();
-            let bytes = read_bounded(resp).await?;
+            let bytes = read_bounded(resp, "Toss").await?;
             Ok((status, bytes))
         };
         match tokio::time::timeout(self.deadline, run).await {
@@ -323,29 +319,6 @@ pub fn mask_card_number(raw: &str) -> String {
             }
         })
         .collect()
-}
-
-fn classify_transport(e: reqwest::Error) -> PgError {
-    if e.is_connect() {
-        PgError::Unreachable(e.to_string())
-    } else {
-        PgError::Unknown(e.to_string())
-    }
-}
-
-async fn read_bounded(mut resp: reqwest::Response) -> PgResult<Vec<u8>> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| PgError::Unknown(e.to_string()))?
-    {
-        if buf.len() + chunk.len() > MAX_REPLY_BYTES {
-            return Err(PgError::Unknown("Toss answer too large".into()));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 /// An answer, by status: 2xx must decode as `T`; anything else is classified (module doc).

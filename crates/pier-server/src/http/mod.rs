@@ -207,7 +207,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(from_fn_with_state(state, crate::edge::client_addr))
-        .layer(from_fn(crate::edge::response_headers))
+        .layer(crate::edge::nosniff())
 }
 
 /// `/metrics` alone, for `--metrics-listen`.
@@ -215,7 +215,7 @@ pub fn metrics_router() -> Router {
     Router::new()
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
-        .layer(from_fn(crate::edge::response_headers))
+        .layer(crate::edge::nosniff())
 }
 
 async fn not_found() -> ApiError {
