@@ -6,6 +6,7 @@
  *   IMP.request_pay({ pg: 'jtnet', pay_method: 'card', merchant_uid: 'order_1', amount: 14000 },
  *                   function (rsp) { ... });
  *   IMP.close();
+ *   IMP.certification({ merchant_uid: 'cert_1', min_age: 19 }, function (rsp) { ... });
  *
  * The window opens as an overlay iframe on desktop, a popup with `popup: true`, or a full-page
  * redirect on mobile browsers when `m_redirect_url` is given. Results of iframe/popup windows
@@ -23,6 +24,9 @@
   var CANCEL_CODE = 'F400';
   var CANCEL_MSG = '사용자가 결제를 취소하였습니다';
   var OUR_KEYS = ['imp_uid', 'merchant_uid', 'imp_success', 'error_code', 'error_msg'];
+  var CERT_CANCEL_MSG = '사용자가 본인인증을 취소하였습니다';
+  // Certification redirects carry `success` where payments carry `imp_success`.
+  var CERT_KEYS = ['imp_uid', 'merchant_uid', 'success', 'error_code', 'error_msg'];
 
   var userCode = null;
   var tierCode = null;
@@ -53,13 +57,13 @@
 
   /** m_redirect_url with the result merged into its query; the fragment is kept. null unless
    * m_redirect_url is an http(s) URL. */
-  function mergeRedirect(url, rsp) {
+  function mergeRedirect(url, rsp, certification) {
     var u = redirectTarget(url);
     if (!u) { return null; }
-    OUR_KEYS.forEach(function (k) { u.searchParams.delete(k); });
+    (certification ? CERT_KEYS : OUR_KEYS).forEach(function (k) { u.searchParams.delete(k); });
     u.searchParams.append('imp_uid', rsp.imp_uid || '');
     u.searchParams.append('merchant_uid', rsp.merchant_uid || '');
-    u.searchParams.append('imp_success', rsp.success ? 'true' : 'false');
+    u.searchParams.append(certification ? 'success' : 'imp_success', rsp.success ? 'true' : 'false');
     if (!rsp.success) {
       u.searchParams.append('error_code', rsp.error_code || '');
       u.searchParams.append('error_msg', rsp.error_msg || '');
@@ -98,6 +102,20 @@
     return null;
   }
 
+  /** The checks of IMP.certification before any network call (Pier checks them again). */
+  function validateCertification(params) {
+    if (!userCode) { return ['F0001', 'IMP.init(userCode)로 가맹점 식별코드를 먼저 설정해주세요. (call IMP.init first)']; }
+    if (typeof params !== 'object') { return ['F1000', 'certification params must be an object']; }
+    if (params.m_redirect_url !== undefined && params.m_redirect_url !== null && !redirectTarget(params.m_redirect_url)) {
+      return ['F1000', 'm_redirect_url must be an absolute http(s) URL'];
+    }
+    if (params.min_age !== undefined && params.min_age !== null &&
+        (typeof params.min_age !== 'number' || Math.floor(params.min_age) !== params.min_age || params.min_age < 0)) {
+      return ['F1000', 'min_age must be a non-negative integer'];
+    }
+    return null;
+  }
+
   function cleanup() {
     if (!pending) { return; }
     if (pending.timer) { clearInterval(pending.timer); }
@@ -106,14 +124,14 @@
   }
 
   /** Hands a result to the merchant: callback, or (redirect mode, no callback) m_redirect_url. */
-  function deliver(params, callback, mode, rsp) {
+  function deliver(params, callback, mode, rsp, certification) {
     if (typeof callback === 'function') {
       try { callback(rsp); } catch (e) { setTimeout(function () { throw e; }, 0); }
       return;
     }
     if (params && params.m_redirect_url && (mode === 'redirect' || isMobile())) {
       // Only ever to an http(s) URL: a javascript: (or any other) URL is not navigated to.
-      var to = mergeRedirect(params.m_redirect_url, rsp);
+      var to = mergeRedirect(params.m_redirect_url, rsp, certification);
       if (to) { global.location.href = to; }
     }
   }
@@ -124,7 +142,7 @@
     p.done = true;
     cleanup();
     pending = null;
-    deliver(p.params, p.callback, p.mode, rsp);
+    deliver(p.params, p.callback, p.mode, rsp, p.certification);
   }
 
   function post(path, body) {
@@ -140,9 +158,10 @@
   function cancelPending() {
     if (!pending || pending.done) { return; }
     var p = pending;
-    var local = failure(p.params, CANCEL_CODE, CANCEL_MSG, p.impUid);
+    var local = failure(p.params, CANCEL_CODE, p.certification ? CERT_CANCEL_MSG : CANCEL_MSG, p.impUid);
     if (!p.id) { finish(local); return; }
-    post('/checkout/cancel/' + encodeURIComponent(p.id)).then(function (rsp) {
+    var path = p.certification ? '/checkout/certification/cancel/' : '/checkout/cancel/';
+    post(path + encodeURIComponent(p.id)).then(function (rsp) {
       finish(rsp && typeof rsp === 'object' ? rsp : local);
     }, function () { finish(local); });
   }
@@ -156,7 +175,7 @@
   }
   global.addEventListener('message', onMessage);
 
-  function showOverlay(url) {
+  function showOverlay(url, title) {
     var overlay = document.createElement('div');
     overlay.setAttribute('data-testid', 'pier-overlay');
     overlay.setAttribute('role', 'dialog');
@@ -172,7 +191,7 @@
     var close = document.createElement('button');
     close.type = 'button';
     close.textContent = '×';
-    close.setAttribute('aria-label', '결제창 닫기');
+    close.setAttribute('aria-label', title + ' 닫기');
     close.setAttribute('data-testid', 'pier-close');
     var c = close.style;
     c.position = 'absolute'; c.top = '6px'; c.right = '8px'; c.zIndex = '2'; c.border = '0';
@@ -180,7 +199,7 @@
     close.addEventListener('click', cancelPending);
     var iframe = document.createElement('iframe');
     iframe.src = url;
-    iframe.title = 'Pier 결제창';
+    iframe.title = 'Pier ' + title;
     iframe.setAttribute('data-testid', 'pier-iframe');
     iframe.setAttribute('allow', 'payment');
     var f = iframe.style;
@@ -250,16 +269,68 @@
         } else if (mode === 'popup') {
           mine.popup.location.href = rsp.window_url;
         } else {
-          showOverlay(rsp.window_url);
+          showOverlay(rsp.window_url, '결제창');
         }
       }, function () {
         if (pending === mine) { finish(failure(params, 'F1000', 'Pier에 연결할 수 없습니다. (network error)')); }
       });
     },
     close: function () { cancelPending(); },
+    /** Identity verification in Pier's test identity provider's window, opened like
+     * request_pay's (overlay iframe, `popup: true`, or a redirect on mobile with
+     * `m_redirect_url`); the result is `{success, imp_uid, merchant_uid, error_code, error_msg}`,
+     * to be checked server-side with GET /certifications/{imp_uid}. */
     certification: function (params, callback) {
-      var rsp = failure(params, 'F1000', 'certification is not supported by Pier');
-      if (typeof callback === 'function') { callback(rsp); }
+      params = params === undefined || params === null ? {} : params;
+      var mode = params && params.popup === true ? 'popup'
+        : (isMobile() && params && params.m_redirect_url ? 'redirect' : 'iframe');
+      var bad = validateCertification(params);
+      if (bad) {
+        deliver(params, callback, mode, failure(params, bad[0], bad[1]), true);
+        return;
+      }
+      if (pending) {
+        deliver(params, callback, mode, failure(params, 'F1000', '이미 인증창이 열려 있습니다. (a window is already open)'), true);
+        return;
+      }
+      pending = { id: null, params: params, callback: callback, mode: mode, done: false, certification: true };
+      if (mode === 'popup') {
+        var w = global.open('', 'pier_certification', 'width=520,height=760');
+        if (!w) {
+          var p0 = pending; pending = null;
+          deliver(p0.params, callback, mode, failure(params, 'F1000', '팝업이 차단되었습니다. (the popup was blocked)'), true);
+          return;
+        }
+        pending.popup = w;
+        pending.timer = setInterval(function () {
+          if (pending && pending.popup && pending.popup.closed) { clearInterval(pending.timer); pending.timer = null; cancelPending(); }
+        }, 400);
+      }
+      var mine = pending;
+      post('/checkout/certification/prepare', {
+        user_code: userCode,
+        tier_code: tierCode,
+        mode: mode,
+        origin: global.location.origin,
+        params: params
+      }).then(function (rsp) {
+        if (pending !== mine || mine.done) { return; }
+        if (!rsp || !rsp.success) {
+          finish(rsp && typeof rsp === 'object' ? rsp : failure(params, 'F1000', 'unexpected answer from Pier'));
+          return;
+        }
+        mine.id = rsp.checkout_id;
+        mine.impUid = rsp.imp_uid;
+        if (mode === 'redirect') {
+          global.location.href = rsp.window_url;
+        } else if (mode === 'popup') {
+          mine.popup.location.href = rsp.window_url;
+        } else {
+          showOverlay(rsp.window_url, '본인인증창');
+        }
+      }, function () {
+        if (pending === mine) { finish(failure(params, 'F1000', 'Pier에 연결할 수 없습니다. (network error)')); }
+      });
     },
     _mergeRedirect: mergeRedirect
   };

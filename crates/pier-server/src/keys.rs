@@ -29,15 +29,25 @@ pub enum Purpose {
     /// Seals the secret keys of PG channels Pier calls directly (Toss Payments) in the
     /// database (AES-256-GCM, engine/channels.rs).
     ChannelSecret,
+    /// Keyed hash of a certified person (name, birth date, gender digit) into the CI
+    /// (`unique_key`), the same for every merchant (engine/certifications.rs).
+    CertificationCi,
+    /// Keyed hash of (merchant, CI) into the DI (`unique_in_site`), different per merchant.
+    CertificationDi,
+    /// Seals the personal data of certifications (name, phone, birth) at rest (AES-256-GCM).
+    PersonalData,
 }
 
 impl Purpose {
     /// Every purpose, for tests that check the keys differ.
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 7] = [
         Purpose::SecretHashV1,
         Purpose::TokenHash,
         Purpose::TokenMint,
         Purpose::ChannelSecret,
+        Purpose::CertificationCi,
+        Purpose::CertificationDi,
+        Purpose::PersonalData,
     ];
 
     fn info(self) -> &'static [u8] {
@@ -46,6 +56,9 @@ impl Purpose {
             Purpose::TokenHash => b"pier/v1/token-hash",
             Purpose::TokenMint => b"pier/v1/token-mint",
             Purpose::ChannelSecret => b"pier/v1/channel-secret",
+            Purpose::CertificationCi => b"pier/v1/certification-ci",
+            Purpose::CertificationDi => b"pier/v1/certification-di",
+            Purpose::PersonalData => b"pier/v1/personal-data",
         }
     }
 }
@@ -73,6 +86,14 @@ pub fn legacy_hmac_kdf(server_key: &[u8; 32], label: &[u8]) -> [u8; 32] {
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA512 of `data` under `key` (64 bytes: a CI is 88 base64 characters, as i'mport's).
+pub fn hmac_sha512(key: &[u8], data: &[u8]) -> [u8; 64] {
+    let mut mac =
+        <Hmac<sha2::Sha512> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }

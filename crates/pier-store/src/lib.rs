@@ -32,6 +32,7 @@ macro_rules! planned {
 }
 
 mod batch;
+mod certifications;
 mod checkout;
 mod connect;
 mod customers;
@@ -52,6 +53,7 @@ mod schedules;
 mod vbanks;
 mod webhooks;
 
+pub use certifications::{CertStep, Certification, CertificationStore};
 pub use checkout::{CheckoutSession, CheckoutStore, VbankIssue};
 pub use connect::{connect, migration_versions, PgStore, SqliteStore, StoreKind};
 pub use customers::{ChargeContext, CustomerStore};
@@ -84,6 +86,7 @@ pub trait Store:
     + ReconcileStore
     + RetentionStore
     + ReceiptStore
+    + CertificationStore
 {
 }
 
@@ -101,5 +104,6 @@ impl<T> Store for T where
         + ReconcileStore
         + RetentionStore
         + ReceiptStore
+        + CertificationStore
 {
 }

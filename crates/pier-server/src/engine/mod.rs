@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod balance;
+pub mod certifications;
 pub mod channels;
 pub mod charge;
 pub mod customers;

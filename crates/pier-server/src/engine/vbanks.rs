@@ -33,6 +33,8 @@ pub struct VbankInput {
     pub custom_data: Option<String>,
     pub notice_urls: Vec<String>,
     pub pg: Option<String>,
+    /// `escrow: true`: an escrow payment (delivery information via `/escrows/logis/{imp_uid}`).
+    pub escrow: bool,
 }
 
 fn account(v: &VbankIssued) -> VbankAccount {
@@ -137,6 +139,7 @@ impl Engine {
         p.name = v.name.clone();
         p.tax_free = v.tax_free;
         p.vat_amount = v.vat_amount;
+        p.escrow = v.escrow;
         p.buyer_name = v.buyer.name.clone();
         p.buyer_email = v.buyer.email.clone();
         p.buyer_tel = v.buyer.tel.clone();

@@ -43,7 +43,7 @@ pub const WINDOW_CSS: &str = include_str!("../../sdk/pier.css");
 pub const DEMO_PRICE: i64 = 14_000;
 pub const DEMO_PRODUCT: &str = "Pier 머그컵";
 
-const MAX_URL_CHARS: usize = 2_000;
+pub(crate) const MAX_URL_CHARS: usize = 2_000;
 
 fn static_asset(body: &'static str, ct: &'static str) -> Response {
     let mut res = body.into_response();
@@ -81,19 +81,19 @@ pub async fn css() -> Response {
 }
 
 /// JSON for the SDK, readable cross-origin (no credentials are involved).
-fn sdk_json(v: Value) -> Response {
+pub(crate) fn sdk_json(v: Value) -> Response {
     sdk_json_for(v, Cors::Any)
 }
 
 /// Which pages may read an SDK answer.
-enum Cors<'a> {
+pub(crate) enum Cors<'a> {
     Any,
     /// A merchant with allowed origins: the page that opened the window.
     Only(&'a str),
     Nobody,
 }
 
-fn sdk_json_for(v: Value, cors: Cors<'_>) -> Response {
+pub(crate) fn sdk_json_for(v: Value, cors: Cors<'_>) -> Response {
     let mut res = (StatusCode::OK, v.to_string()).into_response();
     let h = res.headers_mut();
     h.insert(
@@ -143,7 +143,10 @@ fn is_mobile_ua(ua: &str) -> bool {
         .any(|m| ua.contains(m))
 }
 
-fn http_url(field: &'static str, v: Option<String>) -> Result<Option<String>, WindowError> {
+pub(crate) fn http_url(
+    field: &'static str,
+    v: Option<String>,
+) -> Result<Option<String>, WindowError> {
     let Some(v) = v else { return Ok(None) };
     let ok = v.len() <= MAX_URL_CHARS
         && url::Url::parse(&v)
@@ -484,7 +487,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// `frame-ancestors` of a merchant's pages: its allowed origins, or any (the demo, none set).
-async fn frame_ancestors(engine: &Engine, merchant_id: &str) -> String {
+pub(crate) async fn frame_ancestors(engine: &Engine, merchant_id: &str) -> String {
     match engine.store.get_merchant(merchant_id).await {
         Ok(Some(m)) => match Engine::allowed_origins(&m) {
             Some(list) => list.join(" "),
@@ -498,7 +501,7 @@ fn page(html: String, frame_ancestors: &str) -> Response {
     page_with(html, frame_ancestors, "")
 }
 
-fn page_with(html: String, frame_ancestors: &str, extra: &str) -> Response {
+pub(crate) fn page_with(html: String, frame_ancestors: &str, extra: &str) -> Response {
     let mut res = html.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -551,7 +554,7 @@ fn done_page(c: &CheckoutSession, result: &Value, ancestors: &str) -> Response {
     page(html, ancestors)
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     let mut res = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         res.headers_mut().insert(header::LOCATION, v);

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod balance;
+pub mod certifications;
 pub mod checkout;
 pub mod codes;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod receipts;
 pub mod refunds;
 pub mod schedules;
 pub mod subscribe;
+pub mod testid;
 pub mod unsupported;
 pub mod vbanks;
 pub mod webhooks;
@@ -142,6 +144,18 @@ pub fn router(state: AppState, pages: Router) -> Router {
                 .post(receipts::issue_external)
                 .delete(receipts::cancel_external),
         )
+        .route(
+            "/certifications/{imp_uid}",
+            get(certifications::get_one).delete(certifications::delete_one),
+        )
+        .route(
+            "/certifications/otp/request",
+            post(certifications::otp_request),
+        )
+        .route(
+            "/certifications/otp/confirm/{imp_uid}",
+            post(certifications::otp_confirm),
+        )
         .route_layer(from_fn_with_state(state.clone(), idempotency::layer))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
 
@@ -160,6 +174,11 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .route(
             "/checkout/prepare",
             post(checkout::prepare).options(checkout::preflight),
+        )
+        // Limited per address and per merchant in the handler, as /checkout/prepare.
+        .route(
+            "/checkout/certification/prepare",
+            post(testid::prepare).options(checkout::preflight),
         )
         .route("/checkout/static/done.js", get(checkout::done_js))
         .route("/checkout/static/pier.css", get(checkout::css))
@@ -181,6 +200,15 @@ pub fn router(state: AppState, pages: Router) -> Router {
             post(checkout::cancel).options(checkout::preflight),
         )
         .route("/demo/verify", post(checkout::demo_verify))
+        .route(
+            "/checkout/certification/cancel/{id}",
+            post(testid::sdk_cancel).options(checkout::preflight),
+        )
+        .route("/testid/{id}", get(testid::window))
+        .route("/testid/{id}/request", post(testid::request))
+        .route("/testid/{id}/confirm", post(testid::confirm))
+        .route("/testid/{id}/cancel", post(testid::cancel))
+        .route("/testid/{id}/result", get(testid::result))
         .route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
     // The test PG's window pages: the same limit, and below the same stack as the API.
     let pages = pages.route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));

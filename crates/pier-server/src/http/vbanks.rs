@@ -45,6 +45,7 @@ pub async fn issue(
         custom_data: o.custom_data,
         notice_urls: o.notice_urls,
         pg: o.pg,
+        escrow: p.bool_opt("escrow")?.unwrap_or(false),
     };
     let paid = engine.issue_vbank(&m, input).await?;
     Ok(Envelope::ok(wire::payment(&paid)))

@@ -2,6 +2,7 @@
 
 mod auth;
 mod balance;
+mod certifications;
 mod checkout;
 mod common;
 mod edge;
@@ -20,5 +21,6 @@ mod security_ssrf;
 mod subscribe;
 mod toss;
 mod unsupported;
+mod vbank_escrow;
 mod vbanks;
 mod webhooks;

@@ -1,0 +1,937 @@
+//! Identity verification (본인인증) through Pier's test identity provider: the browser window of
+//! `IMP.certification` (http/testid.rs) and the REST OTP flow (`POST /certifications/otp/request`,
+//! `POST /certifications/otp/confirm/{imp_uid}`), looked up and deleted by imp_uid.
+//!
+//! The test provider stands in for the carriers' identity services the way the test PG stands in
+//! for card companies: it checks the shape of what is entered, "sends" no SMS and accepts one code,
+//! [`TEST_OTP`] (docs/test-identities.md). Everything else is real:
+//!
+//! - The person (name, phone, birth date, gender digit, carrier) is personal data: sealed with
+//!   AES-256-GCM under `keys::Purpose::PersonalData` (the imp_uid as associated data) before it
+//!   reaches the store, opened only to answer a certified record, never logged (`Person`'s
+//!   `Debug` is redacted). `DELETE /certifications/{imp_uid}` removes the row.
+//! - CI (`unique_key`, 88 characters) is base64(HMAC-SHA512) of the person's name, birth date and
+//!   gender digit under `Purpose::CertificationCi`: the same person gets the same CI at every
+//!   merchant, and nobody without the server key can recompute it from a name and a birthday.
+//!   DI (`unique_in_site`, 64 characters) is hex(HMAC-SHA256) of (merchant, CI) under
+//!   `Purpose::CertificationDi`: stable within a merchant, different across merchants.
+//! - The store guards every transition (`window` → `requested` → `certified` | `failed` |
+//!   `cancelled`) with a conditional update: a second confirm finds nothing to change.
+
+use super::window::{codes, WindowError, WindowMode};
+use super::{Engine, Error, Result};
+use crate::keys::{self, Purpose};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine as _;
+use pier_domain::MerchantUid;
+use pier_store::{CertStep, Certification, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The only code the test identity provider accepts (no SMS is ever sent).
+pub const TEST_OTP: &str = "123456";
+/// How long a sent code is valid: 3 minutes, as carriers' SMS codes are.
+pub const OTP_TTL_SECS: i64 = 180;
+/// Wrong codes before the request fails and a new one is needed (5, as Danal's window allows).
+pub const MAX_OTP_ATTEMPTS: i64 = 5;
+/// The identity providers i'mport names in `pg` (`danal.{CPID}` too); the test provider answers
+/// for each. Without `pg`: danal, i'mport's default.
+pub const PROVIDERS: &[&str] = &["danal", "inicis_unified", "inicis", "kcp_v2"];
+pub const DEFAULT_PROVIDER: &str = "danal";
+pub const CARRIERS: &[&str] = &["SKT", "KT", "LGT"];
+/// Longest name accepted: Korean names are 2–5 syllables; foreigners' romanized names are longer.
+pub const MAX_NAME_CHARS: usize = 40;
+/// Longest `company` (a service name or domain shown in the SMS).
+pub const MAX_COMPANY_CHARS: usize = 100;
+/// A failed certification (wrong codes, under `min_age`), as the callback and redirect see it.
+pub const CERT_FAILED: &str = "F1300";
+pub const MSG_NOT_FOUND: &str = "인증결과가 존재하지 않습니다. (no such certification)";
+pub const MSG_USER_CANCEL: &str = "사용자가 본인인증을 취소하였습니다";
+const SEALED_V1: &str = "v1:";
+const NONCE_LEN: usize = 12;
+
+/// A person as entered, before any check.
+#[derive(Clone, Default)]
+pub struct PersonInput {
+    pub name: String,
+    pub phone: String,
+    pub birth: String,
+    pub gender_digit: String,
+    pub carrier: String,
+    pub is_mvno: bool,
+}
+
+impl std::fmt::Debug for PersonInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PersonInput(<personal data redacted>)")
+    }
+}
+
+/// A checked person: the sealed part of a certification.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    /// Digits only.
+    pub phone: String,
+    /// `YYYYMMDD`.
+    pub birth: String,
+    /// The 7th digit of the resident registration number: 1–4 Koreans, 5–8 foreigners.
+    pub gender_digit: u8,
+    /// SKT, KT or LGT.
+    pub carrier: String,
+    pub is_mvno: bool,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Person(<personal data redacted>)")
+    }
+}
+
+impl Person {
+    pub fn gender(&self) -> &'static str {
+        if self.gender_digit % 2 == 1 {
+            "male"
+        } else {
+            "female"
+        }
+    }
+    pub fn foreigner(&self) -> bool {
+        (5..=8).contains(&self.gender_digit)
+    }
+    /// `YYYY-MM-DD`.
+    pub fn birthday(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            &self.birth[..4],
+            &self.birth[4..6],
+            &self.birth[6..8]
+        )
+    }
+    /// SKT, KT, LGT, or `…_MVNO` for a budget carrier on that network (OAS `carrier`).
+    pub fn carrier_code(&self) -> String {
+        if self.is_mvno {
+            format!("{}_MVNO", self.carrier)
+        } else {
+            self.carrier.clone()
+        }
+    }
+    /// Full years of age on the day of unix time `now` (UTC).
+    pub fn age_at(&self, now: i64) -> i64 {
+        let today = chrono::DateTime::from_timestamp(now, 0)
+            .map(|d| d.format("%Y%m%d").to_string())
+            .unwrap_or_default();
+        let (Ok(t), Ok(b)) = (today.parse::<i64>(), self.birth.parse::<i64>()) else {
+            return 0;
+        };
+        // YYYYMMDD numbers: the difference over 10,000 is the count of full years.
+        if b > t {
+            return -1;
+        }
+        (t - b) / 10_000
+    }
+}
+
+/// What the window's page may prefill (`IMP.certification`'s name, phone, carrier). Sealed too.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefill {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub carrier: Option<String>,
+}
+
+/// The sealed blob of a certification.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Sealed {
+    person: Option<Person>,
+    prefill: Option<Prefill>,
+}
+
+impl std::fmt::Debug for Prefill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prefill(<personal data redacted>)")
+    }
+}
+
+/// A certification as the REST API answers it: the person only once certified.
+#[derive(Clone, Debug)]
+pub struct CertView {
+    pub cert: Certification,
+    pub person: Option<Person>,
+}
+
+/// `POST /certifications/otp/request`.
+#[derive(Clone, Debug, Default)]
+pub struct OtpRequest {
+    pub person: PersonInput,
+    pub company: Option<String>,
+    pub merchant_uid: Option<String>,
+    pub pg: Option<String>,
+}
+
+/// A validated `IMP.certification`.
+#[derive(Clone, Debug)]
+pub struct CertWindowRequest {
+    pub imp_code: String,
+    pub mode: WindowMode,
+    pub parent_origin: Option<String>,
+    pub merchant_uid: Option<MerchantUid>,
+    pub m_redirect_url: Option<String>,
+    pub pg: Option<String>,
+    pub min_age: Option<i64>,
+    pub company: Option<String>,
+    pub prefill: Prefill,
+}
+
+#[derive(Clone, Debug)]
+pub struct CertWindowOpened {
+    pub imp_uid: String,
+    pub window_id: String,
+    pub window_url: String,
+    /// As for payment windows: the page origin that may read the answer, `None` = any.
+    pub cors_origin: Option<String>,
+}
+
+/// What a code entered in the window did.
+#[derive(Clone, Debug)]
+pub enum WindowConfirm {
+    /// Certified, or failed for good: the result is ready (`cert_result`).
+    Done(Box<Certification>),
+    /// A wrong code; the buyer may try again.
+    WrongCode { attempts_left: i64 },
+}
+
+/// Strips everything but digits (the OAS: "숫자 외에는 정규식으로 모두 제거").
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Checks a person as entered. Messages never repeat the value.
+pub fn parse_person(i: &PersonInput, now: i64) -> Result<Person> {
+    let name = i.name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(Error::Invalid(format!(
+            "name is required (1 to {MAX_NAME_CHARS} characters)"
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''))
+    {
+        return Err(Error::Invalid(
+            "name must be letters (spaces, '.', '-' and ' allowed)".into(),
+        ));
+    }
+    // 20 characters: 11 digits with any separators a form may add ("010-1234-5678", "+82 …").
+    if i.phone.chars().count() > 20 || i.phone.chars().any(|c| c.is_alphabetic()) {
+        return Err(Error::Invalid(
+            "phone must be a mobile number (digits, '-' or '.' allowed)".into(),
+        ));
+    }
+    let phone = digits(&i.phone);
+    if !(10..=11).contains(&phone.len()) || !phone.starts_with("01") {
+        return Err(Error::Invalid(
+            "phone must be a Korean mobile number of 10 or 11 digits starting with 01".into(),
+        ));
+    }
+    let gd = i.gender_digit.trim();
+    let gender_digit = match gd.as_bytes() {
+        [d @ b'1'..=b'8'] => d - b'0',
+        _ => {
+            return Err(Error::Invalid(
+                "gender_digit must be one digit from 1 to 8 (the 7th digit of the resident registration number)".into(),
+            ))
+        }
+    };
+    let century = if matches!(gender_digit, 1 | 2 | 5 | 6) {
+        "19"
+    } else {
+        "20"
+    };
+    if i.birth.chars().count() > 12 || i.birth.chars().any(|c| c.is_alphabetic()) {
+        return Err(Error::Invalid(
+            "birth must be YYMMDD or YYYYMMDD (separators allowed)".into(),
+        ));
+    }
+    let b = digits(&i.birth);
+    let birth = match b.len() {
+        6 => format!("{century}{b}"),
+        8 if b.starts_with(century) => b,
+        8 => {
+            return Err(Error::Invalid(
+                "birth and gender_digit disagree (1, 2, 5, 6: born 1900–1999; 3, 4, 7, 8: born 2000 or later)".into(),
+            ))
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "birth must be YYMMDD or YYYYMMDD (separators allowed)".into(),
+            ))
+        }
+    };
+    let (y, m, d) = (
+        birth[..4].parse::<i32>().unwrap_or(0),
+        birth[4..6].parse::<u32>().unwrap_or(0),
+        birth[6..].parse::<u32>().unwrap_or(0),
+    );
+    if chrono::NaiveDate::from_ymd_opt(y, m, d).is_none() {
+        return Err(Error::Invalid("birth is not a valid date".into()));
+    }
+    let carrier = i.carrier.trim().to_ascii_uppercase();
+    if !CARRIERS.contains(&carrier.as_str()) {
+        return Err(Error::Invalid("carrier must be SKT, KT or LGT".into()));
+    }
+    let p = Person {
+        name,
+        phone,
+        birth,
+        gender_digit,
+        carrier,
+        is_mvno: i.is_mvno,
+    };
+    if p.age_at(now) < 0 {
+        return Err(Error::Invalid("birth is in the future".into()));
+    }
+    Ok(p)
+}
+
+/// The identity provider's name for `pg` (`danal`, `danal.{CPID}`, …).
+pub fn provider(pg: Option<&str>) -> Result<String> {
+    let Some(pg) = pg.filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_PROVIDER.to_owned());
+    };
+    let base = pg.split('.').next().unwrap_or("");
+    if PROVIDERS.contains(&base) {
+        Ok(base.to_owned())
+    } else {
+        Err(Error::Invalid(format!(
+            "pg {pg:?} is not an identity provider Pier offers (offered: {})",
+            PROVIDERS.join(", ")
+        )))
+    }
+}
+
+/// CI: 88 base64 characters, the same for the person everywhere.
+pub fn unique_key(server_key: &[u8; 32], p: &Person) -> String {
+    let k = keys::derive(server_key, Purpose::CertificationCi);
+    let data = format!("pier-ci-v1\n{}\n{}\n{}", p.name, p.birth, p.gender_digit);
+    base64::engine::general_purpose::STANDARD.encode(keys::hmac_sha512(&k, data.as_bytes()))
+}
+
+/// DI: 64 hex characters, the same for the person within one merchant.
+pub fn unique_in_site(server_key: &[u8; 32], merchant_id: &str, ci: &str) -> String {
+    let k = keys::derive(server_key, Purpose::CertificationDi);
+    hex::encode(keys::hmac_sha256(
+        &k,
+        format!("pier-di-v1\n{merchant_id}\n{ci}").as_bytes(),
+    ))
+}
+
+fn cipher(server_key: &[u8; 32]) -> Aes256Gcm {
+    let key = keys::derive(server_key, Purpose::PersonalData);
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))
+}
+
+fn seal(server_key: &[u8; 32], imp_uid: &str, s: &Sealed) -> Result<String> {
+    let plain = serde_json::to_vec(s).map_err(|_| sealing_failed())?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    let ct = cipher(server_key)
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: imp_uid.as_bytes(),
+            },
+        )
+        .map_err(|_| sealing_failed())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Ok(format!(
+        "{SEALED_V1}{}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    ))
+}
+
+fn open(server_key: &[u8; 32], imp_uid: &str, sealed: Option<&str>) -> Result<Sealed> {
+    let Some(sealed) = sealed else {
+        return Ok(Sealed::default());
+    };
+    let raw = sealed
+        .strip_prefix(SEALED_V1)
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .filter(|r| r.len() > NONCE_LEN)
+        .ok_or_else(sealing_failed)?;
+    let (nonce, ct) = raw.split_at(NONCE_LEN);
+    let plain = cipher(server_key)
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: imp_uid.as_bytes(),
+            },
+        )
+        .map_err(|_| sealing_failed())?;
+    serde_json::from_slice(&plain).map_err(|_| sealing_failed())
+}
+
+fn sealing_failed() -> Error {
+    // Never says more: the cause is the server key or a damaged row, not the client.
+    tracing::error!("a certification's personal data does not seal or open");
+    Error::Unavailable(
+        "본인인증 정보를 처리할 수 없습니다. (the certification's data cannot be read)".into(),
+    )
+}
+
+fn not_found() -> Error {
+    Error::NotFound(MSG_NOT_FOUND.into())
+}
+
+/// The result handed to the callback or merged into `m_redirect_url`; `None` while the window
+/// is still in progress.
+pub fn cert_result(c: &Certification) -> Option<Value> {
+    let (success, code, msg) = match c.status.as_str() {
+        "certified" => (true, None, None),
+        "cancelled" => (false, Some(codes::USER_CANCEL), c.fail_reason.clone()),
+        "failed" => (false, Some(CERT_FAILED), c.fail_reason.clone()),
+        _ => return None,
+    };
+    Some(json!({
+        "success": success,
+        "imp_uid": c.imp_uid,
+        "merchant_uid": c.merchant_uid,
+        "error_code": code,
+        "error_msg": msg,
+    }))
+}
+
+/// `m_redirect_url` with a certification's result in its query (`imp_uid`, `merchant_uid`,
+/// `success`, and on failure `error_code`, `error_msg`; i'mport's certification redirect keys),
+/// the merchant's own keys and fragment kept. `None` unless it is an http(s) URL.
+pub fn cert_redirect(m_redirect_url: &str, result: &Value) -> Option<String> {
+    let mut u = url::Url::parse(m_redirect_url).ok()?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return None;
+    }
+    const OURS: &[&str] = &[
+        "imp_uid",
+        "merchant_uid",
+        "success",
+        "error_code",
+        "error_msg",
+    ];
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| !OURS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let text = |k: &str| result[k].as_str().unwrap_or("").to_owned();
+    let success = result["success"].as_bool().unwrap_or(false);
+    {
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair("imp_uid", &text("imp_uid"));
+        q.append_pair("merchant_uid", &text("merchant_uid"));
+        q.append_pair("success", if success { "true" } else { "false" });
+        if !success {
+            q.append_pair("error_code", &text("error_code"));
+            q.append_pair("error_msg", &text("error_msg"));
+        }
+    }
+    Some(u.to_string())
+}
+
+impl Engine {
+    fn new_certification(&self, merchant_id: &str, pg_provider: String) -> Certification {
+        let now = self.now();
+        Certification {
+            imp_uid: pier_domain::ImpUid::generate().into_string(),
+            merchant_id: merchant_id.to_owned(),
+            pg_provider,
+            // The provider's transaction id: 20 random hex digits, as the test PG's tids.
+            pg_tid: format!("testid_{}", pier_domain::ids::random_hex(10)),
+            created_at: now,
+            expires_at: now + OTP_TTL_SECS,
+            ..Default::default()
+        }
+    }
+
+    async fn insert_certification(&self, c: &Certification) -> Result<()> {
+        match self.store.insert_certification(c).await {
+            Ok(()) => Ok(()),
+            // An imp_uid collision (1 in 10^12): the caller may retry.
+            Err(StoreError::Conflict(_)) => Err(Error::Unavailable(
+                "일시적인 오류입니다. 다시 시도해주세요. (try again)".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `POST /certifications/otp/request`: checks the person and "sends" the code.
+    pub async fn request_otp(&self, merchant_id: &str, r: OtpRequest) -> Result<String> {
+        let person = parse_person(&r.person, self.now())?;
+        let pg = provider(r.pg.as_deref())?;
+        let merchant_uid = r
+            .merchant_uid
+            .as_deref()
+            .map(MerchantUid::parse)
+            .transpose()?
+            .map(|u| u.to_string());
+        if r.company
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_COMPANY_CHARS)
+        {
+            return Err(Error::Invalid(format!(
+                "company must be at most {MAX_COMPANY_CHARS} characters"
+            )));
+        }
+        let mut c = self.new_certification(merchant_id, pg);
+        c.merchant_uid = merchant_uid;
+        c.company = r.company;
+        c.status = "requested".into();
+        c.sealed = Some(seal(
+            &self.cfg.server_key,
+            &c.imp_uid,
+            &Sealed {
+                person: Some(person),
+                prefill: None,
+            },
+        )?);
+        self.insert_certification(&c).await?;
+        Ok(c.imp_uid)
+    }
+
+    /// `POST /certifications/otp/confirm/{imp_uid}`.
+    pub async fn confirm_otp(
+        &self,
+        merchant_id: &str,
+        imp_uid: &str,
+        otp: Option<&str>,
+    ) -> Result<CertView> {
+        let c = self
+            .store
+            .get_certification(merchant_id, imp_uid)
+            .await?
+            .ok_or_else(not_found)?;
+        let otp = otp
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::Invalid("otp is required (the code sent by SMS)".into()))?;
+        match self.check_code(&c, otp).await? {
+            WindowConfirm::Done(done) if done.status == "certified" => self.view(*done),
+            WindowConfirm::Done(done) => {
+                Err(Error::PgRefused(done.fail_reason.unwrap_or_else(|| {
+                    "본인인증에 실패하였습니다. (not certified)".into()
+                })))
+            }
+            WindowConfirm::WrongCode { attempts_left } => Err(Error::PgRefused(format!(
+                "인증번호가 일치하지 않습니다. (wrong code: {attempts_left} attempts left)"
+            ))),
+        }
+    }
+
+    /// The code check shared by the REST confirm and the window: refuses what is not waiting
+    /// for a code, counts a wrong code, certifies on the right one.
+    async fn check_code(&self, c: &Certification, otp: &str) -> Result<WindowConfirm> {
+        let now = self.now();
+        match c.status.as_str() {
+            "requested" => {}
+            "certified" => {
+                return Err(Error::Invalid(
+                    "이미 인증이 완료된 건입니다. (already certified)".into(),
+                ))
+            }
+            "window" => {
+                return Err(Error::Invalid(
+                    "인증번호가 요청되지 않았습니다. (no code was requested yet)".into(),
+                ))
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "종료된 본인인증 요청입니다. (the certification failed or was cancelled; request again)"
+                        .into(),
+                ))
+            }
+        }
+        if now > c.expires_at {
+            return Err(Error::Invalid(
+                "인증번호 유효시간이 지났습니다. 다시 요청해주세요. (the code expired; request a new one)"
+                    .into(),
+            ));
+        }
+        let right = bool::from(subtle::ConstantTimeEq::ct_eq(
+            otp.trim().as_bytes(),
+            TEST_OTP.as_bytes(),
+        ));
+        let gone = || {
+            Error::Invalid(
+                "이미 처리된 본인인증 요청입니다. (the certification was already processed)".into(),
+            )
+        };
+        if !right {
+            let step = CertStep::WrongCode {
+                max_attempts: MAX_OTP_ATTEMPTS,
+                reason: format!(
+                    "인증번호를 {MAX_OTP_ATTEMPTS}회 잘못 입력하였습니다. (too many wrong codes)"
+                ),
+            };
+            let after = self
+                .store
+                .step_certification(&c.merchant_id, &c.imp_uid, &step)
+                .await?
+                .ok_or_else(gone)?;
+            if after.status == "failed" {
+                return Ok(WindowConfirm::Done(Box::new(after)));
+            }
+            return Ok(WindowConfirm::WrongCode {
+                attempts_left: MAX_OTP_ATTEMPTS - after.otp_attempts,
+            });
+        }
+        let person = open(&self.cfg.server_key, &c.imp_uid, c.sealed.as_deref())?
+            .person
+            .ok_or_else(sealing_failed)?;
+        if let Some(min) = c.min_age.filter(|m| person.age_at(now) < *m) {
+            let step = CertStep::Ended {
+                status: "failed".into(),
+                reason: format!(
+                    "만 {min}세 이상만 인증할 수 있습니다. (younger than min_age {min})"
+                ),
+            };
+            let after = self
+                .store
+                .step_certification(&c.merchant_id, &c.imp_uid, &step)
+                .await?
+                .ok_or_else(gone)?;
+            return Ok(WindowConfirm::Done(Box::new(after)));
+        }
+        let ci = unique_key(&self.cfg.server_key, &person);
+        let di = unique_in_site(&self.cfg.server_key, &c.merchant_id, &ci);
+        let step = CertStep::Certified {
+            unique_key: ci,
+            unique_in_site: di,
+            now,
+        };
+        let after = self
+            .store
+            .step_certification(&c.merchant_id, &c.imp_uid, &step)
+            .await?
+            .ok_or_else(gone)?;
+        Ok(WindowConfirm::Done(Box::new(after)))
+    }
+
+    fn view(&self, cert: Certification) -> Result<CertView> {
+        let person = if cert.status == "certified" {
+            open(&self.cfg.server_key, &cert.imp_uid, cert.sealed.as_deref())?.person
+        } else {
+            None
+        };
+        Ok(CertView { cert, person })
+    }
+
+    /// `GET /certifications/{imp_uid}`.
+    pub async fn certification(&self, merchant_id: &str, imp_uid: &str) -> Result<CertView> {
+        let c = self
+            .store
+            .get_certification(merchant_id, imp_uid)
+            .await?
+            .ok_or_else(not_found)?;
+        self.view(c)
+    }
+
+    /// `DELETE /certifications/{imp_uid}`: answers the record as it was, then nothing remains.
+    pub async fn delete_certification(&self, merchant_id: &str, imp_uid: &str) -> Result<CertView> {
+        let c = self
+            .store
+            .delete_certification(merchant_id, imp_uid)
+            .await?
+            .ok_or_else(not_found)?;
+        self.view(c)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The browser window (`IMP.certification`).
+
+    /// The cookie value binding a redirect-mode certification window to its browser.
+    pub fn cert_binding(&self, window_id: &str) -> String {
+        self.redirect_binding(&format!("certification:{window_id}"))
+    }
+
+    pub async fn open_cert_window(
+        &self,
+        req: CertWindowRequest,
+    ) -> std::result::Result<CertWindowOpened, WindowError> {
+        let store_err = |e: StoreError| {
+            tracing::error!(error = %e, "store error opening a certification window");
+            WindowError::new(
+                codes::INVALID_PARAM,
+                "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
+            )
+        };
+        let Some(merchant) = self
+            .store
+            .get_merchant(&req.imp_code)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(WindowError::new(
+                codes::UNKNOWN_MERCHANT,
+                format!(
+                    "등록되지 않은 가맹점 식별코드입니다. (unknown userCode {:?})",
+                    req.imp_code
+                ),
+            ));
+        };
+        let allowed = Self::allowed_origins(&merchant);
+        if let Some(list) = &allowed {
+            let page_ok = req
+                .parent_origin
+                .as_deref()
+                .and_then(|o| super::origins::normalize_origin(o).ok())
+                .is_some_and(|o| list.contains(&o));
+            let target_ok = req
+                .m_redirect_url
+                .as_deref()
+                .is_none_or(|u| super::origins::url_allowed(list, u));
+            if !page_ok || !target_ok {
+                return Err(WindowError::new(
+                    codes::ORIGIN_NOT_ALLOWED,
+                    "허용되지 않은 도메인에서의 본인인증 요청입니다. (origin or m_redirect_url not allowed)",
+                ));
+            }
+        }
+        let pg = provider(req.pg.as_deref())
+            .map_err(|e| WindowError::new(codes::UNKNOWN_PG, e.to_string()))?;
+        let mut c = self.new_certification(&merchant.imp_code, pg);
+        c.status = "window".into();
+        c.merchant_uid = req.merchant_uid.map(|u| u.to_string());
+        c.origin = req.parent_origin.clone();
+        c.company = req.company;
+        c.min_age = req.min_age;
+        c.expires_at = c.created_at + self.cfg.checkout_ttl_secs;
+        let window_id = pier_domain::ids::random_hex(16);
+        c.window_id = Some(window_id.clone());
+        c.window_mode = Some(req.mode.as_str().to_owned());
+        c.parent_origin = req.parent_origin.clone();
+        c.m_redirect_url = req.m_redirect_url;
+        if req.prefill != Prefill::default() {
+            c.sealed = Some(
+                seal(
+                    &self.cfg.server_key,
+                    &c.imp_uid,
+                    &Sealed {
+                        person: None,
+                        prefill: Some(req.prefill),
+                    },
+                )
+                .map_err(|e| WindowError::new(codes::INVALID_PARAM, e.to_string()))?,
+            );
+        }
+        self.store
+            .insert_certification(&c)
+            .await
+            .map_err(store_err)?;
+        Ok(CertWindowOpened {
+            imp_uid: c.imp_uid,
+            window_url: format!("{}/testid/{window_id}", self.public_base()),
+            window_id,
+            cors_origin: allowed.and(req.parent_origin),
+        })
+    }
+
+    /// The certification behind a window id, and what its page may prefill.
+    pub async fn cert_window(&self, window_id: &str) -> Result<(Certification, Prefill)> {
+        if window_id.len() != 32 || !window_id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let c = self
+            .store
+            .certification_by_window(window_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let prefill = if c.status == "window" {
+            open(&self.cfg.server_key, &c.imp_uid, c.sealed.as_deref())?
+                .prefill
+                .unwrap_or_default()
+        } else {
+            Prefill::default()
+        };
+        Ok((c, prefill))
+    }
+
+    /// Whether the window's time is up (nothing more may be entered in it).
+    pub fn cert_window_expired(&self, c: &Certification) -> bool {
+        matches!(c.status.as_str(), "window" | "requested") && self.now() > c.expires_at
+    }
+
+    /// The person entered in the window: checked, sealed, a code "sent".
+    pub async fn cert_window_request(
+        &self,
+        c: &Certification,
+        input: &PersonInput,
+    ) -> Result<Certification> {
+        if self.cert_window_expired(c) {
+            return Err(Error::Invalid(
+                "본인인증 가능 시간이 지났습니다. (the window expired)".into(),
+            ));
+        }
+        let person = parse_person(input, self.now())?;
+        let sealed = seal(
+            &self.cfg.server_key,
+            &c.imp_uid,
+            &Sealed {
+                person: Some(person),
+                prefill: None,
+            },
+        )?;
+        // The code's validity, never past the window's own.
+        let expires_at = (self.now() + OTP_TTL_SECS).min(c.expires_at);
+        self.store
+            .step_certification(
+                &c.merchant_id,
+                &c.imp_uid,
+                &CertStep::Requested { sealed, expires_at },
+            )
+            .await?
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "이미 처리된 본인인증 요청입니다. (the certification was already processed)"
+                        .into(),
+                )
+            })
+    }
+
+    pub async fn cert_window_confirm(&self, c: &Certification, otp: &str) -> Result<WindowConfirm> {
+        self.check_code(c, otp).await
+    }
+
+    /// The buyer cancelled (or closed the window): ends it unless it already ended; answers the
+    /// final state.
+    pub async fn cert_window_cancel(&self, c: &Certification) -> Result<Certification> {
+        let step = CertStep::Ended {
+            status: "cancelled".into(),
+            reason: MSG_USER_CANCEL.into(),
+        };
+        if let Some(after) = self
+            .store
+            .step_certification(&c.merchant_id, &c.imp_uid, &step)
+            .await?
+        {
+            return Ok(after);
+        }
+        self.store
+            .get_certification(&c.merchant_id, &c.imp_uid)
+            .await?
+            .ok_or_else(not_found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, birth: &str, gd: &str) -> PersonInput {
+        PersonInput {
+            name: name.into(),
+            phone: "010-1234-5678".into(),
+            birth: birth.into(),
+            gender_digit: gd.into(),
+            carrier: "SKT".into(),
+            is_mvno: false,
+        }
+    }
+
+    // 2026-12-06 00:00:00 UTC.
+    const NOW: i64 = 1_796_515_200;
+
+    #[test]
+    fn people_are_parsed() {
+        let p = parse_person(&input(" 홍길동 ", "880101", "1"), NOW).unwrap();
+        assert_eq!(p.name, "홍길동");
+        assert_eq!(p.phone, "01012345678");
+        assert_eq!(p.birthday(), "1988-01-01");
+        assert_eq!(p.gender(), "male");
+        assert!(!p.foreigner());
+        assert_eq!(p.age_at(NOW), 38);
+        let q = parse_person(&input("홍길동", "1988.01.01", "1"), NOW).unwrap();
+        assert_eq!(p, q);
+        let f = parse_person(&input("Jane Doe", "050315", "8"), NOW).unwrap();
+        assert_eq!(f.birthday(), "2005-03-15");
+        assert_eq!((f.gender(), f.foreigner()), ("female", true));
+        for bad in [
+            input("", "880101", "1"),
+            input("홍<b>", "880101", "1"),
+            input("홍길동", "881301", "1"),
+            input("홍길동", "19880101", "3"),
+            input("홍길동", "8801", "1"),
+            input("홍길동", "880101", "9"),
+            input("홍길동", "991231", "3"),
+            PersonInput {
+                phone: "0212345678a".into(),
+                ..input("홍길동", "880101", "1")
+            },
+            PersonInput {
+                phone: "02-123-4567".into(),
+                ..input("홍길동", "880101", "1")
+            },
+            PersonInput {
+                carrier: "KTF".into(),
+                ..input("홍길동", "880101", "1")
+            },
+        ] {
+            assert!(parse_person(&bad, NOW).is_err());
+        }
+    }
+
+    #[test]
+    fn ci_is_stable_per_person_and_di_per_merchant() {
+        let k = [9u8; 32];
+        let a = parse_person(&input("홍길동", "880101", "1"), NOW).unwrap();
+        let b = PersonInput {
+            phone: "01099998888".into(),
+            carrier: "KT".into(),
+            ..input("홍길동", "19880101", "1")
+        };
+        let b = parse_person(&b, NOW).unwrap();
+        let ci = unique_key(&k, &a);
+        assert_eq!(ci.len(), 88);
+        assert_eq!(ci, unique_key(&k, &b), "phone and carrier are not identity");
+        let other = parse_person(&input("홍길동", "880102", "1"), NOW).unwrap();
+        assert_ne!(ci, unique_key(&k, &other));
+        assert_ne!(ci, unique_key(&[8u8; 32], &a), "keyed");
+        let di = unique_in_site(&k, "imp1", &ci);
+        assert_eq!(di.len(), 64);
+        assert_eq!(di, unique_in_site(&k, "imp1", &ci));
+        assert_ne!(di, unique_in_site(&k, "imp2", &ci));
+    }
+
+    #[test]
+    fn sealed_data_opens_only_for_its_certification() {
+        let k = [3u8; 32];
+        let s = Sealed {
+            person: Some(parse_person(&input("홍길동", "880101", "1"), NOW).unwrap()),
+            prefill: None,
+        };
+        let sealed = seal(&k, "imp_1", &s).unwrap();
+        assert!(!sealed.contains("홍길동") && !sealed.contains("01012345678"));
+        assert_eq!(
+            open(&k, "imp_1", Some(&sealed)).unwrap().person,
+            s.person.clone()
+        );
+        assert!(open(&k, "imp_2", Some(&sealed)).is_err());
+        assert!(open(&[4u8; 32], "imp_1", Some(&sealed)).is_err());
+    }
+
+    #[test]
+    fn redirects_carry_the_certification_keys() {
+        let r = json!({"success": true, "imp_uid": "imp_1", "merchant_uid": "m1"});
+        let u = cert_redirect("https://shop.example/done?x=1&success=no#top", &r).unwrap();
+        assert_eq!(
+            u,
+            "https://shop.example/done?x=1&imp_uid=imp_1&merchant_uid=m1&success=true#top"
+        );
+        assert!(cert_redirect("javascript:alert(1)", &r).is_none());
+    }
+}
