@@ -147,7 +147,8 @@ op("get", "/subscribe/customers/{customer_uid}/payments", "Payments made with a 
    [path_param("customer_uid")] + PAGE, extra=["404"], tag="subscribe")
 op("post", "/vbanks", "Issue a virtual account", "Payment",
    req=body({"merchant_uid": STR(40, minLength=1), "amount": AMOUNT, "vbank_code": STR(4, minLength=1), "vbank_due": INT(minimum=0),
-             "vbank_holder": STR(16), "name": STR(40), "channel_key": STR(55), "notice_url": STR(2000), "custom_data": STR(), **BUYER},
+             "vbank_holder": STR(16), "name": STR(40), "channel_key": STR(55), "notice_url": STR(2000), "custom_data": STR(),
+             "escrow": {"type": "boolean", "description": "an escrow payment: delivery information via /escrows/logis/{imp_uid} once paid"}, **BUYER},
             ["merchant_uid", "amount", "vbank_code", "vbank_due"]), tag="vbanks")
 op("put", "/vbanks/{imp_uid}", "Change an unpaid virtual account", "Payment", [path_param("imp_uid", 100)],
    req=body({"amount": AMOUNT, "vbank_due": INT(minimum=0)}), extra=["404"], tag="vbanks")
@@ -205,6 +206,22 @@ for method in ("post", "put"):
        "EscrowLogis", [path_param("imp_uid", 100)], req=LOGIS_IN, extra=["404", "409"], tag="escrows")
 op("get", "/escrows/logis/{imp_uid}", "The delivery information of an escrow payment", "EscrowLogis", [path_param("imp_uid", 100)],
    extra=["404", "409"], tag="escrows")
+# Identity verification (engine/certifications.rs; docs/certifications.md): the test identity
+# provider accepts the code 123456 only (docs/test-identities.md).
+CERT_IN = {"name": STR(40, minLength=1), "phone": STR(20, minLength=1, description="mobile number; anything but digits is removed"),
+           "birth": STR(10, minLength=6, description="YYMMDD (YYYYMMDD accepted); anything but digits is removed"),
+           "gender_digit": STR(1, pattern="^[1-8]$", description="7th digit of the resident registration number"),
+           "carrier": STR(3, enum=["SKT", "KT", "LGT"]), "is_mvno": BOOL, "company": STR(100),
+           "merchant_uid": STR(40, pattern="^[A-Za-z0-9_\\-]{1,40}$"), "pg": STR(60, enum=["danal", "inicis_unified", "inicis", "kcp_v2"]),
+           "channel_key": STR(100), "verification_method": STR(3, enum=["SMS"])}
+op("post", "/certifications/otp/request", "Start an identity verification by SMS code (no SMS is sent: the test code is 123456)",
+   "CertificationOTP", req=body(CERT_IN, ["name", "phone", "birth", "gender_digit", "carrier"]), tag="certifications")
+op("post", "/certifications/otp/confirm/{imp_uid}", "Confirm an identity verification with its code", "Certification",
+   [path_param("imp_uid", 100)], req=body({"otp": STR(10)}), extra=["404"], tag="certifications")
+op("get", "/certifications/{imp_uid}", "An identity verification (the person only once certified)", "Certification",
+   [path_param("imp_uid", 100)], extra=["404"], tag="certifications")
+op("delete", "/certifications/{imp_uid}", "Delete an identity verification and its personal data", "Certification",
+   [path_param("imp_uid", 100)], extra=["404"], tag="certifications")
 op("get", "/cards", "Card company codes", "Codes", tag="codes", auth=False)
 op("get", "/cards/{code}", "One card company code", "Code", [path_param("code", 10)], extra=["404"], tag="codes", auth=False)
 op("get", "/banks", "Bank codes", "Codes", tag="codes", auth=False)
@@ -256,6 +273,14 @@ schemas = {
                                "receipt_url": STR(), "applied_at": INT(), "cancelled_at": INT(), "status": STR(enum=["issued", "cancelled"])}},
     "EscrowLogis": {"type": "object", "required": ["company", "invoice", "sent_at", "applied_at"],
                     "properties": {"company": STR(), "invoice": STR(), "sent_at": INT(), "applied_at": INT()}},
+    "Certification": {"type": "object", "required": ["imp_uid", "pg_provider", "foreigner", "certified", "certified_at"], "properties": {
+        "imp_uid": STR(), "merchant_uid": STR(nullable=True), "pg_tid": STR(), "pg_provider": STR(),
+        "name": STR(nullable=True), "gender": STR(nullable=True, enum=["male", "female", None]),
+        "birthday": STR(nullable=True, description="YYYY-MM-DD"), "foreigner": BOOL, "foreigner_v2": S("boolean", nullable=True),
+        "phone": STR(nullable=True, description="digits"), "carrier": STR(nullable=True, enum=["SKT", "KT", "LGT", "SKT_MVNO", "KT_MVNO", "LGT_MVNO", None]),
+        "certified": BOOL, "certified_at": INT(), "unique_key": STR(88, nullable=True, description="CI"),
+        "unique_in_site": STR(64, nullable=True, description="DI, per merchant"), "origin": STR(nullable=True)}},
+    "CertificationOTP": {"type": "object", "required": ["imp_uid"], "properties": {"imp_uid": STR()}},
     "Holder": {"type": "object", "required": ["bank_holder"], "properties": {"bank_holder": STR()}},
     "Unsettled": {"type": "object", "required": ["total", "list"], "properties": {"total": INT(), "list": S("array", items={"type": "object"})}},
 }

@@ -41,6 +41,13 @@ curl -fsS -X POST "http://127.0.0.1:$PORT/subscribe/payments/onetime" -H "Author
   -d '{"merchant_uid":"st-1","amount":1000,"card_number":"4518-4200-0000-0000","expiry":"2030-12"}' >/dev/null
 curl -fsS -X POST "http://127.0.0.1:$PORT/subscribe/customers/st-cust" -H "Authorization: $TOKEN" \
   -H 'content-type: application/json' -d '{"card_number":"4518-4200-0000-0000","expiry":"2030-12"}' >/dev/null
+# A certified identity verification (the test provider's code is 123456).
+CERT=$(curl -fsS -X POST "http://127.0.0.1:$PORT/certifications/otp/request" -H "Authorization: $TOKEN" \
+  -H 'content-type: application/json' \
+  -d '{"name":"홍길동","phone":"01012345678","birth":"880101","gender_digit":"1","carrier":"SKT"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["response"]["imp_uid"])')
+curl -fsS -X POST "http://127.0.0.1:$PORT/certifications/otp/confirm/$CERT" -H "Authorization: $TOKEN" \
+  -H 'content-type: application/json' -d '{"otp":"123456"}' >/dev/null
 SCHEMATHESIS_HOOKS=.ci/schemathesis_hooks.py \
 PYTHONPATH=. \
 timeout $((MAX_TIME + 60)) "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \

@@ -23,6 +23,8 @@ pub struct RetentionReport {
     pub windows_deleted: u64,
     pub outbox_deleted: u64,
     pub deliveries_deleted: u64,
+    /// Identity verifications never completed (personal data entered and abandoned).
+    pub certifications_deleted: u64,
 }
 
 /// Runs a pass every `Config::retention_interval` until stopped.
@@ -96,5 +98,10 @@ pub async fn retention_pass(engine: &Engine) -> crate::engine::Result<RetentionR
     let before = now - cfg.webhook_log_retention_secs;
     report.outbox_deleted = drain(limit, || store.delete_old_outbox(before, limit)).await?;
     report.deliveries_deleted = drain(limit, || store.delete_old_deliveries(before, limit)).await?;
+    // Certifications never completed keep no personal data longer than an old window is kept;
+    // certified ones stay until the merchant deletes them (DELETE /certifications/{imp_uid}).
+    let before = now - cfg.checkout_retention_secs;
+    report.certifications_deleted =
+        drain(limit, || store.delete_stale_certifications(before, limit)).await?;
     Ok(report)
 }

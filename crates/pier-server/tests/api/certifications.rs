@@ -681,3 +681,57 @@ async fn window_cancel_min_age_and_bad_params() {
     let res = client.get(t.url("/testid/nothex")).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn served_openapi_lists_the_operations() {
+    let t = TestPier::start().await;
+    let doc: Value = t
+        .http
+        .get(t.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/certifications/{imp_uid}", "get"),
+        ("/certifications/{imp_uid}", "delete"),
+        ("/certifications/otp/request", "post"),
+        ("/certifications/otp/confirm/{imp_uid}", "post"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path}");
+    }
+    let vbank = &paths["/vbanks"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(vbank["properties"]["escrow"]["type"], "boolean");
+    let cert = &doc["components"]["schemas"]["Certification"]["properties"];
+    assert_eq!(cert["unique_key"]["maxLength"], 88);
+    assert_eq!(cert["unique_in_site"]["maxLength"], 64);
+}
+
+#[tokio::test]
+async fn abandoned_certifications_are_deleted_by_retention() {
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let abandoned = request(&t, &tok, person()).await;
+    let kept = certify(&t, &tok, person()).await;
+    let kept = kept["imp_uid"].as_str().unwrap();
+    // Not yet: the request is recent.
+    let r = pier_server::jobs::retention::retention_pass(&t.pier.engine)
+        .await
+        .unwrap();
+    assert_eq!(r.certifications_deleted, 0, "{r:?}");
+    t.clock
+        .advance(t.pier.engine.cfg.checkout_retention_secs + 3600);
+    let r = pier_server::jobs::retention::retention_pass(&t.pier.engine)
+        .await
+        .unwrap();
+    assert_eq!(r.certifications_deleted, 1, "{r:?}");
+    // The old token expired meanwhile.
+    let tok = t.token().await;
+    let (s, _) = t.get(&format!("/certifications/{abandoned}"), &tok).await;
+    assert_eq!(s, 404);
+    let (s, b) = t.get(&format!("/certifications/{kept}"), &tok).await;
+    assert_eq!((s, b["response"]["certified"].clone()), (200, json!(true)));
+}
