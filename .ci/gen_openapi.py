@@ -208,8 +208,11 @@ op("get", "/escrows/logis/{imp_uid}", "The delivery information of an escrow pay
    extra=["404", "409"], tag="escrows")
 # Identity verification (engine/certifications.rs; docs/certifications.md): the test identity
 # provider accepts the code 123456 only (docs/test-identities.md).
-CERT_IN = {"name": STR(40, minLength=1), "phone": STR(20, minLength=1, description="mobile number; anything but digits is removed"),
-           "birth": STR(10, minLength=6, description="YYMMDD (YYYYMMDD accepted); anything but digits is removed"),
+# The patterns describe values always accepted (separators in phone and birth are accepted too).
+CERT_IN = {"name": STR(40, minLength=1, pattern="^[가-힣A-Za-z]{1,20}$"),
+           "phone": STR(20, minLength=1, pattern="^01[0-9]{8,9}$", description="mobile number; anything but digits is removed"),
+           "birth": STR(10, minLength=6, pattern="^[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])$",
+                        description="YYMMDD (YYYYMMDD accepted); anything but digits is removed"),
            "gender_digit": STR(1, pattern="^[1-8]$", description="7th digit of the resident registration number"),
            "carrier": STR(3, enum=["SKT", "KT", "LGT"]), "is_mvno": BOOL, "company": STR(100),
            "merchant_uid": STR(40, pattern="^[A-Za-z0-9_\\-]{1,40}$"), "pg": STR(60, enum=["danal", "inicis_unified", "inicis", "kcp_v2"]),
