@@ -763,7 +763,13 @@ impl Engine {
 
     /// Whether the window's time is up (nothing more may be entered in it).
     pub fn cert_window_expired(&self, c: &Certification) -> bool {
-        matches!(c.status.as_str(), "window" | "requested") && self.now() > c.expires_at
+        matches!(c.status.as_str(), "window" | "requested")
+            && self.now() > c.created_at + self.cfg.checkout_ttl_secs
+    }
+
+    /// Whether the code sent in a live window expired (the person may request a new one).
+    pub fn cert_code_expired(&self, c: &Certification) -> bool {
+        c.status == "requested" && self.now() > c.expires_at
     }
 
     /// The person entered in the window: checked, sealed, a code "sent".
@@ -787,7 +793,7 @@ impl Engine {
             },
         )?;
         // The code's validity, never past the window's own.
-        let expires_at = (self.now() + OTP_TTL_SECS).min(c.expires_at);
+        let expires_at = (self.now() + OTP_TTL_SECS).min(c.created_at + self.cfg.checkout_ttl_secs);
         self.store
             .step_certification(
                 &c.merchant_id,

@@ -42,6 +42,9 @@ use pier_domain::MerchantUid;
 use pier_store::Certification;
 use serde_json::{json, Value};
 
+/// Shown on the person form when the code of the last request expired.
+const MSG_CODE_EXPIRED: &str =
+    "인증번호 유효시간이 지났습니다. 다시 요청해주세요. (the code expired; request a new one)";
 /// Oldest `min_age` that makes sense.
 const MAX_MIN_AGE: i64 = 150;
 
@@ -393,7 +396,9 @@ pub async fn window(
     if engine.cert_window_expired(&c) {
         return Ok(expired(&engine, &c).await);
     }
-    let inner = if c.status == "requested" {
+    let inner = if engine.cert_code_expired(&c) {
+        person_form(&engine, &c, &prefill, Some(MSG_CODE_EXPIRED))
+    } else if c.status == "requested" {
         code_form(&engine, &c, None)
     } else {
         person_form(&engine, &c, &prefill, None)
@@ -491,7 +496,7 @@ pub async fn confirm(
             .await)
         }
         Err(Error::Invalid(msg)) => {
-            let inner = if c.status == "requested" {
+            let inner = if c.status == "requested" && !engine.cert_code_expired(&c) {
                 code_form(&engine, &c, Some(&msg))
             } else {
                 person_form(&engine, &c, &Prefill::default(), Some(&msg))

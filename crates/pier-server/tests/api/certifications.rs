@@ -735,3 +735,53 @@ async fn abandoned_certifications_are_deleted_by_retention() {
     let (s, b) = t.get(&format!("/certifications/{kept}"), &tok).await;
     assert_eq!((s, b["response"]["certified"].clone()), (200, json!(true)));
 }
+
+#[tokio::test]
+async fn window_code_expires_and_a_new_one_can_be_requested() {
+    let t = TestPier::start().await;
+    let tok = t.token().await;
+    let client = no_redirects();
+    let opened = prepare(&t, "iframe", json!({"merchant_uid": "cert-x1"})).await;
+    let imp = opened["imp_uid"].as_str().unwrap().to_owned();
+    let url = opened["window_url"].as_str().unwrap().to_owned();
+    let (csrf, _) = enter_person(&client, &url, "20010203").await;
+    // The code lives 180 s; the window (30 min) lives on.
+    t.clock.advance(181);
+    let res = client
+        .post(format!("{url}/confirm"))
+        .form(&[("csrf", csrf.as_str()), ("otp", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("testid-form") && html.contains("the code expired"),
+        "{html}"
+    );
+    let (_, b) = t.get(&format!("/certifications/{imp}"), &tok).await;
+    assert_eq!(b["response"]["certified"], false);
+    let html = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("testid-form") && html.contains("the code expired"));
+    // A new request, a new code: certified.
+    let (csrf, _) = enter_person(&client, &url, "20010203").await;
+    let html = client
+        .post(format!("{url}/confirm"))
+        .form(&[("csrf", csrf.as_str()), ("otp", "123456")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("testid-returning"), "{html}");
+    let (_, b) = t.get(&format!("/certifications/{imp}"), &tok).await;
+    assert_eq!(b["response"]["certified"], true, "{b}");
+    // Past the window's own lifetime, an unfinished window is expired.
+    let opened = prepare(&t, "iframe", json!({})).await;
+    let url = opened["window_url"].as_str().unwrap().to_owned();
+    t.clock.advance(t.pier.engine.cfg.checkout_ttl_secs + 1);
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("testid-expired"));
+}
