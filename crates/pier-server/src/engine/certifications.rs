@@ -666,7 +666,7 @@ impl Engine {
         let store_err = |e: StoreError| {
             tracing::error!(error = %e, "store error opening a certification window");
             WindowError::new(
-                codes::INVALID_PARAM,
+                codes::UNAVAILABLE,
                 "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
             )
         };
@@ -726,7 +726,7 @@ impl Engine {
                         prefill: Some(req.prefill),
                     },
                 )
-                .map_err(|e| WindowError::new(codes::INVALID_PARAM, e.to_string()))?,
+                .map_err(|e| WindowError::new(codes::UNAVAILABLE, e.to_string()))?,
             );
         }
         self.store
