@@ -19,6 +19,7 @@ mod security_secrets;
 mod security_ssrf;
 mod subscribe;
 mod toss;
+mod toss_window;
 mod unsupported;
 mod vbanks;
 mod webhooks;
