@@ -234,7 +234,12 @@ struct Request {
 }
 
 fn request_of(sim: &Inner, p: &BTreeMap<String, String>) -> Result<Request, (String, String)> {
-    let bad = |what: &str| ("INVALID_REQUEST".to_owned(), format!("잘못된 요청입니다. ({what})"));
+    let bad = |what: &str| {
+        (
+            "INVALID_REQUEST".to_owned(),
+            format!("잘못된 요청입니다. ({what})"),
+        )
+    };
     let key = p.get("clientKey").map(String::as_str).unwrap_or("");
     let key_ok = match &sim.client_key {
         Some(k) => k == key,
@@ -361,7 +366,12 @@ pub(super) async fn page(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Respo
                 .as_deref()
                 .and_then(codes::kftc_card_of_toss)
                 .and_then(pier_domain::codes::card_name)
-                .map(|n| format!("<p data-testid=\"toss-card-company\">카드사: {}</p>", esc(n)))
+                .map(|n| {
+                    format!(
+                        "<p data-testid=\"toss-card-company\">카드사: {}</p>",
+                        esc(n)
+                    )
+                })
                 .unwrap_or_default();
             let plans = if r.billing {
                 String::new()
@@ -502,7 +512,10 @@ pub(super) async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Byt
         see_other(r.fail.clone(), &q)
     };
     if action.as_deref() != Some("pay") {
-        return fail("PAY_PROCESS_CANCELED", "사용자에 의해 결제가 취소되었습니다.");
+        return fail(
+            "PAY_PROCESS_CANCELED",
+            "사용자에 의해 결제가 취소되었습니다.",
+        );
     }
     let mut pending = Pending {
         method: r.method,
@@ -515,7 +528,9 @@ pub(super) async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Byt
     };
     match r.method {
         Method::Card => {
-            let Some(number) = card_number.as_deref().and_then(|n| CardNumber::parse(n).ok())
+            let Some(number) = card_number
+                .as_deref()
+                .and_then(|n| CardNumber::parse(n).ok())
             else {
                 return fail("INVALID_CARD_NUMBER", "카드번호를 다시 확인해주세요.");
             };
@@ -579,7 +594,10 @@ pub(super) async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Byt
     }
     let mut books = sim.books();
     if books.full() {
-        return fail("FAILED_INTERNAL_SYSTEM_PROCESSING", "simulator record limit reached");
+        return fail(
+            "FAILED_INTERNAL_SYSTEM_PROCESSING",
+            "simulator record limit reached",
+        );
     }
     if r.billing {
         let (Some(issuer), Some(masked)) = (pending.issuer, pending.masked) else {
@@ -635,7 +653,8 @@ pub(super) async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Byt
         .and_then(|t| t.parse::<i64>().ok())
         .unwrap_or(0)
         .clamp(0, r.amount);
-    let mut payment = books.base_payment(&sim.inner, &r.order_id, &r.order_name, r.amount, tax_free);
+    let mut payment =
+        books.base_payment(&sim.inner, &r.order_id, &r.order_name, r.amount, tax_free);
     payment.method = Some(r.method.toss().into());
     payment.kind = Some("NORMAL".into());
     payment.status = "IN_PROGRESS".into();

@@ -11,12 +11,12 @@
 //! unconfirmed payment expire), or `POST /v1/billing/authorizations/issue` and, for an amount
 //! above 0, a first charge on the new key. docs/connectors/tosspayments.md cites the pages.
 
+use super::codes;
 use super::connector::{
     approval_of, billing_key_of, check_order_id, encode, idempotency_key, order_name, tax_free,
     unix_of, Connector,
 };
 use super::wire::{self, BillingAuth, Payment, TossError};
-use super::codes;
 use crate::{
     AuthBegin, AuthComplete, AuthOutcome, AuthSession, BrowserCall, Mid, Pg, PgError, PgResult,
     VbankIssued, WindowDisplay, WindowReturn,
@@ -70,10 +70,7 @@ pub(super) fn card_options(display: &WindowDisplay, out: &mut Map<String, Value>
         .filter(|(c, e)| *e && c != "*")
         .map(|(c, _)| c.as_str())
         .collect();
-    let others_off = display
-        .card_detail
-        .iter()
-        .any(|(c, e)| c == "*" && !*e)
+    let others_off = display.card_detail.iter().any(|(c, e)| c == "*" && !*e)
         || display.card_detail.iter().all(|(_, e)| *e);
     if let ([code], true) = (on.as_slice(), others_off) {
         if let Some(toss) = codes::toss_card_of_kftc(code) {
@@ -257,17 +254,13 @@ impl Connector {
             amount: order.amount_krw,
         })?;
         let key = idempotency_key("confirm", mid, &order.order_id);
-        let p: Payment = match self
-            .post(&["v1", "payments", "confirm"], body, &key)
-            .await
-        {
+        let p: Payment = match self.post(&["v1", "payments", "confirm"], body, &key).await {
             Ok(p) => p,
             // Confirmed before (a retry past the idempotency window): read it back.
-            Err(PgError::Rejected { code, message }) if code == "ALREADY_PROCESSED_PAYMENT" => {
-                self.payment_by_order(&order.order_id)
-                    .await?
-                    .ok_or(PgError::Rejected { code, message })?
-            }
+            Err(PgError::Rejected { code, message }) if code == "ALREADY_PROCESSED_PAYMENT" => self
+                .payment_by_order(&order.order_id)
+                .await?
+                .ok_or(PgError::Rejected { code, message })?,
             Err(e) => return Err(e),
         };
         if p.order_id != order.order_id || p.payment_key != req.auth_token {
@@ -367,25 +360,39 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn returns_are_read_as_toss_sends_them() {
         assert_eq!(
-            read_return(&pairs(&[("paymentKey", "pk1"), ("orderId", "o"), ("amount", "1")])),
-            WindowReturn::Authenticated { token: "pk1".into() }
+            read_return(&pairs(&[
+                ("paymentKey", "pk1"),
+                ("orderId", "o"),
+                ("amount", "1")
+            ])),
+            WindowReturn::Authenticated {
+                token: "pk1".into()
+            }
         );
         assert_eq!(
             read_return(&pairs(&[("customerKey", "c"), ("authKey", "ak")])),
             WindowReturn::Authenticated { token: "ak".into() }
         );
         assert_eq!(
-            read_return(&pairs(&[("code", "PAY_PROCESS_CANCELED"), ("message", "x")])),
+            read_return(&pairs(&[
+                ("code", "PAY_PROCESS_CANCELED"),
+                ("message", "x")
+            ])),
             WindowReturn::Cancelled
         );
         assert_eq!(
-            read_return(&pairs(&[("code", "REJECT_CARD_COMPANY"), ("message", "거절")])),
+            read_return(&pairs(&[
+                ("code", "REJECT_CARD_COMPANY"),
+                ("message", "거절")
+            ])),
             WindowReturn::Failed {
                 code: "REJECT_CARD_COMPANY".into(),
                 message: "거절".into()
@@ -414,10 +421,19 @@ mod tests {
             json!({"cardCompany": "41", "flowMode": "DIRECT"})
         );
         // Several companies, or exclusions: no Toss equivalent.
-        assert_eq!(opts(&[("*", false), ("366", true), ("381", true)], None), json!({}));
+        assert_eq!(
+            opts(&[("*", false), ("366", true), ("381", true)], None),
+            json!({})
+        );
         assert_eq!(opts(&[("366", false)], None), json!({}));
-        assert_eq!(opts(&[], Some(vec![])), json!({"maxCardInstallmentPlan": 1}));
-        assert_eq!(opts(&[], Some(vec![0, 1])), json!({"maxCardInstallmentPlan": 1}));
+        assert_eq!(
+            opts(&[], Some(vec![])),
+            json!({"maxCardInstallmentPlan": 1})
+        );
+        assert_eq!(
+            opts(&[], Some(vec![0, 1])),
+            json!({"maxCardInstallmentPlan": 1})
+        );
         assert_eq!(opts(&[], Some(vec![3])), json!({"cardInstallmentPlan": 3}));
         assert_eq!(
             opts(&[], Some(vec![2, 3, 6, 24])),

@@ -32,8 +32,9 @@ fn id_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     for k in path {
         cur = cur.get(k)?;
     }
-    cur.as_str()
-        .filter(|s| !s.is_empty() && s.len() <= MAX_ID_CHARS && s.chars().all(|c| c.is_ascii_graphic()))
+    cur.as_str().filter(|s| {
+        !s.is_empty() && s.len() <= MAX_ID_CHARS && s.chars().all(|c| c.is_ascii_graphic())
+    })
 }
 
 impl Engine {
@@ -51,16 +52,22 @@ impl Engine {
         let p = match (payment_key, order_id) {
             (Some(k), _) => self.store.vbank_by_pg_tid(k).await?,
             (None, Some(o)) if o.len() <= 64 => {
-                self.store.get_payment(Some(&channel.merchant_id), o).await?
+                self.store
+                    .get_payment(Some(&channel.merchant_id), o)
+                    .await?
             }
             _ => return Ok(PgWebhook::Ignored("no payment named")),
         };
         let Some(p) = p.filter(|p| p.channel_id.as_deref() == Some(channel.id.as_str())) else {
             return Ok(PgWebhook::Ignored("not a payment of this channel"));
         };
-        let (Some(pg_tid), true) = (p.pg_tid.clone(), p.status == "ready" && p.vbank_num.is_some())
-        else {
-            return Ok(PgWebhook::Ignored("not a virtual account waiting for its deposit"));
+        let (Some(pg_tid), true) = (
+            p.pg_tid.clone(),
+            p.status == "ready" && p.vbank_num.is_some(),
+        ) else {
+            return Ok(PgWebhook::Ignored(
+                "not a virtual account waiting for its deposit",
+            ));
         };
         let ev = PgEvent::VbankDeposited {
             mid: Mid(channel.mid.clone()),

@@ -92,16 +92,15 @@ fn attr(html: &str, name: &str) -> String {
 /// `request_pay` through the SDK's endpoint, then Pier's window page: the imp_uid and the call of
 /// Toss's SDK the page makes.
 async fn open(r: &Rig, params: Value) -> (String, Value) {
-    let res = r
-        .t
-        .http
-        .post(r.t.url("/checkout/prepare"))
-        .header("content-type", "text/plain;charset=UTF-8")
-        .header("origin", "http://shop.example")
-        .body(json!({"user_code": DEMO_CODE, "params": params}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let res =
+        r.t.http
+            .post(r.t.url("/checkout/prepare"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", "http://shop.example")
+            .body(json!({"user_code": DEMO_CODE, "params": params}).to_string())
+            .send()
+            .await
+            .unwrap();
     let b: Value = res.json().await.unwrap();
     assert_eq!(b["success"], true, "{b}");
     let imp = b["imp_uid"].as_str().unwrap().to_owned();
@@ -116,7 +115,10 @@ async fn open(r: &Rig, params: Value) -> (String, Value) {
         .unwrap()
         .to_owned();
     let html = res.text().await.unwrap();
-    assert!(html.contains("data-testid=\"checkout-pg-handoff\""), "{html}");
+    assert!(
+        html.contains("data-testid=\"checkout-pg-handoff\""),
+        "{html}"
+    );
     let call: Value = serde_json::from_str(&attr(&html, "data-call")).unwrap();
     let script = call["script_url"].as_str().unwrap();
     assert!(
@@ -164,7 +166,11 @@ fn window_url(call: &Value) -> String {
 
 /// Opens the simulator's window and posts its form with the buyer's `inputs` (and the window's
 /// own hidden fields, with `overrides` applied). Returns where Toss redirects the browser.
-async fn toss_redirect(call: &Value, inputs: &[(&str, &str)], overrides: &[(&str, &str)]) -> String {
+async fn toss_redirect(
+    call: &Value,
+    inputs: &[(&str, &str)],
+    overrides: &[(&str, &str)],
+) -> String {
     let client = no_redirects();
     let url = window_url(call);
     let res = client.get(&url).send().await.unwrap();
@@ -249,10 +255,17 @@ async fn toss_window_card_is_confirmed_with_the_recorded_amount() {
     assert_eq!(call["args"][0], "카드");
     let a = &call["args"][1];
     assert_eq!(a["amount"], 60_000);
-    assert_eq!(a["orderId"], imp.as_str(), "orderId is the attempt's imp_uid");
+    assert_eq!(
+        a["orderId"],
+        imp.as_str(),
+        "orderId is the attempt's imp_uid"
+    );
     assert_eq!(a["orderName"], "토스 창 주문");
     assert_eq!(a["customerName"], "홍길동");
-    assert_eq!((a["cardCompany"].as_str(), a["flowMode"].as_str()), (Some("41"), Some("DIRECT")));
+    assert_eq!(
+        (a["cardCompany"].as_str(), a["flowMode"].as_str()),
+        (Some("41"), Some("DIRECT"))
+    );
     assert_eq!(a["cardInstallmentPlan"], 3);
     let success = a["successUrl"].as_str().unwrap();
     assert!(
@@ -272,13 +285,23 @@ async fn toss_window_card_is_confirmed_with_the_recorded_amount() {
     assert_eq!(p["status"], "paid", "{p}");
     assert_eq!(p["pg_provider"], "tosspayments");
     assert_eq!(p["pg_id"], MID);
-    assert_eq!(p["pg_tid"], payment_key.as_str(), "pg_tid is Toss's paymentKey");
+    assert_eq!(
+        p["pg_tid"],
+        payment_key.as_str(),
+        "pg_tid is Toss's paymentKey"
+    );
     assert_eq!(p["amount"], 60_000);
     assert_eq!(p["card_code"], "366");
     assert_eq!(p["card_quota"], 3);
-    assert!(p["apply_num"].as_str().is_some_and(|n| !n.is_empty()), "{p}");
+    assert!(
+        p["apply_num"].as_str().is_some_and(|n| !n.is_empty()),
+        "{p}"
+    );
     let masked = p["card_number"].as_str().unwrap();
-    assert!(masked.starts_with("451842") && masked.contains('*'), "{masked}");
+    assert!(
+        masked.starts_with("451842") && masked.contains('*'),
+        "{masked}"
+    );
     let toss = r.sim.payment_of_order(&imp).unwrap();
     assert_eq!((toss.status.as_str(), toss.total_amount), ("DONE", 60_000));
     assert_eq!(r.sim.approved_charges(&imp), 1);
@@ -291,15 +314,17 @@ async fn toss_window_card_is_confirmed_with_the_recorded_amount() {
                "amount": 15_000, "name": "변조 주문"}),
     )
     .await;
-    let (to2, page2) =
-        through_toss(&call2, &card_inputs(CARD_SHINHAN), &[("amount", "100")]).await;
+    let (to2, page2) = through_toss(&call2, &card_inputs(CARD_SHINHAN), &[("amount", "100")]).await;
     assert_eq!(q(&query_of(&to2), "amount"), Some("100"));
     let result: Value = serde_json::from_str(&attr(&page2, "data-result")).unwrap();
     assert_eq!(result["success"], false, "{result}");
     let p2 = payment(&r, &imp2).await;
     assert_eq!(p2["status"], "failed", "{p2}");
     assert!(
-        p2["fail_reason"].as_str().unwrap().contains("AMOUNT_MISMATCH"),
+        p2["fail_reason"]
+            .as_str()
+            .unwrap()
+            .contains("AMOUNT_MISMATCH"),
         "{p2}"
     );
     let toss2 = r.sim.payment_of_order(&imp2).unwrap();
@@ -340,7 +365,10 @@ async fn toss_window_trans_phone_and_a_cancel() {
     assert_eq!(p["status"], "paid", "{p}");
     assert_eq!(p["pay_method"], "trans");
     assert_eq!(p["bank_code"], "088", "Toss bank 88 is i'mport's 088: {p}");
-    assert!(p["bank_name"].as_str().is_some_and(|n| n.contains("신한")), "{p}");
+    assert!(
+        p["bank_name"].as_str().is_some_and(|n| n.contains("신한")),
+        "{p}"
+    );
 
     let (imp, call) = open(
         &r,
@@ -385,7 +413,10 @@ async fn toss_window_vbank_deposit_arrives_by_a_checked_webhook() {
     assert_eq!(call["args"][0], "가상계좌");
     let (_, page) = through_toss(&call, &[("action", "pay"), ("bank", "20")], &[]).await;
     let result: Value = serde_json::from_str(&attr(&page, "data-result")).unwrap();
-    assert_eq!(result["success"], true, "an issued account is a success: {result}");
+    assert_eq!(
+        result["success"], true,
+        "an issued account is a success: {result}"
+    );
     let p = payment(&r, &imp).await;
     assert_eq!(p["status"], "ready", "{p}");
     assert_eq!(p["vbank_code"], "020", "Toss bank 20 is 우리 (020): {p}");
@@ -394,9 +425,8 @@ async fn toss_window_vbank_deposit_arrives_by_a_checked_webhook() {
     assert_eq!(toss.status, "WAITING_FOR_DEPOSIT");
     assert_eq!(toss.virtual_account.unwrap().account_number, account);
 
-    let hook = r
-        .t
-        .url(&format!("/pg/tosspayments/{}/webhook", r.channel_id));
+    let hook =
+        r.t.url(&format!("/pg/tosspayments/{}/webhook", r.channel_id));
     // A forged "deposit" (Toss has none): read, checked with Toss, nothing changes.
     let forged = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-01-01T00:00:00.000",
                         "data": {"paymentKey": toss.payment_key, "orderId": imp, "status": "DONE",
@@ -407,23 +437,15 @@ async fn toss_window_vbank_deposit_arrives_by_a_checked_webhook() {
     assert_eq!(b["result"], "ignored", "{b}");
     assert_eq!(payment(&r, &imp).await["status"], "ready");
     // Another channel id, or garbage: refused without effect.
-    let res = r
-        .t
-        .http
-        .post(r.t.url("/pg/tosspayments/nochannel/webhook"))
-        .json(&forged)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        r.t.http
+            .post(r.t.url("/pg/tosspayments/nochannel/webhook"))
+            .json(&forged)
+            .send()
+            .await
+            .unwrap();
     assert_eq!(res.status(), 404);
-    let res = r
-        .t
-        .http
-        .post(&hook)
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
+    let res = r.t.http.post(&hook).body("not json").send().await.unwrap();
     assert_eq!(res.status(), 400);
 
     // The real deposit: the simulator announces it to the channel's webhook URL.
@@ -474,22 +496,29 @@ async fn toss_window_billing_key_with_and_without_a_first_payment() {
     assert_eq!(q(&back, "customerKey"), Some(customer_key.as_str()));
     assert!(q(&back, "authKey").is_some());
     let p = payment(&r, &imp).await;
-    assert_eq!((p["status"].as_str(), p["amount"].as_i64()), (Some("paid"), Some(0)), "{p}");
+    assert_eq!(
+        (p["status"].as_str(), p["amount"].as_i64()),
+        (Some("paid"), Some(0)),
+        "{p}"
+    );
     let (s, b) = r.t.get("/subscribe/customers/tw-customer-0", &r.tok).await;
     assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
     assert_eq!(b["response"]["card_code"], "366", "{b}");
     assert_eq!(b["response"]["pg_provider"], "tosspayments", "{b}");
     // The key charges through Toss.
-    let (s, b) = r
-        .t
-        .post(
+    let (s, b) =
+        r.t.post(
             "/subscribe/payments/again",
             Some(&r.tok),
             json!({"customer_uid": "tw-customer-0", "merchant_uid": "tw-again-1",
                    "amount": 9_900, "name": "정기결제"}),
         )
         .await;
-    assert_eq!((s, b["response"]["status"].as_str()), (200, Some("paid")), "{b}");
+    assert_eq!(
+        (s, b["response"]["status"].as_str()),
+        (200, Some("paid")),
+        "{b}"
+    );
     let again_imp = b["response"]["imp_uid"].as_str().unwrap();
     assert_eq!(r.sim.approved_charges(again_imp), 1);
 
@@ -531,9 +560,16 @@ async fn toss_window_billing_key_with_and_without_a_first_payment() {
     let p = payment(&r, &imp).await;
     assert_eq!(p["status"], "failed", "{p}");
     assert!(
-        p["fail_reason"].as_str().unwrap().contains("CUSTOMER_KEY_MISMATCH"),
+        p["fail_reason"]
+            .as_str()
+            .unwrap()
+            .contains("CUSTOMER_KEY_MISMATCH"),
         "{p}"
     );
     let (s, b) = r.t.get("/subscribe/customers/tw-customer-2", &r.tok).await;
-    assert_eq!((s, b["code"].as_i64()), (200, Some(1)), "no key stored: {b}");
+    assert_eq!(
+        (s, b["code"].as_i64()),
+        (200, Some(1)),
+        "no key stored: {b}"
+    );
 }
