@@ -931,6 +931,7 @@ impl Sim {
             .route("/admin/faults", get(get_faults).put(put_faults))
             .route("/admin/orders/{order_id}", get(admin_order))
             .route("/admin/orders/{order_id}/deposit", put(admin_deposit))
+            .route("/admin/webhook", put(window::put_webhook))
             .route("/healthz", get(|| async { "ok" }))
             .route("/v1/payment", get(window::sdk_js))
             .route("/sim/window", get(window::page).post(window::submit));

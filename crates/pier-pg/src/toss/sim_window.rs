@@ -157,7 +157,7 @@ fn html(status: StatusCode, body: String) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; form-action 'self' http: https:; base-uri 'none'",
+            "default-src 'none'; img-src 'self' data:; form-action 'self' http: https:; base-uri 'none'",
         ),
     );
     res
@@ -898,4 +898,24 @@ impl Sim {
                 .await;
         });
     }
+}
+
+/// `PUT /admin/webhook` `{"url": "http://…" | null}`: where deposits are announced.
+pub(super) async fn put_webhook(State(sim): State<Sim>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Hook {
+        url: Option<String>,
+    }
+    let hook: Hook = match parse(&body) {
+        Ok(h) => h,
+        Err(o) => return o.into_response(),
+    };
+    if let Some(u) = &hook.url {
+        if http_url(Some(u)).is_none() {
+            return Outcome::invalid("잘못된 요청입니다. (url)").into_response();
+        }
+    }
+    sim.set_webhook_url(hook.url.clone());
+    axum::Json(serde_json::json!({ "url": hook.url })).into_response()
 }
