@@ -670,6 +670,7 @@ pub(super) async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Byt
             ("paymentKey", key.as_str()),
             ("orderId", r.order_id.as_str()),
             ("amount", amount.as_str()),
+            ("paymentType", "NORMAL"),
         ],
     )
 }
