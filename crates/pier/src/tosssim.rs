@@ -43,6 +43,9 @@ pub struct TosssimArgs {
     /// Share of calls processed whose answer is then dropped.
     #[arg(long, default_value_t = 0.0)]
     drop_response_rate: f64,
+    /// How long a call picked for a timeout is held before the connection is dropped, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    hang_ms: u64,
     /// Seed of the fault RNG.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -69,6 +72,7 @@ pub async fn run(
         timeout_rate: a.timeout_rate,
         error_rate: a.error_rate,
         drop_response_rate: a.drop_response_rate,
+        hang_ms: a.hang_ms,
         ..pier_pg::pgsim::Faults::default()
     };
     let sim = pier_pg::toss::sim::Sim::new(cfg).map_err(|e| anyhow::anyhow!("{}", e.0))?;

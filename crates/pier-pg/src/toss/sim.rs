@@ -932,6 +932,7 @@ impl Sim {
             .route("/admin/orders/{order_id}", get(admin_order))
             .route("/admin/orders/{order_id}/deposit", put(admin_deposit))
             .route("/admin/webhook", put(window::put_webhook))
+            .route("/admin/ledger", get(window::ledger))
             .route("/healthz", get(|| async { "ok" }))
             .route("/v1/payment", get(window::sdk_js))
             .route("/sim/window", get(window::page).post(window::submit));

@@ -920,3 +920,40 @@ pub(super) async fn put_webhook(State(sim): State<Sim>, body: Bytes) -> Response
     sim.set_webhook_url(hook.url.clone());
     axum::Json(serde_json::json!({ "url": hook.url })).into_response()
 }
+
+/// `GET /admin/ledger`: every payment as the chaos run reads a PG's books (pgsim's shape):
+/// `status` `approved` / `voided` / `declined` / `pending`, `net_krw` (what is still charged),
+/// `cancelled_krw`. Toss knows no `merchant_uid` (`null`): the reader maps `order_id` (Pier's
+/// `imp_uid`) to it.
+pub(super) async fn ledger(State(sim): State<Sim>) -> Response {
+    let books = sim.books();
+    let orders: Vec<serde_json::Value> = books
+        .payments
+        .values()
+        .map(|p| {
+            let (status, net) = match p.status.as_str() {
+                "DONE" | "PARTIAL_CANCELED" => ("approved", p.balance_amount),
+                "CANCELED" => ("voided", 0),
+                "ABORTED" | "EXPIRED" => ("declined", 0),
+                _ => ("pending", 0),
+            };
+            let cancelled = p
+                .cancels
+                .iter()
+                .flatten()
+                .map(|c| c.cancel_amount)
+                .sum::<i64>();
+            serde_json::json!({
+                "mid": p.m_id,
+                "order_id": p.order_id,
+                "merchant_uid": null,
+                "status": status,
+                "net_krw": net,
+                "cancelled_krw": cancelled,
+                "pg_tid": if status == "declined" || status == "pending" { None } else { Some(&p.payment_key) },
+            })
+        })
+        .collect();
+    drop(books);
+    axum::Json(serde_json::json!({ "orders": orders })).into_response()
+}
