@@ -940,6 +940,7 @@ async fn main() -> anyhow::Result<()> {
         "pier_starts": pier.lock().unwrap().starts,
         "seconds": {"drive": drive_secs, "total": started.elapsed().as_secs_f64()},
         "faults": {
+            "pg": a.pg,
             "pgsim": {"timeout_rate": a.timeout_rate, "error_rate": a.error_rate, "drop_response_rate": a.drop_response_rate,
                       "latency_ms": a.latency_ms, "latency_jitter_ms": a.latency_jitter_ms},
             "pier_log_unknown_outcomes": log_count("PG outcome unknown"),
