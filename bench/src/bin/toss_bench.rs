@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "Keyed payments/s and latency: the Toss connector vs a bare client, same simulator")]
+#[command(
+    about = "Keyed payments/s and latency: the Toss connector vs a bare client, same simulator"
+)]
 struct Args {
     /// Concurrent tasks; a comma-separated list runs each level in turn.
     #[arg(long, value_delimiter = ',', default_values_t = [1u32, 32])]
