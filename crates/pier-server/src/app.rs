@@ -182,6 +182,8 @@ impl Pier {
         for j in self.jobs {
             let _ = j.await;
         }
+        // Nothing writes any more: the group-commit writers drain their queue and end.
+        self.engine.store.close_writes();
         let _ = self.testpg.flush_journal().await;
     }
 }

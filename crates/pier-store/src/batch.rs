@@ -63,19 +63,48 @@ impl OpResult {
 pub(crate) type Reply = oneshot::Sender<StoreResult<OpResult>>;
 pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<(Op, Reply)>>>;
 
+/// The sending side of the writers' queue. `close` drops it: the writers drain what was queued
+/// and end, and every later write is answered `Unavailable` (shutdown; the tests that stop the
+/// writer in the middle of a request).
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<(Op, Reply)>,
+    tx: Arc<std::sync::RwLock<Option<Sender>>>,
 }
+
+type Sender = mpsc::Sender<(Op, Reply)>;
 
 impl Writer {
     pub(crate) fn new() -> (Self, Queue) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (Self { tx }, Arc::new(Mutex::new(rx)))
+        (
+            Self {
+                tx: Arc::new(std::sync::RwLock::new(Some(tx))),
+            },
+            Arc::new(Mutex::new(rx)),
+        )
     }
 
     pub(crate) async fn submit(&self, op: Op) -> StoreResult<OpResult> {
-        ask(&self.tx, op, "writer").await
+        // A clone of the sender (one atomic increment) so the lock is not held across the await.
+        let tx = match self.tx.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        match tx {
+            Some(tx) => ask(&tx, op, "writer").await,
+            None => Err(StoreError::Unavailable(
+                "the store's writer has stopped".into(),
+            )),
+        }
+    }
+
+    /// Stops taking writes; the writers finish what is queued and end.
+    pub(crate) fn close(&self) {
+        let mut guard = match self.tx.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.take();
     }
 }
 
@@ -88,10 +117,10 @@ pub(crate) async fn ask<T, V>(
     let (reply, answer) = oneshot::channel();
     tx.send((item, reply))
         .await
-        .map_err(|_| StoreError::Stale(format!("the store's {who} has stopped")))?;
+        .map_err(|_| StoreError::Unavailable(format!("the store's {who} has stopped")))?;
     answer
         .await
-        .map_err(|_| StoreError::Stale(format!("the store's {who} dropped a request")))?
+        .map_err(|_| StoreError::Unavailable(format!("the store's {who} dropped a request")))?
 }
 
 /// Waits for one write, then takes what else is queued (up to `MAX_BATCH`). `None` when closed.

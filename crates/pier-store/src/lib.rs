@@ -69,9 +69,34 @@ pub use schedules::{Schedule, ScheduleFinish, ScheduleOutcome, ScheduleQuery, Sc
 pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
+/// The store's own lifecycle.
+pub trait Lifecycle: Send + Sync {
+    /// Stops taking writes of the charge path: the group-commit writers finish what is queued and
+    /// end; later writes are answered `StoreError::Unavailable`. Called at shutdown, after the
+    /// server and the jobs stopped.
+    fn close_writes(&self);
+}
+
+impl Lifecycle for SqliteStore {
+    fn close_writes(&self) {
+        if let Some(w) = &self.writer {
+            w.close();
+        }
+    }
+}
+
+impl Lifecycle for PgStore {
+    fn close_writes(&self) {
+        if let Some(w) = &self.writer {
+            w.close();
+        }
+    }
+}
+
 /// Everything the engine needs from storage.
 pub trait Store:
-    MerchantStore
+    Lifecycle
+    + MerchantStore
     + PaymentStore
     + CustomerStore
     + IdempotencyStore
@@ -88,7 +113,8 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: MerchantStore
+    T: Lifecycle
+        + MerchantStore
         + PaymentStore
         + CustomerStore
         + IdempotencyStore

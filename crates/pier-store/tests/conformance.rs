@@ -442,6 +442,33 @@ async fn payments_guard_and_settle(s: Arc<dyn Store>) {
 }
 on_both!(payments_guard_and_settlement, payments_guard_and_settle);
 
+/// A store whose writes were closed (shutdown) answers `Unavailable` — retryable, and never
+/// `Stale`, which callers read as "the row moved on" (issue #21).
+async fn closed_writes(s: Arc<dyn Store>) {
+    seed(&s).await;
+    s.insert_payment(&attempt("imp_w", "imp1", "ow", 1000, 10))
+        .await
+        .unwrap();
+    s.close_writes();
+    let settled = s.settle("imp_w", &paid(15), 15, &[]).await;
+    assert!(
+        matches!(&settled, Err(StoreError::Unavailable(_))),
+        "{settled:?}"
+    );
+    assert!(settled.err().is_some_and(|e| e.is_retryable()));
+    let inserted = s
+        .insert_payment(&attempt("imp_x", "imp1", "ox", 1000, 20))
+        .await;
+    assert!(
+        matches!(&inserted, Err(StoreError::Unavailable(_))),
+        "{inserted:?}"
+    );
+    // Nothing was decided: the attempt is still awaiting its answer, reads still work.
+    let p = s.get_payment(None, "imp_w").await.unwrap().unwrap();
+    assert_eq!(p.status, "ready");
+}
+on_both!(closed_writes_are_unavailable_not_stale, closed_writes);
+
 async fn payment_queries(s: Arc<dyn Store>) {
     seed(&s).await;
     for i in 0..5i64 {

@@ -282,7 +282,7 @@ impl Engine {
                     match holder {
                         None => continue,
                         Some(h) if h.status == "ready" => {
-                            return Err(Error::Refused(MSG_IN_PROGRESS.into()))
+                            return Err(Error::Busy(MSG_IN_PROGRESS.into()))
                         }
                         // paid, or paid then cancelled: the merchant_uid is spent.
                         Some(_) => return Err(Error::Refused(MSG_ALREADY_PAID.into())),
@@ -292,7 +292,7 @@ impl Engine {
             }
         }
         // Still changing hands: not final, the client retries.
-        Err(Error::Refused(MSG_IN_PROGRESS.into()))
+        Err(Error::Busy(MSG_IN_PROGRESS.into()))
     }
 
     async fn run_charge(

@@ -45,6 +45,10 @@ pub enum Error {
     /// Pier refused a business operation (HTTP 200, code 1).
     #[error("{0}")]
     Refused(String),
+    /// Pier refused for now: another attempt for the same order is in flight (HTTP 200, code 1).
+    /// Not final, so an Idempotency-Key is not bound to it and a retry runs again.
+    #[error("{0}")]
+    Busy(String),
     /// The PG or card company refused (HTTP 200, code -1).
     #[error("{0}")]
     PgRefused(String),

@@ -15,7 +15,7 @@
 //! An outcome that is not known yet (PG timeout → reconciler) keeps the schedule claimed; its
 //! lease runs out and a later tick picks up the settled payment.
 
-use super::charge::{AgainInput, Buyer, OrderInput, MSG_IN_PROGRESS};
+use super::charge::{AgainInput, Buyer, OrderInput};
 use super::{Engine, Error, Result};
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::CardData;
@@ -494,7 +494,7 @@ impl Engine {
         }
         match res {
             // Another attempt holds the merchant_uid right now: look again later.
-            Error::Refused(msg) if msg == MSG_IN_PROGRESS => {
+            Error::Busy(_) => {
                 self.release_later(&s, self.recheck_secs()).await?;
                 Ok(Step::Pending(None))
             }

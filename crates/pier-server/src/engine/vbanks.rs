@@ -110,14 +110,11 @@ impl Engine {
             .locked_payment(merchant_id, v.merchant_uid.as_str())
             .await?
         {
-            return Err(Error::Refused(
-                if h.status == "ready" {
-                    MSG_IN_PROGRESS
-                } else {
-                    MSG_ALREADY_PAID
-                }
-                .into(),
-            ));
+            return Err(if h.status == "ready" {
+                Error::Busy(MSG_IN_PROGRESS.into())
+            } else {
+                Error::Refused(MSG_ALREADY_PAID.into())
+            });
         }
         let now = self.now();
         let mut p = Payment::new(

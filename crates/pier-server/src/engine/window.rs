@@ -50,6 +50,8 @@ pub mod codes {
     pub const USER_CANCEL: &str = "F400";
     /// The PG's answer is unknown; Pier reconciles it.
     pub const PG_UNKNOWN: &str = "F500";
+    /// Pier's storage could not take the request; nothing was recorded, the buyer may retry.
+    pub const UNAVAILABLE: &str = "F503";
 }
 
 pub const MSG_USER_CANCEL: &str = "사용자가 결제를 취소하였습니다";
@@ -175,7 +177,7 @@ impl Engine {
         let store_err = |e: StoreError| {
             tracing::error!(error = %e, "store error opening a window");
             WindowError::new(
-                codes::INVALID_PARAM,
+                codes::UNAVAILABLE,
                 "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
             )
         };

@@ -163,9 +163,7 @@ impl From<crate::engine::Error> for ApiError {
             E::Unauthorized => Self::unauthorized(),
             E::NotFound(m) => Self::not_found(m),
             // "Another attempt is in progress" is not final: not stored under an Idempotency-Key.
-            E::Refused(m) if m == crate::engine::charge::MSG_IN_PROGRESS => {
-                Self::refused(m).retryable()
-            }
+            E::Busy(m) => Self::refused(m).retryable(),
             E::Refused(m) => Self::refused(m),
             E::PgRefused(m) => Self::pg_refused(m),
             E::PgUnknown { message, imp_uid } => {

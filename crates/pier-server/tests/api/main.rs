@@ -20,6 +20,7 @@ mod security_ssrf;
 mod subscribe;
 mod toss;
 mod toss_window;
+mod unavailable;
 mod unsupported;
 mod vbanks;
 mod webhooks;

@@ -12,7 +12,7 @@ async fn cancel(t: &TestPier, tok: &str, body: Value) -> (u16, Value) {
 
 /// A pgsim (in this process) as the demo merchant's channel `jtnet.simmid`, whose answers a
 /// test can lose through the returned fault control.
-async fn pgsim_channel(
+pub(crate) async fn pgsim_channel(
     t: &TestPier,
 ) -> (
     pier_pg::testpg::Engine,
