@@ -69,6 +69,10 @@ struct Args {
     /// Directory for Pier's data and the logs (default: a new directory under /tmp).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// The PG: `pgsim` (the test PG over HTTP) or `toss` (`pier tosssim` behind a
+    /// `tosspayments` channel, the same faults).
+    #[arg(long, default_value = "pgsim", value_parser = ["pgsim", "toss"])]
+    pg: String,
     /// Give up on one payment after this long (it then counts as a violation).
     #[arg(long, default_value_t = 600)]
     payment_timeout_secs: u64,
@@ -103,6 +107,8 @@ const CARD_APPROVE_2: &str = "4242-4242-4242-4242";
 const CARD_DECLINE: &str = "5570-4200-0000-2112";
 const MSG_ALREADY_PAID: &str = "이미 결제가 이루어진";
 const CUSTOMERS: u64 = 16;
+/// The secret key of the Toss simulator in a `--pg toss` run (a throwaway test key).
+const TOSS_SECRET: &str = "test_sk_chaos_tosssim";
 const MID: &str = "chaos_mid";
 
 #[derive(Clone, Debug)]
@@ -367,9 +373,14 @@ async fn main() -> anyhow::Result<()> {
     let pg_port = free_port();
     let pg_url = format!("http://127.0.0.1:{pg_port}");
     let pg_log = std::fs::File::create(logs.join("pgsim.log"))?;
+    let toss = a.pg == "toss";
     let pgsim = Command::new(&pier_bin)
+        .args(if toss {
+            vec!["tosssim", "--mid", MID, "--secret-key", TOSS_SECRET]
+        } else {
+            vec!["pgsim"]
+        })
         .args([
-            "pgsim",
             "--listen",
             &format!("127.0.0.1:{pg_port}"),
             "--seed",
@@ -436,19 +447,39 @@ async fn main() -> anyhow::Result<()> {
         let out = p.run(&["merchant", "create", "--name", "chaos", "--json"])?;
         let v: Value = serde_json::from_str(&out)?;
         let code = v["imp_code"].as_str().unwrap_or_default().to_owned();
-        p.run(&[
-            "channel",
-            "add",
-            "--merchant",
-            &code,
-            "--pg",
-            "jtnet",
-            "--mid",
-            MID,
-            "--default",
-            "--target",
-            &pg_url,
-        ])?;
+        if toss {
+            p.run(&[
+                "channel",
+                "add",
+                "--merchant",
+                &code,
+                "--pg",
+                "tosspayments",
+                "--mid",
+                MID,
+                "--default",
+                "--secret-key",
+                TOSS_SECRET,
+                "--client-key",
+                "test_ck_chaos",
+                "--api-base",
+                &pg_url,
+            ])?;
+        } else {
+            p.run(&[
+                "channel",
+                "add",
+                "--merchant",
+                &code,
+                "--pg",
+                "jtnet",
+                "--mid",
+                MID,
+                "--default",
+                "--target",
+                &pg_url,
+            ])?;
+        }
         p.run(&[
             "merchant",
             "set-webhook",
@@ -746,6 +777,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let views = views.lock().unwrap().clone();
     let looked_up = views.len();
+    // Every attempt's order id (imp_uid) -> merchant_uid: Toss's books know only the order id.
+    let uid_of: HashMap<String, String> = views
+        .iter()
+        .flat_map(|(uid, list)| {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["imp_uid"].as_str())
+                .map(|id| (id.to_owned(), uid.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for (uid, list) in &views {
         for p in list.as_array().into_iter().flatten() {
             attempts_total += 1;
@@ -799,7 +842,13 @@ async fn main() -> anyhow::Result<()> {
             refund_mismatches += 1;
         }
         if net > 0 {
-            let uid = o["merchant_uid"].as_str().unwrap_or_default().to_owned();
+            let uid = match o["merchant_uid"].as_str() {
+                Some(u) => u.to_owned(),
+                None => uid_of
+                    .get(o["order_id"].as_str().unwrap_or_default())
+                    .cloned()
+                    .unwrap_or_else(|| o["order_id"].as_str().unwrap_or_default().to_owned()),
+            };
             *live_per_uid.entry(uid).or_default() += 1;
             live_orders.insert(o["order_id"].as_str().unwrap_or_default().to_owned());
         }
@@ -891,6 +940,7 @@ async fn main() -> anyhow::Result<()> {
         "pier_starts": pier.lock().unwrap().starts,
         "seconds": {"drive": drive_secs, "total": started.elapsed().as_secs_f64()},
         "faults": {
+            "pg": a.pg,
             "pgsim": {"timeout_rate": a.timeout_rate, "error_rate": a.error_rate, "drop_response_rate": a.drop_response_rate,
                       "latency_ms": a.latency_ms, "latency_jitter_ms": a.latency_jitter_ms},
             "pier_log_unknown_outcomes": log_count("PG outcome unknown"),

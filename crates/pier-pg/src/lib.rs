@@ -160,6 +160,33 @@ pub struct AuthBegin {
     pub issue_billing_key: bool,
     /// Where the PG's window sends the browser back with the authentication result.
     pub return_url: String,
+    /// `request_pay`'s display options, for PGs that take them at the start of the window
+    /// (Toss). Absent (default) for the test PG, which reads them from its window URL.
+    #[serde(default)]
+    pub display: WindowDisplay,
+}
+
+/// `card.detail` and `display.card_quota` of `request_pay`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WindowDisplay {
+    /// `(card_code, enabled)` in order (`*` = every card).
+    pub card_detail: Vec<(String, bool)>,
+    /// Installment months offered; `None` = the PG's default list.
+    pub card_quota: Option<Vec<i64>>,
+}
+
+/// A PG window opened by the PG's own script in the buyer's browser rather than by a URL (Toss's
+/// SDK): Pier serves a page that loads `script_url`, calls `init(init_arg)` (a global the
+/// script defines), then `method(...args)` on what it returned. If that call fails in the
+/// browser (the buyer closed the PG's layer), the page goes to `fail_url`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrowserCall {
+    pub script_url: String,
+    pub init: String,
+    pub init_arg: String,
+    pub method: String,
+    pub args: Vec<serde_json::Value>,
+    pub fail_url: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -167,6 +194,22 @@ pub struct AuthSession {
     /// Where the buyer's browser goes to authenticate.
     pub redirect_url: String,
     pub auth_session_id: String,
+    /// Set when the window is opened by the PG's script (`BrowserCall`); `redirect_url` is then
+    /// informational only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_call: Option<BrowserCall>,
+}
+
+/// What the PG's window brought back to `return_url`, read by the channel's connector from the
+/// parameters of the return (`Pg::read_return`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WindowReturn {
+    /// The buyer authenticated; `token` goes to `complete_auth` as `auth_token`.
+    Authenticated { token: String },
+    /// The buyer cancelled or closed the window.
+    Cancelled,
+    /// The PG's window refused (e.g. a card company refusal during authentication).
+    Failed { code: String, message: String },
 }
 
 /// Authentication result, as posted back by the PG's window to `return_url`.
@@ -176,6 +219,10 @@ pub struct AuthComplete {
     pub auth_session_id: String,
     /// The one-time token the PG window handed back.
     pub auth_token: String,
+    /// Every other parameter the PG's window sent back (bounded by the HTTP layer), for PGs
+    /// whose return carries more than a token (Toss: `paymentKey`, `orderId`, `amount`).
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
 }
 
 /// What a completed window authentication produced.
@@ -256,4 +303,10 @@ pub trait Pg: Send + Sync + 'static {
     async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession>;
     /// Approve server-to-server after the buyer authenticated in the PG window.
     async fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> PgResult<AuthOutcome>;
+    /// Reads a return to `return_url` that carries the PG's own parameters instead of Pier's
+    /// `auth_token` / `cancel` (those are read by the HTTP layer). The default (the test PG,
+    /// pgsim) knows no other parameters: a return without a token is a cancel.
+    fn read_return(&self, _params: &[(String, String)]) -> WindowReturn {
+        WindowReturn::Cancelled
+    }
 }

@@ -7,6 +7,7 @@ mod backup;
 mod cli_config;
 mod doctor;
 mod logging;
+mod tosssim;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -75,6 +76,8 @@ enum Cmd {
     },
     /// Run the test PG as a separate process (with fault injection), or drive a running one.
     Pgsim(PgsimArgs),
+    /// Run the Toss Payments simulator (`tosspayments` channels' `--api-base` in development).
+    Tosssim(tosssim::TosssimArgs),
     /// Print the secret a pgsim must send (`x-pgsim-secret`) with its deposit notifications to
     /// `POST /pg/pgsim/notify` of a Pier with this server key.
     PgsimNotifySecret(Common),
@@ -656,6 +659,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
     let done: Result<()> = match cli.cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
+        Cmd::Tosssim(a) => tosssim::run(a, shutdown_signal()).await,
         Cmd::PgsimNotifySecret(c) => {
             println!(
                 "{}",

@@ -190,6 +190,7 @@ impl Engine {
         Ok(AuthSession {
             redirect_url: format!("{}/testpg/window/{id}", self.inner.base_url),
             auth_session_id: id,
+            browser_call: None,
         })
     }
 

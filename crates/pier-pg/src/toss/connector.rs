@@ -20,7 +20,7 @@ use crate::transport::{classify_transport, read_bounded, MAX_CONNECT_TIMEOUT};
 use crate::{
     Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,
     CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgResult, VbankIssued, VbankRequest,
-    DEFAULT_DEADLINE,
+    WindowReturn, DEFAULT_DEADLINE,
 };
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -112,8 +112,13 @@ pub struct Connector {
     /// `Basic base64(secretKey + ":")`, marked sensitive so that no HTTP-level logging shows it.
     auth: HeaderValue,
     /// SHA-256 of the secret key: keys the derivation of `customerKey`s (never sent).
-    key_salt: [u8; 32],
+    pub(super) key_salt: [u8; 32],
     deadline: Duration,
+    /// The channel's client key (`test_ck_…`), public: the payment window's SDK takes it.
+    pub(super) client_key: Option<String>,
+    /// Where Toss's browser SDK is loaded from (`{sdk_base}/v1/payment`): Toss's script host for
+    /// the live API base, else the API base itself (the simulator serves both).
+    pub(super) sdk_base: String,
 }
 
 impl fmt::Debug for Connector {
@@ -162,13 +167,30 @@ impl Connector {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ConfigError::Http(e.to_string()))?;
+        let sdk_base = if config.api_base.trim_end_matches('/') == LIVE_API_BASE {
+            super::LIVE_SDK_BASE.to_owned()
+        } else {
+            base.as_str().trim_end_matches('/').to_owned()
+        };
         Ok(Self {
             http,
             base,
             auth,
             key_salt: Sha256::digest(key.as_bytes()).into(),
             deadline: config.deadline,
+            client_key: None,
+            sdk_base,
         })
+    }
+
+    /// The same connector with the channel's client key (needed by the payment window only).
+    /// A key that is empty or not printable ASCII is ignored (the window then answers
+    /// `NO_CLIENT_KEY`).
+    pub fn with_client_key(mut self, client_key: Option<&str>) -> Self {
+        self.client_key = client_key
+            .filter(|k| !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()))
+            .map(str::to_owned);
+        self
     }
 
     pub fn deadline(&self) -> Duration {
@@ -185,7 +207,7 @@ impl Connector {
     }
 
     /// One exchange within the deadline: the status and the raw answer.
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         method: Method,
         segments: &[&str],
@@ -219,7 +241,7 @@ impl Connector {
         }
     }
 
-    async fn post<T: DeserializeOwned>(
+    pub(super) async fn post<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         body: Vec<u8>,
@@ -232,7 +254,7 @@ impl Connector {
     }
 
     /// `GET /v1/payments/orders/{orderId}`: `None` when Toss has no payment for it.
-    async fn payment_by_order(&self, order_id: &str) -> PgResult<Option<Payment>> {
+    pub(super) async fn payment_by_order(&self, order_id: &str) -> PgResult<Option<Payment>> {
         let (status, bytes) = self
             .exchange(
                 Method::GET,
@@ -281,7 +303,7 @@ impl Connector {
     /// The `customerKey` Pier uses at Toss for a customer: unguessable (Toss asks for random
     /// values, and i'mport `customer_uid`s are often e-mails or counters) yet stable, so a retried
     /// issuance names the same customer. Keyed by the secret key, scoped by the channel's MID.
-    fn customer_key(&self, mid: &Mid, customer_uid: &str) -> String {
+    pub(super) fn customer_key(&self, mid: &Mid, customer_uid: &str) -> String {
         let mut h = Sha256::new();
         h.update(self.key_salt);
         h.update(mid.as_str().as_bytes());
@@ -362,13 +384,19 @@ pub(crate) fn classify(status: StatusCode, err: Option<TossError>) -> PgError {
     }
 }
 
-fn unix_of(ts: Option<&str>) -> Option<i64> {
+pub(super) fn unix_of(ts: Option<&str>) -> Option<i64> {
     ts.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp())
 }
 
-fn approval_of(p: &Payment) -> Approval {
+pub(super) fn approval_of(p: &Payment) -> Approval {
     let card = p.card.as_ref();
+    // A bank transfer names its bank (Toss's code, read through the same bank table).
+    let bank_code = p
+        .transfer
+        .as_ref()
+        .and_then(|t| t.bank_code.as_deref())
+        .and_then(codes::kftc_bank_of_toss);
     let card_code = card
         .and_then(|c| c.issuer_code.as_deref())
         .and_then(codes::kftc_card_of_toss);
@@ -388,19 +416,22 @@ fn approval_of(p: &Payment) -> Approval {
             _ => None,
         }),
         card_quota: card.map_or(0, |c| c.installment_plan_months),
-        bank_code: None,
-        bank_name: None,
+        bank_code: bank_code.map(str::to_owned),
+        bank_name: bank_code
+            .and_then(pier_domain::codes::bank_name)
+            .map(str::to_owned),
         receipt_url: p
             .receipt
             .as_ref()
             .and_then(|r| r.url.clone())
-            .or_else(|| card.and_then(|c| c.receipt_url.clone())),
+            .or_else(|| card.and_then(|c| c.receipt_url.clone()))
+            .or_else(|| p.mobile_phone.as_ref().and_then(|m| m.receipt_url.clone())),
         billing_key: None,
     }
 }
 
 /// The answer to a charge: only `DONE` for our order is an approval.
-fn approval_of_charge(p: &Payment, order_id: &str) -> PgResult<Approval> {
+pub(super) fn approval_of_charge(p: &Payment, order_id: &str) -> PgResult<Approval> {
     if p.order_id != order_id || p.payment_key.is_empty() {
         return Err(PgError::Unknown(format!(
             "Toss answered a charge of {order_id} with a payment of another order"
@@ -452,7 +483,7 @@ fn inquiry_of(p: &Payment) -> PgResult<Inquiry> {
     })
 }
 
-fn check_order_id(order_id: &str) -> PgResult<()> {
+pub(super) fn check_order_id(order_id: &str) -> PgResult<()> {
     // Toss: 6 to 64 characters of letters, digits, '-' and '_' (key-in guide, `orderId`).
     let ok = (6..=64).contains(&order_id.len())
         && order_id
@@ -468,7 +499,7 @@ fn check_order_id(order_id: &str) -> PgResult<()> {
     }
 }
 
-fn order_name(order: &Order) -> String {
+pub(super) fn order_name(order: &Order) -> String {
     let name = order
         .name
         .as_deref()
@@ -488,7 +519,7 @@ fn installment(order: &Order) -> PgResult<Option<i64>> {
     }
 }
 
-fn tax_free(amount: i64) -> Option<i64> {
+pub(super) fn tax_free(amount: i64) -> Option<i64> {
     (amount > 0).then_some(amount)
 }
 
@@ -502,10 +533,39 @@ fn card_fields(card: &CardData) -> (String, String, Option<String>) {
     )
 }
 
-fn encode<T: serde::Serialize>(body: &T) -> PgResult<Vec<u8>> {
+pub(super) fn encode<T: serde::Serialize>(body: &T) -> PgResult<Vec<u8>> {
     // Encoding our own types cannot fail; if it did, nothing was sent.
     serde_json::to_vec(body)
         .map_err(|e| PgError::Unreachable(format!("cannot encode the request: {e}")))
+}
+
+/// A billing-key issuance answer as Pier's `BillingKey` (`customerKey:billingKey`).
+pub(super) fn billing_key_of(auth: &BillingAuth, customer_key: &str) -> PgResult<BillingKey> {
+    if auth.billing_key.is_empty() || auth.customer_key != customer_key {
+        return Err(PgError::Unknown(
+            "Toss answered a billing-key issuance without our key".into(),
+        ));
+    }
+    let card = auth.card.as_ref();
+    let card_code = card
+        .and_then(|c| c.issuer_code.as_deref())
+        .and_then(codes::kftc_card_of_toss);
+    Ok(BillingKey {
+        billing_key: format!("{customer_key}:{}", auth.billing_key),
+        card_code: card_code.map(str::to_owned),
+        card_name: card_code
+            .and_then(pier_domain::codes::card_name)
+            .map(str::to_owned),
+        card_number: card
+            .and_then(|c| c.number.as_deref())
+            .or(auth.card_number.as_deref())
+            .map(mask_card_number),
+        card_type: card.and_then(|c| match c.card_type.as_deref() {
+            Some("신용") => Some(0),
+            Some("체크") => Some(1),
+            _ => None,
+        }),
+    })
 }
 
 /// `customerKey:billingKey`, the billing key as Pier stores it (see `pay_with_key`).
@@ -583,31 +643,7 @@ impl Pg for Connector {
             }
             Err(e) => return Err(e),
         };
-        if auth.billing_key.is_empty() || auth.customer_key != customer_key {
-            return Err(PgError::Unknown(
-                "Toss answered a billing-key issuance without our key".into(),
-            ));
-        }
-        let card = auth.card.as_ref();
-        let card_code = card
-            .and_then(|c| c.issuer_code.as_deref())
-            .and_then(codes::kftc_card_of_toss);
-        Ok(BillingKey {
-            billing_key: format!("{customer_key}:{}", auth.billing_key),
-            card_code: card_code.map(str::to_owned),
-            card_name: card_code
-                .and_then(pier_domain::codes::card_name)
-                .map(str::to_owned),
-            card_number: card
-                .and_then(|c| c.number.as_deref())
-                .or(auth.card_number.as_deref())
-                .map(mask_card_number),
-            card_type: card.and_then(|c| match c.card_type.as_deref() {
-                Some("신용") => Some(0),
-                Some("체크") => Some(1),
-                _ => None,
-            }),
-        })
+        billing_key_of(&auth, &customer_key)
     }
 
     /// Toss's v1 reference pages read for this connector document no way to delete a billing
@@ -773,19 +809,16 @@ impl Pg for Connector {
         })
     }
 
-    async fn begin_auth(&self, _mid: &Mid, _req: &AuthBegin) -> PgResult<AuthSession> {
-        Err(not_yet("the payment window"))
+    async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession> {
+        self.window_begin(mid, req)
     }
 
-    async fn complete_auth(&self, _mid: &Mid, _req: &AuthComplete) -> PgResult<AuthOutcome> {
-        Err(not_yet("the payment window"))
+    async fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> PgResult<AuthOutcome> {
+        self.window_complete(mid, req).await
     }
-}
 
-fn not_yet(what: &str) -> PgError {
-    PgError::Rejected {
-        code: "NOT_SUPPORTED".into(),
-        message: format!("{what} is not yet supported by the Toss Payments connector"),
+    fn read_return(&self, params: &[(String, String)]) -> WindowReturn {
+        super::window::read_return(params)
     }
 }
 

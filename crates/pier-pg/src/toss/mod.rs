@@ -11,6 +11,7 @@
 mod codes;
 mod connector;
 pub mod sim;
+mod window;
 mod wire;
 
 pub use codes::{kftc_bank_of_toss, kftc_card_of_toss, toss_bank_of_kftc, toss_card_of_kftc};
@@ -19,3 +20,6 @@ pub use wire::{Payment, TossError};
 
 /// Toss's production API base.
 pub const LIVE_API_BASE: &str = "https://api.tosspayments.com";
+
+/// Where Toss's browser SDK lives (`{LIVE_SDK_BASE}/v1/payment`), for the live API base.
+pub const LIVE_SDK_BASE: &str = "https://js.tosspayments.com";

@@ -47,6 +47,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
+#[path = "sim_window.rs"]
+mod window;
+
 /// Requests are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Toss: an `Idempotency-Key` is at most 300 characters (idempotency guide).
@@ -82,6 +85,11 @@ pub struct SimConfig {
     pub require_identity: bool,
     /// Seed of the fault RNG (same seed, same request order: same faults).
     pub seed: u64,
+    /// The client key the payment window accepts (`None`: any `test_ck_`/`live_ck_` key).
+    pub client_key: Option<String>,
+    /// Where deposits are announced (`PAYMENT_STATUS_CHANGED`, Toss's webhook shape), e.g.
+    /// Pier's `/pg/tosspayments/{channel_id}/webhook`. `None`: no webhooks.
+    pub webhook_url: Option<String>,
 }
 
 impl SimConfig {
@@ -93,6 +101,8 @@ impl SimConfig {
             faults: Faults::default(),
             require_identity: true,
             seed: 0,
+            client_key: None,
+            webhook_url: None,
         }
     }
 }
@@ -106,6 +116,8 @@ impl fmt::Debug for SimConfig {
             .field("faults", &self.faults)
             .field("require_identity", &self.require_identity)
             .field("seed", &self.seed)
+            .field("client_key", &self.client_key)
+            .field("webhook_url", &self.webhook_url)
             .finish()
     }
 }
@@ -124,6 +136,8 @@ struct Inner {
     require_identity: bool,
     faults: FaultControl,
     books: Mutex<Books>,
+    client_key: Option<String>,
+    webhook_url: Mutex<Option<String>>,
 }
 
 impl fmt::Debug for Sim {
@@ -145,6 +159,10 @@ struct Books {
     /// Order ids of every charge processed with an approval, in order (a double charge shows as a
     /// repeated id).
     approved_charges: Vec<String>,
+    /// Payments authenticated in the window and not yet confirmed, by `paymentKey`.
+    pending: HashMap<String, window::Pending>,
+    /// Billing authorizations of the window not yet issued, by `authKey`.
+    auth_keys: HashMap<String, window::PendingBilling>,
 }
 
 struct BillingRec {
@@ -825,8 +843,19 @@ impl Sim {
                 require_identity: config.require_identity,
                 faults,
                 books: Mutex::new(Books::default()),
+                client_key: config.client_key,
+                webhook_url: Mutex::new(config.webhook_url),
             }),
         })
+    }
+
+    /// Where deposits are announced from now on (`SimConfig::webhook_url`).
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        *self
+            .inner
+            .webhook_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = url;
     }
 
     /// The live fault knobs (the same ones `PUT /admin/faults` changes).
@@ -865,6 +894,12 @@ impl Sim {
             Some(p) if p.status == "WAITING_FOR_DEPOSIT" => {
                 p.status = "DONE".into();
                 p.approved_at = Some(ts(now_kst()));
+                if let Some(va) = p.virtual_account.as_mut() {
+                    va.settlement_status = Some("COMPLETED".into());
+                }
+                let announced = p.clone();
+                drop(books);
+                self.announce(&announced);
                 true
             }
             _ => false,
@@ -882,6 +917,8 @@ impl Sim {
             .route("/v1/payments/orders/{order_id}", get(by_order))
             .route("/v1/payments/{payment_key}", get(by_key))
             .route(wire::VIRTUAL_ACCOUNTS, post(virtual_account))
+            .route(wire::CONFIRM, post(window::confirm))
+            .route(wire::BILLING_AUTH_ISSUE, post(window::billing_issue))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 authorize,
@@ -894,7 +931,11 @@ impl Sim {
             .route("/admin/faults", get(get_faults).put(put_faults))
             .route("/admin/orders/{order_id}", get(admin_order))
             .route("/admin/orders/{order_id}/deposit", put(admin_deposit))
-            .route("/healthz", get(|| async { "ok" }));
+            .route("/admin/webhook", put(window::put_webhook))
+            .route("/admin/ledger", get(window::ledger))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/v1/payment", get(window::sdk_js))
+            .route("/sim/window", get(window::page).post(window::submit));
         api.merge(admin)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())

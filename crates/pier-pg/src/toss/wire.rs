@@ -12,6 +12,25 @@ use serde::{Deserialize, Serialize};
 pub const KEY_IN: &str = "/v1/payments/key-in";
 pub const BILLING_AUTH_CARD: &str = "/v1/billing/authorizations/card";
 pub const VIRTUAL_ACCOUNTS: &str = "/v1/virtual-accounts";
+pub const CONFIRM: &str = "/v1/payments/confirm";
+pub const BILLING_AUTH_ISSUE: &str = "/v1/billing/authorizations/issue";
+
+/// `POST /v1/payments/confirm`: approve a payment the buyer authenticated in Toss's window.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub payment_key: String,
+    pub order_id: String,
+    pub amount: i64,
+}
+
+/// `POST /v1/billing/authorizations/issue`: a billing key from the billing window's `authKey`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BillingIssueRequest {
+    pub auth_key: String,
+    pub customer_key: String,
+}
 
 /// `POST /v1/payments/key-in`.
 #[derive(Serialize, Deserialize)]
@@ -127,6 +146,10 @@ pub struct Payment {
     pub tax_free_amount: i64,
     pub card: Option<PaymentCard>,
     pub virtual_account: Option<VirtualAccount>,
+    /// 계좌이체 (bank transfer) payments.
+    pub transfer: Option<Transfer>,
+    /// 휴대폰 (mobile phone) payments.
+    pub mobile_phone: Option<MobilePhone>,
     pub cancels: Option<Vec<Cancel>>,
     pub receipt: Option<Receipt>,
     pub failure: Option<TossError>,
@@ -168,6 +191,22 @@ pub struct VirtualAccount {
     pub expired: bool,
     pub settlement_status: Option<String>,
     pub refund_status: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Transfer {
+    pub bank_code: Option<String>,
+    pub settlement_status: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MobilePhone {
+    /// Masked by Toss.
+    pub customer_mobile_phone: Option<String>,
+    pub settlement_status: Option<String>,
+    pub receipt_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

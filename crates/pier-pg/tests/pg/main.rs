@@ -15,3 +15,4 @@ mod window;
 // The Toss Payments connector and the suite every connector passes.
 mod conformance;
 mod toss;
+mod toss_live;

@@ -450,23 +450,76 @@ async fn admin_faults_route_and_deposit() {
 }
 
 #[tokio::test]
-async fn window_flow_is_not_yet_supported() {
+async fn window_needs_a_client_key_and_reads_tosss_returns() {
     let rig = TossRig::start().await;
-    let r = rig
-        .connector
-        .begin_auth(
+    let begin = pier_pg::AuthBegin {
+        order: order(1_000),
+        pay_method: "card".into(),
+        issue_billing_key: false,
+        return_url: "http://127.0.0.1/return".into(),
+        display: Default::default(),
+    };
+    let r = rig.connector.begin_auth(&mid(), &begin).await;
+    assert!(
+        matches!(&r, Err(PgError::Rejected { code, .. }) if code == "NO_CLIENT_KEY"),
+        "{r:?}"
+    );
+    let with_key = rig.connector.clone().with_client_key(Some("test_ck_x"));
+    let s = with_key.begin_auth(&mid(), &begin).await.unwrap();
+    let call = s.browser_call.expect("Toss's window is opened by its SDK");
+    assert_eq!(call.script_url, format!("{}/v1/payment", rig.base()));
+    assert_eq!(
+        (call.init.as_str(), call.init_arg.as_str()),
+        ("TossPayments", "test_ck_x")
+    );
+    assert_eq!(call.method, "requestPayment");
+    let success = call.args[1]["successUrl"].as_str().unwrap();
+    assert!(success.contains(&s.auth_session_id), "{success}");
+    assert!(call.fail_url.contains(&s.auth_session_id));
+    // The live API base loads Toss's own SDK.
+    let live = pier_pg::toss::Connector::new(&Config::new("test_sk_x"))
+        .unwrap()
+        .with_client_key(Some("test_ck_x"));
+    let s = live.begin_auth(&mid(), &begin).await.unwrap();
+    assert_eq!(
+        s.browser_call.unwrap().script_url,
+        "https://js.tosspayments.com/v1/payment"
+    );
+    // A vbank and an unknown method.
+    let mut vb = begin.clone();
+    vb.pay_method = "vbank".into();
+    let call = with_key
+        .begin_auth(&mid(), &vb)
+        .await
+        .unwrap()
+        .browser_call
+        .unwrap();
+    assert_eq!(call.args[0], "가상계좌");
+    vb.pay_method = "kakaopay".into();
+    assert!(matches!(
+        with_key.begin_auth(&mid(), &vb).await,
+        Err(PgError::Rejected { code, .. }) if code == "INVALID_PAY_METHOD"
+    ));
+    // A confirmation whose URL amount differs from the order is refused before Toss is asked.
+    let o = order(1_000);
+    let done = with_key
+        .complete_auth(
             &mid(),
-            &pier_pg::AuthBegin {
-                order: order(1_000),
-                pay_method: "card".into(),
-                issue_billing_key: false,
-                return_url: "http://127.0.0.1/return".into(),
+            &pier_pg::AuthComplete {
+                order: o.clone(),
+                auth_session_id: "x".into(),
+                auth_token: "tsim_unknown".into(),
+                params: vec![
+                    ("paymentKey".into(), "tsim_unknown".into()),
+                    ("orderId".into(), o.order_id.clone()),
+                    ("amount".into(), "999".into()),
+                ],
             },
         )
         .await;
     assert!(
-        matches!(&r, Err(PgError::Rejected { code, .. }) if code == "NOT_SUPPORTED"),
-        "{r:?}"
+        matches!(&done, Err(PgError::Rejected { code, .. }) if code == "AMOUNT_MISMATCH"),
+        "{done:?}"
     );
 }
 

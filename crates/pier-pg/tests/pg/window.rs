@@ -11,6 +11,7 @@ fn begin(o: &Order, method: &str, billing: bool) -> AuthBegin {
         pay_method: method.into(),
         issue_billing_key: billing,
         return_url: "https://pier.example/checkout/return".into(),
+        display: Default::default(),
     }
 }
 
@@ -19,6 +20,7 @@ fn complete(o: &Order, s: &AuthSession, token: &str) -> AuthComplete {
         order: o.clone(),
         auth_session_id: s.auth_session_id.clone(),
         auth_token: token.into(),
+        params: Vec::new(),
     }
 }
 

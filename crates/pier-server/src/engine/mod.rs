@@ -14,6 +14,8 @@ pub mod holder;
 pub mod lookup;
 pub mod merchants;
 pub mod origins;
+pub mod pg_webhooks;
+pub mod pg_window;
 pub mod prepare;
 pub mod receipts;
 pub mod reconcile;
@@ -131,7 +133,9 @@ impl PgRegistry {
                 secret_key: secret,
                 deadline: setup.deadline,
             };
-            let conn = pier_pg::toss::Connector::new(&cfg).map_err(|e| e.to_string())?;
+            let conn = pier_pg::toss::Connector::new(&cfg)
+                .map_err(|e| e.to_string())?
+                .with_client_key(c.client_key.as_deref());
             Ok(Arc::new(conn))
         };
         let pg = built().unwrap_or_else(|e| {

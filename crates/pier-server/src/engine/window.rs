@@ -273,6 +273,10 @@ impl Engine {
             pay_method: req.pay_method.clone(),
             issue_billing_key: req.customer_uid.is_some(),
             return_url: format!("{base}/checkout/return/{checkout_id}"),
+            display: pier_pg::WindowDisplay {
+                card_detail: req.card_detail.clone(),
+                card_quota: req.card_quota.clone(),
+            },
         };
         let pg = self.pgs.for_channel(&channel);
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
@@ -301,7 +305,15 @@ impl Engine {
             confirm_url: req.confirm_url.clone(),
             customer_id: req.customer_id.clone(),
             pg_session_id: session.auth_session_id.clone(),
-            pg_window_url: with_display(&session.redirect_url, &req),
+            pg_window_url: match &session.browser_call {
+                // Opened by the PG's script on Pier's page (`/checkout/window/{id}`).
+                Some(call) => format!(
+                    "{}{}",
+                    super::pg_window::CALL_PREFIX,
+                    serde_json::to_string(call).unwrap_or_default()
+                ),
+                None => with_display(&session.redirect_url, &req),
+            },
             state: "open".into(),
             result: None,
             created_at: now,
@@ -337,6 +349,7 @@ impl Engine {
         checkout_id: &str,
         auth_session_id: &str,
         auth_token: Option<String>,
+        pg_params: Vec<(String, String)>,
     ) -> Result<(CheckoutSession, Value)> {
         let c = self.checkout(checkout_id).await?;
         if let Some(r) = stored_result(&c) {
@@ -353,7 +366,7 @@ impl Engine {
         }
         let this = self.clone();
         let task = tokio::spawn(async move {
-            let result = this.complete_window(&c, auth_token).await?;
+            let result = this.complete_window(&c, auth_token, pg_params).await?;
             this.finish(&c, result).await
         });
         match task.await {
@@ -402,7 +415,7 @@ impl Engine {
         }
     }
 
-    async fn payment_of(&self, c: &CheckoutSession) -> Result<Payment> {
+    pub(super) async fn payment_of(&self, c: &CheckoutSession) -> Result<Payment> {
         self.store
             .get_payment(Some(&c.merchant_id), &c.imp_uid)
             .await?
@@ -428,9 +441,19 @@ impl Engine {
         self: &Arc<Self>,
         c: &CheckoutSession,
         auth_token: Option<String>,
+        pg_params: Vec<(String, String)>,
     ) -> Result<Value> {
         let now = self.now();
-        let Some(token) = auth_token.filter(|t| !t.is_empty()) else {
+        let auth_token = match auth_token.filter(|t| !t.is_empty()) {
+            Some(t) => Some(t),
+            None if pg_params.is_empty() => None,
+            // The PG's own return parameters (Toss): its connector reads them.
+            None => match self.read_pg_return(c, &pg_params).await? {
+                Ok(token) => token,
+                Err(failed) => return Ok(failed),
+            },
+        };
+        let Some(token) = auth_token else {
             // The buyer cancelled in the PG window.
             return Ok(
                 match self
@@ -502,6 +525,7 @@ impl Engine {
             order: order_of(&p),
             auth_session_id: c.pg_session_id.clone(),
             auth_token: token,
+            params: pg_params,
         };
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
         let answer =
@@ -645,7 +669,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn current_result(&self, c: &CheckoutSession) -> Result<Value> {
+    pub(super) async fn current_result(&self, c: &CheckoutSession) -> Result<Value> {
         let p = self.payment_of(c).await?;
         Ok(match p.status.as_str() {
             "paid" | "cancelled" => result_of(&p, None),

@@ -651,7 +651,10 @@ pub async fn window(
     {
         return Ok(deliver(&engine, &c, &r, &headers).await);
     }
-    let mut res = redirect(&c.pg_window_url);
+    let mut res = match crate::engine::pg_window::browser_call(&c) {
+        Some(call) => super::pg_window::handoff_page(&engine, &c, &call).await,
+        None => redirect(&c.pg_window_url),
+    };
     if c.mode == "redirect" {
         // The browser opening the window; it lives as long as the window's session.
         let secure = if engine.public_base().starts_with("https://") {
@@ -699,7 +702,10 @@ pub async fn window_return(
     } else {
         p.str_opt("auth_token", 64)?
     };
-    let (c, result) = engine.window_return(&id, &session, token).await?;
+    let pg_params = super::pg_window::pg_return_params(query.as_deref(), &body)?;
+    let (c, result) = engine
+        .window_return(&id, &session, token, pg_params)
+        .await?;
     Ok(deliver(&engine, &c, &result, &headers).await)
 }
 

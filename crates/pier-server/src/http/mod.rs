@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod ops;
 pub mod params;
 pub mod payments;
+pub mod pg_window;
 pub mod receipts;
 pub mod refunds;
 pub mod schedules;
@@ -182,6 +183,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         )
         .route("/checkout/static/done.js", get(checkout::done_js))
         .route("/checkout/static/pier.css", get(checkout::css))
+        .route("/checkout/static/pgcall.js", get(pg_window::pgcall_js))
         .route("/demo", get(checkout::demo))
         .route("/demo/shop.js", get(checkout::demo_js));
     // With `--metrics-listen`, /metrics is served there only.
@@ -209,6 +211,10 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .route("/testid/{id}/confirm", post(testid::confirm))
         .route("/testid/{id}/cancel", post(testid::cancel))
         .route("/testid/{id}/result", get(testid::result))
+        .route(
+            "/pg/tosspayments/{channel_id}/webhook",
+            post(pg_window::toss_webhook),
+        )
         .route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
     // The test PG's window pages: the same limit, and below the same stack as the API.
     let pages = pages.route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));

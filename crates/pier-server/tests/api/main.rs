@@ -20,6 +20,7 @@ mod security_secrets;
 mod security_ssrf;
 mod subscribe;
 mod toss;
+mod toss_window;
 mod unavailable;
 mod unsupported;
 mod vbank_escrow;
