@@ -40,6 +40,7 @@ mod idempotency;
 mod lane;
 mod merchants;
 mod models;
+mod operators;
 pub mod payments;
 mod pg_batch;
 mod pg_reads;
@@ -59,6 +60,7 @@ pub use error::{StoreError, StoreResult};
 pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
+pub use operators::{AuditEntry, ConsoleFilter, ConsoleSession, ConsoleStore, DayTotals, Operator};
 pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use receipts::{CashReceipt, EscrowLogis, ReceiptStore};
@@ -109,6 +111,7 @@ pub trait Store:
     + ReconcileStore
     + RetentionStore
     + ReceiptStore
+    + ConsoleStore
 {
 }
 
@@ -127,5 +130,6 @@ impl<T> Store for T where
         + ReconcileStore
         + RetentionStore
         + ReceiptStore
+        + ConsoleStore
 {
 }

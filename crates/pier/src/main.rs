@@ -7,6 +7,7 @@ mod backup;
 mod cli_config;
 mod doctor;
 mod logging;
+mod operator;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -67,6 +68,11 @@ enum Cmd {
     Merchant {
         #[command(subcommand)]
         cmd: MerchantCmd,
+    },
+    /// Manage console operators (docs/console.md).
+    Operator {
+        #[command(subcommand)]
+        cmd: operator::OperatorCmd,
     },
     /// Manage PG channels.
     Channel {
@@ -656,6 +662,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
     let done: Result<()> = match cli.cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
+        Cmd::Operator { cmd } => operator::run(cmd).await,
         Cmd::PgsimNotifySecret(c) => {
             println!(
                 "{}",
