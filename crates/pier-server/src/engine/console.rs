@@ -525,6 +525,8 @@ impl Engine {
         if nonce.len() != 24 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Invalid("invalid confirmation".into()));
         }
+        // Another merchant's payment is "not found", as on the detail page.
+        self.payment(&a.merchant_id, imp_uid).await?;
         let input = super::refunds::CancelInput {
             imp_uid: Some(imp_uid.to_owned()),
             amount,

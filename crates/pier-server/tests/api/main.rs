@@ -4,6 +4,7 @@ mod auth;
 mod balance;
 mod checkout;
 mod common;
+mod console;
 mod edge;
 mod escrows;
 mod holder;
