@@ -65,6 +65,7 @@ async function startPier() {
   await waitFor(`${base}/healthz`, 15000);
   return {
     base,
+    dir,
     log: () => log,
     async stop() {
       proc.kill('SIGTERM');
@@ -202,6 +203,6 @@ function uid(prefix) {
 }
 
 module.exports = {
-  DEMO, CARD_OK, CARD_DECLINE, startPier, startMerchant, launch, withBrowser, requestPay, rest, payment,
+  PIER_BIN, DEMO, CARD_OK, CARD_DECLINE, startPier, startMerchant, launch, withBrowser, requestPay, rest, payment,
   payByCard, uid,
 };
