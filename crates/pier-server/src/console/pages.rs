@@ -389,7 +389,12 @@ fn row(p: &Payment) -> Row {
             String::new()
         },
         status: p.status.clone(),
-        status_label: status_label(&p.status),
+        // i'mport marks a payment `cancelled` from its first partial cancel; say which.
+        status_label: if p.status == "cancelled" && p.paid_at > 0 && p.cancel_amount < p.amount {
+            "부분취소"
+        } else {
+            status_label(&p.status)
+        },
         pay_method: p.pay_method.clone().unwrap_or_default(),
         started: kst_time(p.started_at),
     }
