@@ -610,3 +610,38 @@ async fn console_payments_filter_and_page_newest_first() {
         );
     }
 }
+
+#[tokio::test]
+async fn console_redelivery_needs_the_operator_role() {
+    let t = TestPier::start().await;
+    let mut viewer = operator(&t, DEMO_CODE, "viewer@shop.example", "viewer").await;
+    let csrf = viewer.csrf().await;
+    let p = viewer
+        .post(
+            "/console/webhooks/evt_missing/redeliver",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, 403, "{}", p.body);
+    let w = viewer.get("/console/webhooks").await;
+    assert_eq!(w.status, 200);
+    assert!(!w.body.contains("console-webhook-redeliver"));
+
+    let mut ops = operator(&t, DEMO_CODE, "ops@shop.example", "operator").await;
+    let csrf = ops.csrf().await;
+    let p = ops
+        .post(
+            "/console/webhooks/evt_missing/redeliver",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, 404, "{}", p.body);
+    // Operators do not change settings.
+    let p = ops
+        .post(
+            "/console/settings/origins",
+            &[("origins", "https://a.example"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+}
