@@ -103,12 +103,13 @@ pub trait ConsoleStore: Send + Sync {
         f: &ConsoleFilter,
         limit: i64,
     ) -> StoreResult<Vec<Payment>>;
-    /// Totals per day of payments started at or after `since`; the day of a payment is
+    /// Totals per day of payments started in `[since, until)`; the day of a payment is
     /// `(started_at + offset_secs) / 86400`.
     async fn day_totals(
         &self,
         merchant_id: &str,
         since: i64,
+        until: i64,
         offset_secs: i64,
     ) -> StoreResult<Vec<DayTotals>>;
     /// The most frequent failure reasons of payments started at or after `since`.
@@ -414,6 +415,7 @@ macro_rules! impl_console_store {
                     &self,
                     merchant_id: &str,
                     since: i64,
+                    until: i64,
                     offset_secs: i64,
                 ) -> StoreResult<Vec<DayTotals>> {
                     let rows = sqlx::query(
@@ -422,12 +424,13 @@ macro_rules! impl_console_store {
                          CAST(COALESCE(SUM(CASE WHEN paid_at > 0 THEN amount ELSE 0 END), 0) AS BIGINT) AS paid_amount, \
                          CAST(COALESCE(SUM(cancel_amount), 0) AS BIGINT) AS cancel_amount, \
                          CAST(COUNT(CASE WHEN status = 'failed' THEN 1 END) AS BIGINT) AS failed_count \
-                         FROM payments WHERE merchant_id = $1 AND started_at >= $2 \
+                         FROM payments WHERE merchant_id = $1 AND started_at >= $2 AND started_at < $4 \
                          GROUP BY CAST((started_at + $3) / 86400 AS BIGINT) ORDER BY day",
                     )
                     .bind(merchant_id)
                     .bind(since)
                     .bind(offset_secs)
+                    .bind(until)
                     .fetch_all(&self.pool)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());

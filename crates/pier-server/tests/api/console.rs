@@ -645,3 +645,34 @@ async fn console_redelivery_needs_the_operator_role() {
         .await;
     assert_eq!(p.status, 403);
 }
+
+#[tokio::test]
+async fn console_dashboard_counts_today_live_and_past_days() {
+    let t = TestPier::start().await;
+    let token = t.token().await;
+    let mut c = operator(&t, DEMO_CODE, "ops@shop.example", "viewer").await;
+    t.pay(&token, "dash-1", 1_100).await;
+    let d = c.get("/console/dashboard").await;
+    assert_eq!(d.status, 200);
+    assert!(d.body.contains("1,100원"), "{}", d.body);
+    // A payment made after the first view is counted at once (today is read live).
+    t.pay(&token, "dash-2", 2_200).await;
+    let d = c.get("/console/dashboard").await;
+    assert!(d.body.contains("3,300원"), "today live: {}", d.body);
+    // The next day (KST): today is empty, the 7 and 30 days still hold both.
+    t.clock.advance(24 * 3600);
+    // (The session ended meanwhile: idle and absolute limits.)
+    assert_eq!(c.get("/console/dashboard").await.status, 303);
+    assert_eq!(c.sign_in("ops@shop.example", PASSWORD).await.status, 303);
+    let d = c.get("/console/dashboard").await;
+    assert_eq!(d.status, 200);
+    assert!(d.body.contains("<dd>0원</dd>"), "{}", d.body);
+    // The 7 and 30 days' volume, and yesterday's bar in the chart.
+    assert_eq!(d.body.matches("<dd>3,300원</dd>").count(), 2, "{}", d.body);
+    assert!(
+        d.body.contains("<title>01-01 3,300원</title>"),
+        "{}",
+        d.body
+    );
+    assert_eq!(d.body.matches("<rect class=\"bar\"").count(), 30);
+}
