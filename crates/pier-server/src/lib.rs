@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod edge;
 pub mod engine;
 pub mod http;

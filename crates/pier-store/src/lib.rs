@@ -41,6 +41,7 @@ mod idempotency;
 mod lane;
 mod merchants;
 mod models;
+mod operators;
 pub mod payments;
 mod pg_batch;
 mod pg_reads;
@@ -61,6 +62,7 @@ pub use error::{StoreError, StoreResult};
 pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::MerchantStore;
 pub use models::*;
+pub use operators::{AuditEntry, ConsoleFilter, ConsoleSession, ConsoleStore, DayTotals, Operator};
 pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use receipts::{CashReceipt, EscrowLogis, ReceiptStore};
@@ -112,6 +114,7 @@ pub trait Store:
     + RetentionStore
     + ReceiptStore
     + CertificationStore
+    + ConsoleStore
 {
 }
 
@@ -131,5 +134,6 @@ impl<T> Store for T where
         + RetentionStore
         + ReceiptStore
         + CertificationStore
+        + ConsoleStore
 {
 }

@@ -8,6 +8,7 @@ mod cli_config;
 mod doctor;
 mod logging;
 mod tosssim;
+mod operator;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -68,6 +69,11 @@ enum Cmd {
     Merchant {
         #[command(subcommand)]
         cmd: MerchantCmd,
+    },
+    /// Manage console operators (docs/console.md).
+    Operator {
+        #[command(subcommand)]
+        cmd: operator::OperatorCmd,
     },
     /// Manage PG channels.
     Channel {
@@ -660,6 +666,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
         Cmd::Serve(a) => serve(a).await,
         Cmd::Pgsim(a) => pgsim(a).await,
         Cmd::Tosssim(a) => tosssim::run(a, shutdown_signal()).await,
+        Cmd::Operator { cmd } => operator::run(cmd).await,
         Cmd::PgsimNotifySecret(c) => {
             println!(
                 "{}",

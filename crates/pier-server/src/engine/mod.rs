@@ -8,6 +8,7 @@ pub mod balance;
 pub mod certifications;
 pub mod channels;
 pub mod charge;
+pub mod console;
 pub mod customers;
 pub mod escrows;
 pub mod holder;
@@ -174,6 +175,8 @@ pub struct Engine {
     pub(crate) confirm_client: std::sync::OnceLock<crate::outbound::Outbound>,
     /// Limits of the anonymous endpoints (edge/).
     pub anon: crate::edge::AnonLimits,
+    /// The console's sign-in limits (engine/console.rs).
+    pub(crate) console: console::ConsoleState,
 }
 
 impl Engine {
@@ -193,6 +196,7 @@ impl Engine {
             testpg: std::sync::OnceLock::new(),
             confirm_client: std::sync::OnceLock::new(),
             anon,
+            console: console::ConsoleState::default(),
         }
     }
 

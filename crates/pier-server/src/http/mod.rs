@@ -224,6 +224,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .merge(authed)
         .merge(public)
         .merge(anonymous)
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -5,6 +5,7 @@ mod balance;
 mod certifications;
 mod checkout;
 mod common;
+mod console;
 mod edge;
 mod escrows;
 mod holder;
