@@ -29,15 +29,19 @@ pub enum Purpose {
     /// Seals the secret keys of PG channels Pier calls directly (Toss Payments) in the
     /// database (AES-256-GCM, engine/channels.rs).
     ChannelSecret,
+    /// Keys the CSRF tokens of the in-process test PG's window pages: every instance on one
+    /// database derives the same, so a page served by one is accepted by another.
+    TestpgWindowCsrf,
 }
 
 impl Purpose {
     /// Every purpose, for tests that check the keys differ.
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 5] = [
         Purpose::SecretHashV1,
         Purpose::TokenHash,
         Purpose::TokenMint,
         Purpose::ChannelSecret,
+        Purpose::TestpgWindowCsrf,
     ];
 
     fn info(self) -> &'static [u8] {
@@ -46,6 +50,7 @@ impl Purpose {
             Purpose::TokenHash => b"pier/v1/token-hash",
             Purpose::TokenMint => b"pier/v1/token-mint",
             Purpose::ChannelSecret => b"pier/v1/channel-secret",
+            Purpose::TestpgWindowCsrf => b"pier/v1/testpg-window-csrf",
         }
     }
 }

@@ -43,12 +43,14 @@ mod models;
 pub mod payments;
 mod pg_batch;
 mod pg_reads;
+mod pg_stats;
 mod prepare;
 mod receipts;
 mod reconcile;
 mod refunds;
 mod retention;
 mod schedules;
+mod testpg_journal;
 mod vbanks;
 mod webhooks;
 
@@ -66,6 +68,7 @@ pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
 pub use retention::RetentionStore;
 pub use schedules::{Schedule, ScheduleFinish, ScheduleOutcome, ScheduleQuery, ScheduleStore};
+pub use testpg_journal::{JournalAppend, JournalEntry, TestpgJournalStore};
 pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
@@ -84,6 +87,7 @@ pub trait Store:
     + ReconcileStore
     + RetentionStore
     + ReceiptStore
+    + TestpgJournalStore
 {
 }
 
@@ -101,5 +105,6 @@ impl<T> Store for T where
         + ReconcileStore
         + RetentionStore
         + ReceiptStore
+        + TestpgJournalStore
 {
 }
