@@ -297,6 +297,7 @@ impl Engine {
         method: PayMethod,
         f: impl FnOnce(&mut Session) -> Result<AuthData, PgError>,
     ) -> Result<String, PgError> {
+        self.outside_run()?;
         let now = self.now();
         let mut books = self.lock();
         let s = books
@@ -422,6 +423,7 @@ impl Engine {
 
     /// The buyer closed or cancelled the window. A later `complete_auth` is refused.
     pub fn abandon_session(&self, session_id: &str) -> Result<(), PgError> {
+        self.outside_run()?;
         let mut books = self.lock();
         let s = books
             .sessions

@@ -493,6 +493,18 @@ impl Engine {
         }
     }
 
+    /// The refusal of a public change method called directly on an engine with a shared journal:
+    /// its change could not be journalled (the `*_shared` methods and the window pages are).
+    pub(crate) fn outside_run(&self) -> Result<(), PgError> {
+        match &self.inner.shared {
+            Some(sh) if !sh.capturing() => Err(rejected(
+                "JOURNALLED_ONLY",
+                "with a shared journal, changes go through the journalled entry points",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the state lives in a shared journal (see `shared`).
     pub(crate) fn is_shared(&self) -> bool {
         self.inner.shared.is_some()
@@ -997,6 +1009,7 @@ impl Engine {
         target: &DepositTarget,
         amount_krw: Option<i64>,
     ) -> Result<Deposit, PgError> {
+        self.outside_run()?;
         let now = self.now();
         let mut books = self.lock();
         let st = &mut books.ledger;

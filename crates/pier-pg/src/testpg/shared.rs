@@ -122,6 +122,11 @@ impl Shared {
         }
     }
 
+    /// Whether an operation of `Engine::run` is running on this thread.
+    pub(crate) fn capturing(&self) -> bool {
+        CAPTURE.with(|c| c.borrow().is_some())
+    }
+
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }

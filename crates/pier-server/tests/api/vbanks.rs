@@ -319,7 +319,8 @@ async fn pgsim_notifications_need_the_secret_and_the_pgs_word() {
     // A deposit the PG confirms (made directly at the test PG, as pgsim's admin API would).
     t.pier
         .testpg
-        .deposit(&pier_pg::testpg::DepositTarget::OrderId(imp.clone()), None)
+        .deposit_shared(&pier_pg::testpg::DepositTarget::OrderId(imp.clone()), None)
+        .await
         .unwrap();
     let (s, _) = t
         .send(
