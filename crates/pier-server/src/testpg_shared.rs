@@ -25,10 +25,15 @@ impl SharedJournal for StoreJournal {
             .map_err(|e| e.to_string())
     }
 
-    async fn read_after(&self, after: i64, limit: i64) -> Result<Vec<JournalRow>, String> {
+    async fn read_after(
+        &self,
+        after: i64,
+        limit: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> Result<Vec<JournalRow>, String> {
         let rows = self
             .0
-            .testpg_read_after(after, limit)
+            .testpg_read_after(after, limit, skip_bodies_of)
             .await
             .map_err(|e| e.to_string())?;
         Ok(rows

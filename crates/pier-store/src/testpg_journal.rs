@@ -23,8 +23,14 @@ pub trait TestpgJournalStore: Send + Sync {
     /// Appends `ops` in order, each all or nothing: an op is refused (`false`) when an entry of
     /// another origin with a `seq` above its read point has one of its subjects. One transaction.
     async fn testpg_append(&self, origin: &str, ops: &[JournalAppend]) -> StoreResult<Vec<bool>>;
-    /// Up to `limit` entries with `seq > after`, in order.
-    async fn testpg_read_after(&self, after: i64, limit: i64) -> StoreResult<Vec<JournalEntry>>;
+    /// Up to `limit` entries with `seq > after`, in order; the bodies of `skip_bodies_of`'s
+    /// entries empty (their author has them).
+    async fn testpg_read_after(
+        &self,
+        after: i64,
+        limit: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> StoreResult<Vec<JournalEntry>>;
 }
 
 /// Decide which ops are written, given the entries stored after the smallest read point
@@ -65,8 +71,9 @@ const RECENT_SQL: &str = "SELECT seq, origin, subject FROM testpg_journal WHERE 
      UNION ALL SELECT * FROM (SELECT seq, origin, subject FROM testpg_journal \
      ORDER BY seq DESC LIMIT 1) AS last";
 
-const READ_SQL: &str =
-    "SELECT seq, origin, body FROM testpg_journal WHERE seq > $1 ORDER BY seq LIMIT $2";
+const READ_SQL: &str = "SELECT seq, origin, \
+     CASE WHEN origin = $3 THEN '' ELSE body END AS body \
+     FROM testpg_journal WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 fn max_of(recent: &[(i64, String, String)]) -> i64 {
     recent.iter().map(|r| r.0).max().unwrap_or(0)
@@ -109,10 +116,16 @@ impl TestpgJournalStore for PgStore {
         Ok(written)
     }
 
-    async fn testpg_read_after(&self, after: i64, limit: i64) -> StoreResult<Vec<JournalEntry>> {
+    async fn testpg_read_after(
+        &self,
+        after: i64,
+        limit: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> StoreResult<Vec<JournalEntry>> {
         Ok(sqlx::query_as(READ_SQL)
             .bind(after)
             .bind(limit)
+            .bind(skip_bodies_of)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -148,10 +161,16 @@ impl TestpgJournalStore for SqliteStore {
         Ok(written)
     }
 
-    async fn testpg_read_after(&self, after: i64, limit: i64) -> StoreResult<Vec<JournalEntry>> {
+    async fn testpg_read_after(
+        &self,
+        after: i64,
+        limit: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> StoreResult<Vec<JournalEntry>> {
         Ok(sqlx::query_as(READ_SQL)
             .bind(after)
             .bind(limit)
+            .bind(skip_bodies_of)
             .fetch_all(&self.pool)
             .await?)
     }

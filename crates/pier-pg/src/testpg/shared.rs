@@ -60,8 +60,14 @@ pub trait SharedJournal: Send + Sync + 'static {
     /// another origin with a `seq` above the op's `read_point` has one of the op's subjects.
     async fn append(&self, origin: &str, ops: &[JournalOp]) -> Result<Vec<bool>, String>;
 
-    /// Up to `limit` entries with `seq > after`, in `seq` order.
-    async fn read_after(&self, after: i64, limit: i64) -> Result<Vec<JournalRow>, String>;
+    /// Up to `limit` entries with `seq > after`, in `seq` order. The bodies of entries of
+    /// `skip_bodies_of` (an origin) are left empty: their author has them already.
+    async fn read_after(
+        &self,
+        after: i64,
+        limit: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> Result<Vec<JournalRow>, String>;
 }
 
 /// Entries read per round trip when catching up or rebuilding.
@@ -322,15 +328,17 @@ impl Engine {
         let mine = sh.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         loop {
             let from = sh.applied.load(Ordering::Acquire);
-            let rows = self.read_page(from).await?;
+            let rows = self.read_page(from, Some(&sh.origin)).await?;
             let full = rows.len() as i64 >= PAGE;
-            let parsed = self.parse(rows)?;
+            let last = rows.last().map(|r| r.seq);
+            // Our own entries were applied when their operation ran (and come without bodies).
+            let theirs = rows.into_iter().filter(|r| r.origin != sh.origin).collect();
+            let parsed = self.parse(theirs)?;
             let mut books = self.lock();
-            for (seq, origin, entry) in parsed {
-                // Our own entries were applied when their operation ran.
-                if origin != sh.origin {
-                    self.apply_one(&mut books, entry);
-                }
+            for (_, _, entry) in parsed {
+                self.apply_one(&mut books, entry);
+            }
+            if let Some(seq) = last {
                 sh.applied.store(seq, Ordering::Release);
             }
             drop(books);
@@ -357,7 +365,7 @@ impl Engine {
         let mut applied = 0;
         sh.header.store(HEADER_UNSEEN, Ordering::Release);
         loop {
-            let rows = self.read_page(applied).await?;
+            let rows = self.read_page(applied, None).await?;
             let full = rows.len() as i64 >= PAGE;
             for (seq, _, entry) in self.parse(rows)? {
                 self.apply_one(&mut books, entry);
@@ -373,11 +381,16 @@ impl Engine {
         Ok(())
     }
 
-    async fn read_page(&self, after: i64) -> Result<Vec<JournalRow>, PgError> {
+    async fn read_page(
+        &self,
+        after: i64,
+        skip_bodies_of: Option<&str>,
+    ) -> Result<Vec<JournalRow>, PgError> {
         let Some(sh) = &self.inner.shared else {
             return Ok(Vec::new());
         };
-        tokio::time::timeout(JOURNAL_DEADLINE, sh.journal.read_after(after, PAGE))
+        let read = sh.journal.read_after(after, PAGE, skip_bodies_of);
+        tokio::time::timeout(JOURNAL_DEADLINE, read)
             .await
             .map_err(|_| unknown("reading", "timed out"))?
             .map_err(|e| unknown("reading", e))
