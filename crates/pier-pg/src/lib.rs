@@ -237,7 +237,7 @@ pub enum AuthOutcome {
     Vbank(VbankIssued),
 }
 
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PgError {
     /// The issuer or PG refused after a real attempt: record a failed payment.
     #[error("[{code}] {message}")]

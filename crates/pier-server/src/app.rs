@@ -35,7 +35,7 @@ pub async fn build_engine(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Arc<Engine>, pier_pg::testpg::Engine)> {
     http::ops::init_metrics();
-    let (store, _kind) = pier_store::connect(&cfg.database_url, true)
+    let (store, kind) = pier_store::connect(&cfg.database_url, true)
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
     let base_url = cfg
@@ -44,11 +44,16 @@ pub async fn build_engine(
         .unwrap_or_else(|| format!("http://{}", cfg.listen));
     let mut pg_cfg =
         pier_pg::testpg::EngineConfig::new(crate::keys::testpg_card_key(&cfg.server_key), base_url);
-    if let Some(j) = &cfg.testpg_journal {
-        pg_cfg = pg_cfg.with_journal(j.clone());
-    }
-    let testpg = pier_pg::testpg::Engine::new(pg_cfg, clock.clone())
-        .map_err(|e| anyhow::anyhow!("starting the test PG: {e}"))?;
+    let testpg = if kind == pier_store::StoreKind::Postgres {
+        // Instances on one PostgreSQL run one test PG between them (docs/ARCHITECTURE.md).
+        crate::testpg_shared::start(pg_cfg, clock.clone(), store.clone(), &cfg).await?
+    } else {
+        if let Some(j) = &cfg.testpg_journal {
+            pg_cfg = pg_cfg.with_journal(j.clone());
+        }
+        pier_pg::testpg::Engine::new(pg_cfg, clock.clone())
+            .map_err(|e| anyhow::anyhow!("starting the test PG: {e}"))?
+    };
     let deadline = cfg.pg_deadline;
     let inprocess: Arc<dyn Pg> =
         Arc::new(pier_pg::testpg::InProcess::new(testpg.clone()).with_deadline(deadline));
@@ -122,9 +127,15 @@ impl Pier {
             )));
         }
         // The test PG's window pages, for in-process channels (framing per merchant).
-        let pg_windows = pier_pg::testpg::window::router(testpg.clone()).layer(
-            axum::middleware::from_fn_with_state(engine.clone(), http::checkout::pg_window_headers),
+        let csrf_key = crate::keys::derive(
+            &engine.cfg.server_key,
+            crate::keys::Purpose::TestpgWindowCsrf,
         );
+        let pg_windows = pier_pg::testpg::window::router_with_csrf_key(testpg.clone(), csrf_key)
+            .layer(axum::middleware::from_fn_with_state(
+                engine.clone(),
+                http::checkout::pg_window_headers,
+            ));
         let app = http::router(engine.clone(), pg_windows);
         let app = tower::Layer::layer(
             &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),

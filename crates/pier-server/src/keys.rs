@@ -36,11 +36,14 @@ pub enum Purpose {
     CertificationDi,
     /// Seals the personal data of certifications (name, phone, birth) at rest (AES-256-GCM).
     PersonalData,
+    /// Keys the CSRF tokens of the in-process test PG's window pages: every instance on one
+    /// database derives the same, so a page served by one is accepted by another.
+    TestpgWindowCsrf,
 }
 
 impl Purpose {
     /// Every purpose, for tests that check the keys differ.
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::SecretHashV1,
         Purpose::TokenHash,
         Purpose::TokenMint,
@@ -48,6 +51,7 @@ impl Purpose {
         Purpose::CertificationCi,
         Purpose::CertificationDi,
         Purpose::PersonalData,
+        Purpose::TestpgWindowCsrf,
     ];
 
     fn info(self) -> &'static [u8] {
@@ -59,6 +63,7 @@ impl Purpose {
             Purpose::CertificationCi => b"pier/v1/certification-ci",
             Purpose::CertificationDi => b"pier/v1/certification-di",
             Purpose::PersonalData => b"pier/v1/personal-data",
+            Purpose::TestpgWindowCsrf => b"pier/v1/testpg-window-csrf",
         }
     }
 }

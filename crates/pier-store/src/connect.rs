@@ -203,6 +203,7 @@ pub async fn connect(url: &str, migrate: bool) -> StoreResult<(Arc<dyn Store>, S
         let s = PgStore::open(url, pool.max(2)).await?;
         if migrate {
             s.migrate().await?;
+            crate::pg_stats::at_start(&s.pool).await;
         }
         Ok((Arc::new(s), StoreKind::Postgres))
     } else {

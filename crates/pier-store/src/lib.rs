@@ -45,12 +45,14 @@ mod operators;
 pub mod payments;
 mod pg_batch;
 mod pg_reads;
+mod pg_stats;
 mod prepare;
 mod receipts;
 mod reconcile;
 mod refunds;
 mod retention;
 mod schedules;
+mod testpg_journal;
 mod vbanks;
 mod webhooks;
 
@@ -70,6 +72,7 @@ pub use reconcile::ReconcileStore;
 pub use refunds::{CancelRequestRow, RefundStore};
 pub use retention::RetentionStore;
 pub use schedules::{Schedule, ScheduleFinish, ScheduleOutcome, ScheduleQuery, ScheduleStore};
+pub use testpg_journal::{JournalAppend, JournalEntry, TestpgJournalStore};
 pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
@@ -115,6 +118,7 @@ pub trait Store:
     + ReceiptStore
     + CertificationStore
     + ConsoleStore
+    + TestpgJournalStore
 {
 }
 
@@ -135,5 +139,6 @@ impl<T> Store for T where
         + ReceiptStore
         + CertificationStore
         + ConsoleStore
+        + TestpgJournalStore
 {
 }

@@ -941,11 +941,18 @@ async fn serve(a: ServeArgs) -> Result<()> {
     };
     let mut cfg = a.common.config(a.listen)?;
     cfg.webhook_allow_private = a.allow_private();
-    // The test PG journal is the one file `serve` always keeps in the data dir, so the dir is
-    // made here (a PostgreSQL URL with --server-key needs nothing else from it).
-    a.common.ensure_data_dir()?;
-    tighten_existing(&a.common.data_dir);
-    cfg.testpg_journal = Some(a.common.data_dir.join("testpg-journal.jsonl"));
+    // On SQLite the test PG journal is the one file `serve` always keeps in the data dir, so the
+    // dir is made here. On PostgreSQL the test PG journals to the database, shared by every
+    // instance (a PostgreSQL URL with --server-key needs nothing from the data dir).
+    let on_postgres = cfg.database_url.starts_with("postgres://")
+        || cfg.database_url.starts_with("postgresql://");
+    if !on_postgres {
+        a.common.ensure_data_dir()?;
+        cfg.testpg_journal = Some(a.common.data_dir.join("testpg-journal.jsonl"));
+    }
+    if a.common.data_dir.is_dir() {
+        tighten_existing(&a.common.data_dir);
+    }
     cfg.public_url = a.public_url;
     cfg.pg_deadline = Duration::from_millis(a.pg_deadline_ms);
     cfg.run_jobs = !a.no_jobs;

@@ -185,22 +185,29 @@ fn serve_with_a_postgres_url_starts_from_an_empty_directory() {
         return;
     };
     let key = "ab".repeat(32);
-    for envs in [
-        // The server key from the environment: nothing else needs the data dir but the
-        // test PG journal.
-        vec![
-            ("PIER_DATABASE_URL", url.clone()),
-            ("PIER_SERVER_KEY", key.clone()),
-        ],
+    for (envs, needs_dir) in [
+        // The server key from the environment: nothing needs the data dir (the test PG
+        // journals to the database on PostgreSQL), so none is created.
+        (
+            vec![
+                ("PIER_DATABASE_URL", url.clone()),
+                ("PIER_SERVER_KEY", key.clone()),
+            ],
+            false,
+        ),
         // The server key created in the (default) data dir.
-        vec![("PIER_DATABASE_URL", url.clone())],
+        (vec![("PIER_DATABASE_URL", url.clone())], true),
     ] {
         let empty = tempfile::tempdir().unwrap();
         let port = free_port();
         let (_p, _) = serve(empty.path(), port, &envs);
         assert_eq!(call(port, "GET", "/healthz", None, None).0, 200);
+        let dir = empty.path().join("pier-data");
+        assert_eq!(dir.exists(), needs_dir, "{envs:?}");
         #[cfg(unix)]
-        assert_eq!(mode(&empty.path().join("pier-data")), 0o700);
+        if needs_dir {
+            assert_eq!(mode(&dir), 0o700);
+        }
     }
 }
 

@@ -14,10 +14,11 @@
 //! key of a key-only session, which no `inquire` could recover) can be fetched again.
 
 use super::cards::{self, Behaviour, Decline};
+use super::crypto::Sealer;
 use super::engine::{
     check_order, issue_refusal, verdict, CardFacts, ChargeSpec, Engine, EngineResult, Fail,
 };
-use super::ledger::{OrderState, PayMethod};
+use super::ledger::{Entry, OrderState, PayMethod};
 use crate::{AuthBegin, AuthComplete, AuthOutcome, AuthSession, CardData, Mid, Order, PgError};
 use pier_domain::{codes, ids::random_hex};
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,8 @@ pub(crate) struct Sessions {
 /// How often `begin_auth` sweeps expired sessions.
 const SWEEP_EVERY_SECS: i64 = 60;
 
-struct Session {
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
     mid: Mid,
     order: Order,
     method: PayMethod,
@@ -51,6 +53,8 @@ struct Session {
     sms_failures: u32,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "s", rename_all = "snake_case")]
 enum SessionState {
     Pending,
     Authenticated {
@@ -66,10 +70,13 @@ enum SessionState {
     Failed,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "m", rename_all = "snake_case")]
 enum AuthData {
     Card {
         sealed: String,
         quota: i64,
+        #[serde(with = "holder_code")]
         holder: Option<Decline>,
     },
     Trans {
@@ -110,6 +117,61 @@ pub enum SessionStatus {
     /// Too many wrong SMS codes.
     Failed,
     Expired,
+}
+
+/// A holder-check refusal travels by its code (`Decline` holds `&'static str`s).
+mod holder_code {
+    use super::Decline;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decline>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| d.code).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decline>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(code) => super::cards::decline_by_code(&code)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown decline {code}"))),
+        }
+    }
+}
+
+impl Sessions {
+    /// Replay a session written by `Engine::log_session` (a shared journal). A session that
+    /// does not open under our key is skipped: it was not ours to read.
+    pub(crate) fn apply_sealed(&mut self, id: String, sealed: &str, sealer: &Sealer) {
+        let Some(json) = sealer.open(sealed, id.as_bytes()) else {
+            tracing::warn!("testpg journal: a window session sealed under another key; skipped");
+            return;
+        };
+        match serde_json::from_slice::<Session>(&json) {
+            Ok(s) => {
+                self.map.insert(id, s);
+            }
+            Err(e) => tracing::warn!(error = %e, "testpg journal: unreadable window session"),
+        }
+    }
+}
+
+impl Engine {
+    /// Journal a session's new state (shared journals only: a file journal never held sessions).
+    fn log_session(&self, id: &str, s: &Session) {
+        if !self.is_shared() {
+            return;
+        }
+        match serde_json::to_vec(s) {
+            Ok(json) => {
+                let sealed = self.inner.sealer.seal(&json, id.as_bytes());
+                self.log(|| Entry::Session {
+                    id: id.to_owned(),
+                    sealed,
+                });
+            }
+            Err(e) => self.lost_entry(&format!("serializing a window session: {e}")),
+        }
+    }
 }
 
 fn rejected(code: &str, message: &str) -> PgError {
@@ -174,19 +236,18 @@ impl Engine {
             return Err(rejected("TOO_MANY_SESSIONS", "잠시 후 다시 시도해주세요.").into());
         }
         let id = random_hex(16);
-        sessions.insert(
-            id.clone(),
-            Session {
-                mid: mid.clone(),
-                order: req.order.clone(),
-                method,
-                issue_billing_key: req.issue_billing_key,
-                return_url: req.return_url.clone(),
-                expires_at: now + self.inner.config.session_ttl_secs,
-                state: SessionState::Pending,
-                sms_failures: 0,
-            },
-        );
+        let session = Session {
+            mid: mid.clone(),
+            order: req.order.clone(),
+            method,
+            issue_billing_key: req.issue_billing_key,
+            return_url: req.return_url.clone(),
+            expires_at: now + self.inner.config.session_ttl_secs,
+            state: SessionState::Pending,
+            sms_failures: 0,
+        };
+        self.log_session(&id, &session);
+        sessions.insert(id.clone(), session);
         Ok(AuthSession {
             redirect_url: format!("{}/testpg/window/{id}", self.inner.base_url),
             auth_session_id: id,
@@ -237,6 +298,7 @@ impl Engine {
         method: PayMethod,
         f: impl FnOnce(&mut Session) -> Result<AuthData, PgError>,
     ) -> Result<String, PgError> {
+        self.outside_run()?;
         let now = self.now();
         let mut books = self.lock();
         let s = books
@@ -262,13 +324,18 @@ impl Engine {
                 "결제수단이 일치하지 않습니다.",
             ));
         }
-        let auth = f(s)?;
-        let token = random_hex(16);
-        s.state = SessionState::Authenticated {
-            token: token.clone(),
-            auth,
-        };
-        Ok(token)
+        // A refusal may change the session too (a wrong SMS code counts), so it is journalled
+        // either way.
+        let result = f(s).map(|auth| {
+            let token = random_hex(16);
+            s.state = SessionState::Authenticated {
+                token: token.clone(),
+                auth,
+            };
+            token
+        });
+        self.log_session(session_id, s);
+        result
     }
 
     /// The buyer entered a card in the window. Refuses an invalid number or a past expiry; issuer
@@ -357,6 +424,7 @@ impl Engine {
 
     /// The buyer closed or cancelled the window. A later `complete_auth` is refused.
     pub fn abandon_session(&self, session_id: &str) -> Result<(), PgError> {
+        self.outside_run()?;
         let mut books = self.lock();
         let s = books
             .sessions
@@ -369,6 +437,7 @@ impl Engine {
             }
             _ => {
                 s.state = SessionState::Abandoned;
+                self.log_session(session_id, s);
                 Ok(())
             }
         }
@@ -540,6 +609,7 @@ impl Engine {
                 token: req.auth_token.clone(),
                 outcome,
             };
+            self.log_session(&req.auth_session_id, s);
         }
         result
     }

@@ -71,6 +71,24 @@ pub const NO_RECURRING: Decline = Decline {
     message: "[2131]정기결제 불가 카드",
 };
 
+/// Every issuer refusal, so that one stored by its code (a shared journal's window session) is
+/// found again.
+const ALL_DECLINES: [Decline; 8] = [
+    INSUFFICIENT_BALANCE,
+    OVER_LIMIT,
+    LOST_OR_STOLEN,
+    EXPIRED_CARD,
+    SUSPENDED,
+    WRONG_PASSWORD,
+    WRONG_BIRTH,
+    NO_RECURRING,
+];
+
+/// The refusal with this code, if it is one of ours.
+pub(crate) fn decline_by_code(code: &str) -> Option<Decline> {
+    ALL_DECLINES.iter().copied().find(|d| d.code == code)
+}
+
 /// Birth values the issuer never accepts (a documented way to get a holder-check failure with
 /// any card). `Birth::parse` refuses impossible dates, so these are valid-looking on purpose.
 pub const WRONG_BIRTHS: [&str; 2] = ["111111", "1111111111"];

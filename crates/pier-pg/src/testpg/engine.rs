@@ -240,9 +240,20 @@ pub(crate) struct ChargeSpec {
     pub report_key: bool,
 }
 
+#[derive(Default)]
 pub(crate) struct Books {
     pub ledger: State,
     pub sessions: Sessions,
+}
+
+impl Books {
+    /// Replay one entry of a shared journal (ledger records and window sessions).
+    pub fn apply(&mut self, entry: Entry, sealer: &Sealer) {
+        match entry {
+            Entry::Session { id, sealed } => self.sessions.apply_sealed(id, &sealed, sealer),
+            other => self.ledger.apply(other),
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -256,6 +267,8 @@ pub(crate) struct Inner {
     /// Random per engine start, so transaction ids never repeat across restarts.
     pub tid_prefix: u32,
     pub seq: AtomicU64,
+    /// The journal in Pier's database that every instance shares (`Engine::new_shared`).
+    pub shared: Option<super::shared::Shared>,
 }
 
 /// The simulated acquirer. Cheap to clone (an `Arc` inside); all clones share one ledger.
@@ -388,8 +401,46 @@ impl Engine {
                 tid_prefix: rand::thread_rng().gen(),
                 seq: AtomicU64::new(1),
                 config,
+                shared: None,
             }),
         })
+    }
+
+    /// An engine with no state yet, around an optional shared journal (`shared::new_shared`).
+    pub(crate) fn bare(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        shared: Option<super::shared::Shared>,
+    ) -> Self {
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let base_url = config.base_url.trim_end_matches('/').to_owned();
+        Self {
+            inner: Arc::new(Inner {
+                base_url,
+                clock,
+                sealer: Sealer::new(&config.encryption_key),
+                books: Mutex::new(Books::default()),
+                journal: None,
+                events,
+                tid_prefix: rand::thread_rng().gen(),
+                seq: AtomicU64::new(1),
+                config,
+                shared,
+            }),
+        }
+    }
+
+    /// The key check a journal's header carries (sealed, so only the same key opens it).
+    pub(crate) fn key_check(&self) -> String {
+        self.inner.sealer.seal(KEY_CHECK, b"journal-header")
+    }
+
+    pub(crate) fn key_matches(&self, key_check: &str) -> bool {
+        self.inner
+            .sealer
+            .open(key_check, b"journal-header")
+            .as_deref()
+            == Some(KEY_CHECK)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -435,8 +486,36 @@ impl Engine {
     }
 
     pub(crate) fn log(&self, entry: impl FnOnce() -> Entry) {
-        if let Some(j) = &self.inner.journal {
+        if let Some(sh) = &self.inner.shared {
+            sh.capture(entry());
+        } else if let Some(j) = &self.inner.journal {
             j.append(entry());
+        }
+    }
+
+    /// The refusal of a public change method called directly on an engine with a shared journal:
+    /// its change could not be journalled (the `*_shared` methods and the window pages are).
+    pub(crate) fn outside_run(&self) -> Result<(), PgError> {
+        match &self.inner.shared {
+            Some(sh) if !sh.capturing() => Err(rejected(
+                "JOURNALLED_ONLY",
+                "with a shared journal, changes go through the journalled entry points",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the state lives in a shared journal (see `shared`).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.inner.shared.is_some()
+    }
+
+    /// An entry that could not be journalled: with a shared journal the local state is no longer
+    /// the journal's, so it is rebuilt from the journal before the next operation.
+    pub(crate) fn lost_entry(&self, why: &str) {
+        tracing::error!(error = why, "testpg journal: an entry was lost");
+        if let Some(sh) = &self.inner.shared {
+            sh.mark_dirty();
         }
     }
 
@@ -930,6 +1009,7 @@ impl Engine {
         target: &DepositTarget,
         amount_krw: Option<i64>,
     ) -> Result<Deposit, PgError> {
+        self.outside_run()?;
         let now = self.now();
         let mut books = self.lock();
         let st = &mut books.ledger;
@@ -983,8 +1063,11 @@ impl Engine {
         };
         self.log(|| Entry::Order(rec.clone()));
         // Sent under the lock so that subscribers see deposits in ledger order. No receivers is
-        // fine: the deposit is in the ledger and `inquire` reports it.
-        let _ = self.inner.events.send(deposit.clone().into());
+        // fine: the deposit is in the ledger and `inquire` reports it. With a shared journal it
+        // is sent once the entry is committed (`deposit_shared`).
+        if !self.is_shared() {
+            let _ = self.inner.events.send(deposit.clone().into());
+        }
         Ok(deposit)
     }
 }

@@ -125,6 +125,28 @@ pub(crate) enum Entry {
         mid: String,
         order_id: String,
     },
+    /// A payment-window session in its new state, sealed whole (it holds the one-time token and
+    /// the sealed card): written only to a shared journal (`shared`), so that a window opened
+    /// through one Pier instance completes through another.
+    Session {
+        id: String,
+        sealed: String,
+    },
+}
+
+impl Entry {
+    /// The record this entry writes. Two instances writing one subject concurrently conflict
+    /// (`shared`); a tombstone shares its order's subject, so it conflicts with a charge of it.
+    pub fn subject(&self) -> String {
+        match self {
+            Entry::Header { .. } => "h".to_owned(),
+            Entry::Order(rec) => format!("o:{}", rec.order_id),
+            Entry::Cancel(rec) => format!("c:{}:{}", rec.order_id, rec.cancellation_id),
+            Entry::Key(rec) => format!("k:{}", rec.facts.billing_key),
+            Entry::Tombstone { order_id, .. } => format!("o:{order_id}"),
+            Entry::Session { id, .. } => format!("s:{id}"),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -205,7 +227,8 @@ impl State {
     /// Replay one journal entry.
     pub fn apply(&mut self, entry: Entry) {
         match entry {
-            Entry::Header { .. } => {}
+            // Sessions are applied by `Books::apply` (they need the sealer), never from a file.
+            Entry::Header { .. } | Entry::Session { .. } => {}
             Entry::Order(rec) => {
                 self.put_order(rec);
             }

@@ -19,6 +19,7 @@ mod crypto;
 mod engine;
 mod journal;
 mod ledger;
+mod shared;
 mod table;
 pub mod window;
 
@@ -31,6 +32,8 @@ pub use ledger::{
     LedgerBillingKey, LedgerCancel, LedgerOrder, LedgerSnapshot, LedgerStatus, LedgerVbank,
     LedgerVbankStatus, MerchantTotal, PayMethod,
 };
+
+pub use shared::{JournalOp, JournalRow, SharedJournal};
 
 pub(crate) use engine::{EngineResult, Fail};
 
@@ -72,7 +75,37 @@ impl InProcess {
         self.deadline
     }
 
+    /// Run one engine operation (journalled and shared when the engine is, see `shared`) and
+    /// answer as the network would, within the deadline.
+    async fn call<T>(&self, op: impl FnMut(&Engine) -> EngineResult<T>) -> PgResult<T> {
+        if !self.engine.is_shared() {
+            let mut op = op;
+            return self.answer(op(&self.engine)).await;
+        }
+        let started = tokio::time::Instant::now();
+        let result = match tokio::time::timeout(self.deadline, self.engine.run(op)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(Fail::Pg(e)),
+            Err(_) => {
+                return Err(PgError::Unknown(format!(
+                    "no answer from the test PG within {} ms",
+                    self.deadline.as_millis()
+                )))
+            }
+        };
+        let left = self.deadline.saturating_sub(started.elapsed());
+        Self::answer_within(left, self.deadline, result).await
+    }
+
     async fn answer<T>(&self, result: EngineResult<T>) -> PgResult<T> {
+        Self::answer_within(self.deadline, self.deadline, result).await
+    }
+
+    async fn answer_within<T>(
+        left: Duration,
+        deadline: Duration,
+        result: EngineResult<T>,
+    ) -> PgResult<T> {
         let silence = async {
             match result {
                 Ok(v) => Ok(v),
@@ -80,11 +113,11 @@ impl InProcess {
                 Err(Fail::NoAnswer) => std::future::pending().await,
             }
         };
-        match tokio::time::timeout(self.deadline, silence).await {
+        match tokio::time::timeout(left, silence).await {
             Ok(answer) => answer,
             Err(_) => Err(PgError::Unknown(format!(
                 "no answer from the test PG within {} ms",
-                self.deadline.as_millis()
+                deadline.as_millis()
             ))),
         }
     }
@@ -93,7 +126,7 @@ impl InProcess {
 #[async_trait]
 impl Pg for InProcess {
     async fn approve_keyed(&self, mid: &Mid, order: &Order, card: CardData) -> PgResult<Approval> {
-        self.answer(self.engine.approve_keyed(mid, order, card))
+        self.call(|e| e.approve_keyed(mid, order, card.clone()))
             .await
     }
 
@@ -103,13 +136,12 @@ impl Pg for InProcess {
         customer_uid: &str,
         card: CardData,
     ) -> PgResult<BillingKey> {
-        self.answer(self.engine.issue_billing_key(mid, customer_uid, card))
+        self.call(|e| e.issue_billing_key(mid, customer_uid, card.clone()))
             .await
     }
 
     async fn delete_billing_key(&self, mid: &Mid, billing_key: &str) -> PgResult<()> {
-        self.answer(self.engine.delete_billing_key(mid, billing_key))
-            .await
+        self.call(|e| e.delete_billing_key(mid, billing_key)).await
     }
 
     async fn pay_with_key(
@@ -118,31 +150,30 @@ impl Pg for InProcess {
         order: &Order,
         billing_key: &str,
     ) -> PgResult<Approval> {
-        self.answer(self.engine.pay_with_key(mid, order, billing_key))
-            .await
+        self.call(|e| e.pay_with_key(mid, order, billing_key)).await
     }
 
     async fn cancel(&self, mid: &Mid, req: &CancelRequest) -> PgResult<CancelOutcome> {
-        self.answer(self.engine.cancel(mid, req)).await
+        self.call(|e| e.cancel(mid, req)).await
     }
 
     async fn inquire(&self, mid: &Mid, order_id: &str) -> PgResult<Inquiry> {
-        self.answer(self.engine.inquire(mid, order_id)).await
+        self.call(|e| e.inquire(mid, order_id)).await
     }
 
     async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()> {
-        self.answer(self.engine.net_cancel(mid, order_id)).await
+        self.call(|e| e.net_cancel(mid, order_id)).await
     }
 
     async fn issue_vbank(&self, mid: &Mid, req: &VbankRequest) -> PgResult<VbankIssued> {
-        self.answer(self.engine.issue_vbank(mid, req)).await
+        self.call(|e| e.issue_vbank(mid, req)).await
     }
 
     async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession> {
-        self.answer(self.engine.begin_auth(mid, req)).await
+        self.call(|e| e.begin_auth(mid, req)).await
     }
 
     async fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> PgResult<AuthOutcome> {
-        self.answer(self.engine.complete_auth(mid, req)).await
+        self.call(|e| e.complete_auth(mid, req)).await
     }
 }

@@ -67,12 +67,18 @@ struct WindowState {
     csrf_key: Arc<[u8; 32]>,
 }
 
-/// The window pages' routes.
+/// The window pages' routes, with a random CSRF key (one process serves every page: pgsim).
 pub fn router(engine: Engine) -> axum::Router {
     let mut key = [0u8; 32];
     rand::thread_rng().fill(&mut key);
+    router_with_csrf_key(engine, key)
+}
+
+/// The window pages' routes with a given CSRF key: instances that share a journal (see
+/// `shared`) share the key too, so a page served by one is accepted by another.
+pub fn router_with_csrf_key(engine: Engine, key: [u8; 32]) -> axum::Router {
     let st = WindowState {
-        engine,
+        engine: engine.clone(),
         csrf_key: Arc::new(key),
     };
     axum::Router::new()
@@ -85,7 +91,22 @@ pub fn router(engine: Engine) -> axum::Router {
         .route("/testpg/window/{sid}/vbank", post(vbank))
         .route("/testpg/window/{sid}/cancel", post(cancel))
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn_with_state(engine, caught_up))
         .with_state(st)
+}
+
+/// Every page starts from what all instances sharing the journal wrote (a window opened through
+/// one completes through another). No-op without a shared journal.
+async fn caught_up(
+    State(engine): State<Engine>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(e) = engine.sync().await {
+        tracing::warn!(error = %e, "testpg window");
+        return message_page("결제창", "잠시 후 다시 시도해주세요.");
+    }
+    next.run(req).await
 }
 
 async fn css() -> Response {
@@ -564,7 +585,11 @@ async fn card(
         birth: Some(birth),
         pwd_2digit: Some(pwd),
     };
-    match st.engine.authenticate_card(&sid, data, quota) {
+    let done = st
+        .engine
+        .run(|e| e.authenticate_card(&sid, data.clone(), quota))
+        .await;
+    match done.and_then(|r| r) {
         Ok(token) => approve_page(&st, &s, &token, issuer),
         Err(e) => render(&st, &s, &d, Some(&pg_message(&e))),
     }
@@ -626,7 +651,10 @@ async fn trans(
     answer(
         &st,
         &s,
-        st.engine.authenticate_trans(&sid, field(&f, "bank_code")),
+        st.engine
+            .run(|e| e.authenticate_trans(&sid, field(&f, "bank_code")))
+            .await
+            .and_then(|r| r),
     )
 }
 
@@ -651,7 +679,10 @@ async fn vbank(
     answer(
         &st,
         &s,
-        st.engine.authenticate_vbank(&sid, field(&f, "bank_code")),
+        st.engine
+            .run(|e| e.authenticate_vbank(&sid, field(&f, "bank_code")))
+            .await
+            .and_then(|r| r),
     )
 }
 
@@ -664,12 +695,18 @@ async fn phone(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match st.engine.authenticate_phone(
-        &sid,
-        field(&f, "carrier"),
-        field(&f, "phone"),
-        field(&f, "sms_code"),
-    ) {
+    let done = st
+        .engine
+        .run(|e| {
+            e.authenticate_phone(
+                &sid,
+                field(&f, "carrier"),
+                field(&f, "phone"),
+                field(&f, "sms_code"),
+            )
+        })
+        .await;
+    match done.and_then(|r| r) {
         Ok(token) => authenticated(&s, &token),
         Err(e) => {
             // Too many wrong codes closes the session: show that page instead of the form.
@@ -690,7 +727,7 @@ async fn cancel(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let _ = st.engine.abandon_session(&sid);
+    let _ = st.engine.run(|e| e.abandon_session(&sid)).await;
     back_to_gateway(
         &s.return_url,
         &format!("auth_session_id={}&cancel=1", s.auth_session_id),

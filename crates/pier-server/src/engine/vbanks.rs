@@ -419,7 +419,8 @@ impl Engine {
         };
         let order_id = self.store.pg_order_id(&p.imp_uid).await?;
         let d = testpg
-            .deposit(&pier_pg::testpg::DepositTarget::OrderId(order_id), amount)
+            .deposit_shared(&pier_pg::testpg::DepositTarget::OrderId(order_id), amount)
+            .await
             .map_err(|e| Error::PgRefused(pg_text("가상계좌 입금에 실패하였습니다.", &e)))?;
         // The deposit job records it too; whichever comes first wins the guarded update.
         self.on_pg_event(&d.into(), false).await?;

@@ -16,10 +16,28 @@ pub const CARD_OK: &str = "1111-2222-3333-4444";
 
 pub struct TestPier {
     pub pier: Pier,
+    /// More instances on the same PostgreSQL database (`PIER_TEST_INSTANCES`), for running the
+    /// suite against a round-robin of instances: `url` takes them in turn.
+    pub others: Vec<Pier>,
     pub clock: ManualClock,
     pub http: reqwest::Client,
-    pub base: String,
+    /// The instances' base URLs, the first one's first.
+    bases: Vec<String>,
+    turn: std::sync::atomic::AtomicUsize,
     _dir: tempfile::TempDir,
+}
+
+/// How many Pier instances a test runs on its database: `PIER_TEST_INSTANCES` (default 1) with
+/// `PIER_TEST_STORE=postgres`; always 1 on SQLite (one process owns a SQLite file).
+fn instances() -> usize {
+    if std::env::var("PIER_TEST_STORE").as_deref() != Ok("postgres") {
+        return 1;
+    }
+    std::env::var("PIER_TEST_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .clamp(1, 4)
 }
 
 /// The database for one test: a fresh SQLite file, or a fresh schema in the test PostgreSQL.
@@ -107,11 +125,28 @@ impl TestPier {
     ) -> Self {
         let pier = start_pier(&url, dir.path(), &clock, &o, tweak).await;
         let base = pier.base_url();
+        let mut others = Vec::new();
+        for _ in 1..instances() {
+            // The same configuration (as the first one's tweak left it) on another port.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut cfg = pier.engine.cfg.clone();
+            cfg.create_demo = false;
+            let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
+            others.push(
+                Pier::start(cfg, clock_dyn, listener)
+                    .await
+                    .expect("another pier starts"),
+            );
+        }
+        let mut bases = vec![base];
+        bases.extend(others.iter().map(Pier::base_url));
         Self {
             pier,
+            others,
             clock,
             http: reqwest::Client::new(),
-            base,
+            bases,
+            turn: std::sync::atomic::AtomicUsize::new(0),
             _dir: dir,
         }
     }
@@ -121,14 +156,22 @@ impl TestPier {
     pub async fn restart(self, o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
         let url = self.pier.engine.cfg.database_url.clone();
         let TestPier {
-            pier, clock, _dir, ..
+            pier,
+            others,
+            clock,
+            _dir,
+            ..
         } = self;
         pier.shutdown().await;
+        for p in others {
+            p.shutdown().await;
+        }
         Self::start_on(_dir, url, clock, o, tweak).await
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        let n = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}{}", self.bases[n % self.bases.len()], path)
     }
 
     pub async fn token_for(&self, key: &str, secret: &str) -> String {

@@ -23,7 +23,7 @@ struct Page {
 impl Console {
     fn new(t: &TestPier) -> Self {
         Self {
-            base: t.base.clone(),
+            base: t.pier.base_url(),
             http: no_redirects(),
             cookies: Vec::new(),
         }

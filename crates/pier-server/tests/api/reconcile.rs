@@ -99,10 +99,12 @@ async fn approve_at_pg(t: &TestPier, p: &Payment) {
         .expect("approved at the PG");
 }
 
-fn ledger_status(t: &TestPier, order_id: &str) -> Option<LedgerStatus> {
+async fn ledger_status(t: &TestPier, order_id: &str) -> Option<LedgerStatus> {
     t.pier
         .testpg
-        .ledger_snapshot()
+        .ledger_snapshot_shared()
+        .await
+        .unwrap()
         .order(order_id)
         .map(|o| o.status)
 }
@@ -116,7 +118,10 @@ async fn lost_approval_is_reconciled_to_paid_and_the_retry_sees_it() {
     let imp_uid = imp_uid_of_unknown(&b);
     let p = payment(&t, &imp_uid).await;
     assert_eq!((p.status.as_str(), p.pg_state), ("ready", PgState::Unknown));
-    assert_eq!(ledger_status(&t, &imp_uid), Some(LedgerStatus::Approved));
+    assert_eq!(
+        ledger_status(&t, &imp_uid).await,
+        Some(LedgerStatus::Approved)
+    );
 
     // Not due yet: untouched.
     let r = t.pier.engine.reconcile_pass().await.unwrap();
@@ -135,7 +140,9 @@ async fn lost_approval_is_reconciled_to_paid_and_the_retry_sees_it() {
     let total = t
         .pier
         .testpg
-        .ledger_snapshot()
+        .ledger_snapshot_shared()
+        .await
+        .unwrap()
         .total(&p.pg_id.clone().unwrap(), "rc-lost-1")
         .cloned()
         .unwrap();
@@ -191,7 +198,9 @@ async fn attempt_the_pg_never_saw_fails_is_voided_and_frees_the_merchant_uid() {
     let total = t
         .pier
         .testpg
-        .ledger_snapshot()
+        .ledger_snapshot_shared()
+        .await
+        .unwrap()
         .total(&p.pg_id.unwrap(), "rc-nf-1")
         .cloned()
         .unwrap();
@@ -222,8 +231,11 @@ async fn approval_after_the_client_was_told_failed_is_net_cancelled() {
     let after = payment(&t, &p.imp_uid).await;
     assert_eq!(after.status, "failed", "{r:?}");
     assert!(!after.uid_lock);
-    assert_eq!(ledger_status(&t, &p.imp_uid), Some(LedgerStatus::Voided));
-    let snap = t.pier.testpg.ledger_snapshot();
+    assert_eq!(
+        ledger_status(&t, &p.imp_uid).await,
+        Some(LedgerStatus::Voided)
+    );
+    let snap = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         snap.total(p.pg_id.as_deref().unwrap(), "rc-told-1")
             .unwrap()

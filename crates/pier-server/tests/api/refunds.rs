@@ -60,8 +60,8 @@ async fn put(t: &TestPier, path: &str, tok: &str, body: Value) -> (u16, Value) {
 }
 
 /// The test PG's view of an order: (cancelled_krw, number of cancels).
-fn pg_cancelled(t: &TestPier, imp_uid: &str) -> (i64, usize) {
-    let snap = t.pier.testpg.ledger_snapshot();
+async fn pg_cancelled(t: &TestPier, imp_uid: &str) -> (i64, usize) {
+    let snap = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     let o = snap.order(imp_uid).expect("the PG knows the order");
     let n = snap
         .cancels
@@ -116,7 +116,7 @@ async fn partial_then_full_cancel_with_checksums_and_messages() {
         .is_some_and(|s| !s.is_empty()));
     assert!(h[0]["receipt_url"].as_str().is_some());
     assert_eq!(r["cancel_receipt_urls"].as_array().unwrap().len(), 1);
-    assert_eq!(pg_cancelled(&t, imp), (1000, 1));
+    assert_eq!(pg_cancelled(&t, imp).await, (1000, 1));
 
     // A stale checksum is refused and the PG is not touched.
     let (s, b) = cancel(
@@ -128,13 +128,13 @@ async fn partial_then_full_cancel_with_checksums_and_messages() {
     assert_eq!((s, code(&b)), (200, 1), "{b}");
     assert!(b["message"].as_str().unwrap().contains("checksum"), "{b}");
     assert!(b["response"].is_null());
-    assert_eq!(pg_cancelled(&t, imp), (1000, 1));
+    assert_eq!(pg_cancelled(&t, imp).await, (1000, 1));
 
     // More than the balance: refused, PG untouched.
     let (s, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 9001})).await;
     assert_eq!((s, code(&b)), (200, 1), "{b}");
     assert!(b["message"].as_str().unwrap().contains("9000"), "{b}");
-    assert_eq!(pg_cancelled(&t, imp), (1000, 1));
+    assert_eq!(pg_cancelled(&t, imp).await, (1000, 1));
 
     // Balance endpoint.
     let (s, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
@@ -159,7 +159,7 @@ async fn partial_then_full_cancel_with_checksums_and_messages() {
     assert_eq!(h.len(), 2);
     assert_eq!(h[1]["amount"], 9000);
     assert_ne!(h[0]["cancellation_id"], h[1]["cancellation_id"]);
-    assert_eq!(pg_cancelled(&t, imp), (10_000, 2));
+    assert_eq!(pg_cancelled(&t, imp).await, (10_000, 2));
 
     // amount 0 means "everything left" — nothing is left.
     let (s, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 0})).await;
@@ -291,7 +291,7 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
     let (_, b) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     assert_eq!(remaining(&b), 8000, "{b}");
     assert_eq!(b["response"]["cancel_pending_amount"], 0);
-    assert_eq!(pg_cancelled(&t, imp), (0, 0));
+    assert_eq!(pg_cancelled(&t, imp).await, (0, 0));
 
     // Without enable_webhook: no cancelled announcement.
     let (_, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 1000})).await;
@@ -406,7 +406,7 @@ async fn concurrent_partial_cancels_never_over_refund() {
         }
         assert_eq!(r["status"], if ok_count > 0 { "cancelled" } else { "paid" });
         assert!(cancel_amount <= amount, "never more than paid: {r}");
-        let (pg_total, pg_n) = pg_cancelled(&t, &imp);
+        let (pg_total, pg_n) = pg_cancelled(&t, &imp).await;
         assert_eq!(
             pg_total, cancel_amount,
             "the PG agrees on the refunded total"
@@ -462,7 +462,7 @@ async fn unknown_cancel_outcome_is_retried_with_the_same_cancellation_id() {
         "{b}"
     );
     // The PG did refund; Pier holds the money as pending.
-    let snap = pg_engine.ledger_snapshot();
+    let snap = pg_engine.ledger_snapshot_shared().await.unwrap();
     assert_eq!(snap.order(&imp).unwrap().cancelled_krw, 3000);
     let (_, bal) = t.get(&format!("/payments/{imp}/balance"), &tok).await;
     assert_eq!(bal["response"]["cancel_pending_amount"], 3000, "{bal}");
@@ -483,7 +483,7 @@ async fn unknown_cancel_outcome_is_retried_with_the_same_cancellation_id() {
     assert_eq!(r["cancel_amount"], 3000, "{r}");
     assert_eq!(r["status"], "cancelled");
     assert_eq!(r["cancel_history"].as_array().unwrap().len(), 1);
-    let snap = pg_engine.ledger_snapshot();
+    let snap = pg_engine.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         snap.order(&imp).unwrap().cancelled_krw,
         3000,
@@ -555,7 +555,14 @@ async fn prepare_guards_onetime_and_again() {
     assert_eq!(s, 400);
 
     // onetime with a different amount: refused before the PG.
-    let before = t.pier.testpg.ledger_snapshot().orders.len();
+    let before = t
+        .pier
+        .testpg
+        .ledger_snapshot_shared()
+        .await
+        .unwrap()
+        .orders
+        .len();
     let (s, b) = t
         .post(
             "/subscribe/payments/onetime",
@@ -566,7 +573,13 @@ async fn prepare_guards_onetime_and_again() {
     assert_eq!((s, code(&b)), (200, 1), "{b}");
     assert!(b["message"].as_str().unwrap().contains("5000"), "{b}");
     assert_eq!(
-        t.pier.testpg.ledger_snapshot().orders.len(),
+        t.pier
+            .testpg
+            .ledger_snapshot_shared()
+            .await
+            .unwrap()
+            .orders
+            .len(),
         before,
         "the PG was not called"
     );
@@ -659,7 +672,7 @@ async fn tenants_cannot_touch_each_others_refunds_or_prepares() {
     let (_, b) = t.get("/payments/prepare/iso-prep", &tok).await;
     assert_eq!(b["response"]["amount"], 100);
     // Nothing was cancelled.
-    assert_eq!(pg_cancelled(&t, imp), (0, 0));
+    assert_eq!(pg_cancelled(&t, imp).await, (0, 0));
     let (_, b) = t.get(&format!("/payments/{imp}"), &tok).await;
     assert_eq!(b["response"]["status"], "paid");
     // No token at all.
@@ -723,11 +736,11 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
         "cnl_crashtest0001"
     );
     assert_eq!(r["cancel_history"][0]["reason"], "crash");
-    assert_eq!(pg_cancelled(&t, &imp), (2500, 1));
+    assert_eq!(pg_cancelled(&t, &imp).await, (2500, 1));
     // Settled: a further run does nothing.
     t.clock.advance(300);
     assert_eq!(t.pier.engine.retry_pending_cancels().await.unwrap(), 0);
-    assert_eq!(pg_cancelled(&t, &imp), (2500, 1));
+    assert_eq!(pg_cancelled(&t, &imp).await, (2500, 1));
     t.pier.shutdown().await;
 }
 
@@ -774,7 +787,9 @@ async fn a_retried_cancel_with_the_same_idempotency_key_refunds_once() {
     );
     assert_eq!(
         pg_engine
-            .ledger_snapshot()
+            .ledger_snapshot_shared()
+            .await
+            .unwrap()
             .order(&imp)
             .unwrap()
             .cancelled_krw,
@@ -789,7 +804,9 @@ async fn a_retried_cancel_with_the_same_idempotency_key_refunds_once() {
     assert_eq!(b["response"]["cancel_history"].as_array().unwrap().len(), 1);
     assert_eq!(
         pg_engine
-            .ledger_snapshot()
+            .ledger_snapshot_shared()
+            .await
+            .unwrap()
             .order(&imp)
             .unwrap()
             .cancelled_krw,

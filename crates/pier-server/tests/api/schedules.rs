@@ -142,7 +142,7 @@ async fn register_read_and_execute_a_schedule() {
     assert_eq!(tick(&t).await, 1, "only sc-2 runs");
     assert_eq!(tick(&t).await, 0);
     let tok = t.token().await;
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         ledger
             .orders
@@ -468,7 +468,14 @@ async fn unschedule_by_uid_array_or_customer() {
     // Revoked schedules never run.
     t.clock.advance(30 * DAY);
     assert_eq!(tick(&t).await, 0);
-    assert!(t.pier.testpg.ledger_snapshot().orders.is_empty());
+    assert!(t
+        .pier
+        .testpg
+        .ledger_snapshot_shared()
+        .await
+        .unwrap()
+        .orders
+        .is_empty());
     t.pier.shutdown().await;
 }
 
@@ -628,7 +635,7 @@ async fn move_reschedule_and_retry_follow_the_state_rules() {
         .await;
     assert_eq!(s, 400);
     // Two attempts at the PG for m-3: the declined one and the paid retry.
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         ledger
             .orders
@@ -742,7 +749,7 @@ async fn a_month_of_daily_schedules_runs_in_a_second() {
         .unwrap()
         .iter()
         .all(|s| s["payment_status"] == "paid"));
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     for d in 0..30 {
         let n = ledger
             .orders
@@ -814,7 +821,7 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
         "{r}"
     );
     assert_eq!(r["imp_uid"], "imp_000000000042");
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         ledger
             .orders
@@ -833,7 +840,7 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
     .await;
     let (a, b2) = tokio::join!(e.run_due_schedules(10), e.run_due_schedules(10));
     assert_eq!(a.unwrap() + b2.unwrap(), 1);
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         ledger
             .orders
@@ -910,7 +917,7 @@ async fn an_attempt_that_never_reached_the_pg_is_charged_again_not_failed() {
     let (_, pay) = t.get(&format!("/payments/{imp}"), &tok).await;
     assert_eq!(pay["response"]["status"], "paid");
     assert_eq!(pay["response"]["amount"], 6000);
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     let approved: Vec<_> = ledger
         .orders
         .iter()
@@ -1055,7 +1062,7 @@ async fn three_instances_execute_1000_schedules_exactly_once() {
     }
     let _ = stop_pg.send(());
     // The PG's ledger: every merchant_uid approved exactly once, for its amount.
-    let ledger = pg.ledger_snapshot();
+    let ledger = pg.ledger_snapshot_shared().await.unwrap();
     let mut seen = std::collections::HashMap::new();
     for o in &ledger.orders {
         *seen.entry(o.merchant_uid.clone()).or_insert(0) += 1;
@@ -1100,7 +1107,7 @@ async fn an_unknown_outcome_is_never_charged_twice() {
     let (_, b) = t.get("/subscribe/payments/schedule/lo-1", &tok).await;
     assert_eq!(b["response"]["schedule_status"], "scheduled", "{b}");
     assert!(b["response"]["payment_status"].is_null());
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(
         ledger
             .orders

@@ -633,7 +633,7 @@ async fn hundred_concurrent_agains_charge_once() {
         }
     }
     assert_eq!((paid, refused), (1, 99));
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     let approvals = ledger
         .orders
         .iter()
@@ -671,7 +671,7 @@ async fn unknown_pg_outcomes_are_never_reported_as_success() {
             .await;
         assert_eq!(again["code"], 1, "{again}");
     }
-    let ledger = t.pier.testpg.ledger_snapshot();
+    let ledger = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert!(
         ledger.orders.iter().any(|o| o.merchant_uid == "lost-1"),
         "the PG approved the lost-response charge"

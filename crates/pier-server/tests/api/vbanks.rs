@@ -156,7 +156,7 @@ async fn issue_deposit_paid_refund() {
         .await;
     assert_eq!((s, code(&b)), (200, 0), "{b}");
     assert_eq!(b["response"]["cancel_amount"], 25_000);
-    let snap = t.pier.testpg.ledger_snapshot();
+    let snap = t.pier.testpg.ledger_snapshot_shared().await.unwrap();
     assert_eq!(snap.order(&imp).unwrap().cancelled_krw, 25_000);
     t.pier.shutdown().await;
 }
@@ -191,7 +191,14 @@ async fn issue_then_revoke() {
         .await;
     assert_eq!(s, 400);
     assert_eq!(
-        t.pier.testpg.ledger_snapshot().order(&imp).unwrap().status,
+        t.pier
+            .testpg
+            .ledger_snapshot_shared()
+            .await
+            .unwrap()
+            .order(&imp)
+            .unwrap()
+            .status,
         pier_pg::testpg::LedgerStatus::Voided
     );
     // Unknown: 404. A card payment: 400.
@@ -319,7 +326,8 @@ async fn pgsim_notifications_need_the_secret_and_the_pgs_word() {
     // A deposit the PG confirms (made directly at the test PG, as pgsim's admin API would).
     t.pier
         .testpg
-        .deposit(&pier_pg::testpg::DepositTarget::OrderId(imp.clone()), None)
+        .deposit_shared(&pier_pg::testpg::DepositTarget::OrderId(imp.clone()), None)
+        .await
         .unwrap();
     let (s, _) = t
         .send(
