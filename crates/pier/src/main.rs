@@ -7,8 +7,8 @@ mod backup;
 mod cli_config;
 mod doctor;
 mod logging;
-mod tosssim;
 mod operator;
+mod tosssim;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
