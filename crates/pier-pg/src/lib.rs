@@ -100,6 +100,30 @@ pub struct CancelRequest {
     pub reason: Option<String>,
     /// Pier's id for this cancel; the PG treats a repeated id as the same cancel (idempotent).
     pub cancellation_id: String,
+    /// Where the money of a paid virtual account goes back (the buyer's own account; card and
+    /// transfer refunds return by the way they came). `None` for every other method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_account: Option<RefundAccount>,
+}
+
+/// A bank account a refund is paid to. `Debug` shows the bank only: the number and the holder
+/// are personal data.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundAccount {
+    /// i'mport's (KFTC) bank code, e.g. `088` 신한.
+    pub bank_code: String,
+    pub account_number: String,
+    pub holder: String,
+}
+
+impl std::fmt::Debug for RefundAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefundAccount")
+            .field("bank_code", &self.bank_code)
+            .field("account_number", &"<redacted>")
+            .field("holder", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

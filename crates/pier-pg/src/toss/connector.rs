@@ -689,10 +689,28 @@ impl Pg for Connector {
             .chars()
             .take(MAX_CANCEL_REASON_CHARS)
             .collect();
+        let refund_receive_account = match &req.refund_account {
+            None => None,
+            Some(r) => Some(wire::RefundReceiveAccount {
+                bank: codes::toss_bank_of_kftc(&r.bank_code)
+                    .ok_or_else(|| PgError::Rejected {
+                        code: "INVALID_REFUND_BANK".into(),
+                        message: format!(
+                            "토스페이먼츠가 환불할 수 없는 은행입니다. (bank {} has no Toss bank code)",
+                            r.bank_code
+                        ),
+                    })?
+                    .to_owned(),
+                // Toss takes the number as digits.
+                account_number: r.account_number.chars().filter(char::is_ascii_digit).collect(),
+                holder_name: r.holder.clone(),
+            }),
+        };
         let body = encode(&wire::CancelBody {
             cancel_reason: reason,
             cancel_amount: Some(req.amount_krw),
             tax_free_amount: tax_free(req.tax_free_krw),
+            refund_receive_account,
         })?;
         let key = idempotency_key("cancel", mid, &req.cancellation_id);
         let p: Payment = self
@@ -739,6 +757,8 @@ impl Pg for Connector {
             cancel_reason: "승인 응답 유실로 인한 망취소".into(),
             cancel_amount: None,
             tax_free_amount: None,
+            // A net cancel voids an approval nobody was told of: never a deposited account.
+            refund_receive_account: None,
         })?;
         let key = idempotency_key("net_cancel", mid, order_id);
         match self

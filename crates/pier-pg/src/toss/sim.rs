@@ -722,6 +722,30 @@ impl Books {
             }
             _ => return Outcome::bad("NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."),
         }
+        // A paid virtual account is refunded by transfer to an account the merchant names
+        // (cancel guide, source E; community answers, sources R and S): Toss refuses without one.
+        if p.method.as_deref() == Some("가상계좌") {
+            let Some(r) = &req.refund_receive_account else {
+                return Outcome::invalid("잘못된 요청입니다. (refundReceiveAccount)");
+            };
+            if codes::kftc_bank_of_toss(&r.bank).is_none() {
+                return Outcome::invalid("잘못된 요청입니다. (refundReceiveAccount.bank)");
+            }
+            let digits = r.account_number.len();
+            if !(6..=20).contains(&digits) || !r.account_number.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Outcome::bad(
+                    "INVALID_REFUND_ACCOUNT_NUMBER",
+                    "잘못된 환불 계좌번호입니다.",
+                );
+            }
+            if r.holder_name.trim().is_empty() {
+                return Outcome::bad(
+                    "INVALID_REFUND_ACCOUNT_INFO",
+                    "환불 계좌번호와 예금주명이 일치하지 않습니다.",
+                );
+            }
+        }
         let amount = req.cancel_amount.unwrap_or(p.balance_amount);
         if amount <= 0 || amount > p.balance_amount {
             return Outcome::bad("NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.");

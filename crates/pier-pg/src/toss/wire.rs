@@ -85,7 +85,8 @@ pub struct BillingPayRequest {
 }
 
 /// `POST /v1/payments/{paymentKey}/cancel`. Without `cancelAmount` the whole balance is cancelled.
-#[derive(Debug, Serialize, Deserialize)]
+/// No `Debug`: a virtual account's refund carries the buyer's account.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CancelBody {
     pub cancel_reason: String,
@@ -93,6 +94,19 @@ pub struct CancelBody {
     pub cancel_amount: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_free_amount: Option<i64>,
+    /// Where a paid virtual account's money goes back (cancel guide, source E; the field names
+    /// as in the community answer of source R).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_receive_account: Option<RefundReceiveAccount>,
+}
+
+/// `refundReceiveAccount`: Toss's two-character bank code, the number, the holder's name.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefundReceiveAccount {
+    pub bank: String,
+    pub account_number: String,
+    pub holder_name: String,
 }
 
 /// `POST /v1/virtual-accounts`. `dueDate` and `validHours` are alternatives. No `Debug`: it
@@ -354,10 +368,20 @@ mod tests {
             cancel_reason: s(),
             cancel_amount: Some(1),
             tax_free_amount: Some(0),
+            refund_receive_account: None,
         };
         assert_eq!(
             keys(&cancel),
             sorted(&["cancelReason", "cancelAmount", "taxFreeAmount"])
+        );
+        let refund = RefundReceiveAccount {
+            bank: s(),
+            account_number: s(),
+            holder_name: s(),
+        };
+        assert_eq!(
+            keys(&refund),
+            sorted(&["bank", "accountNumber", "holderName"])
         );
         // Virtual-account guide (source G).
         let va = VirtualAccountRequest {

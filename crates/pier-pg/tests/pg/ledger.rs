@@ -13,6 +13,7 @@ fn cancel_req(order_id: &str, pg_tid: &str, amount_krw: i64, id: &str) -> Cancel
         tax_free_krw: 0,
         reason: Some("고객 요청".into()),
         cancellation_id: id.into(),
+        refund_account: None,
     }
 }
 

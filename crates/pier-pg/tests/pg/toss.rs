@@ -537,6 +537,7 @@ async fn cancel_of_unknown_payment_is_rejected() {
                 tax_free_krw: 0,
                 reason: None,
                 cancellation_id: "c-unknown".into(),
+                refund_account: None,
             },
         )
         .await;

@@ -51,6 +51,7 @@ async fn toss_live_contract_or_skipped() {
                 tax_free_krw: 0,
                 reason: Some("live check".into()),
                 cancellation_id: format!("cnl_live_{}", o.order_id),
+                refund_account: None,
             },
         )
         .await;

@@ -270,6 +270,15 @@ impl Engine {
             tax_free_krw: req.tax_free,
             reason: req.reason.clone(),
             cancellation_id: req.cancellation_id.clone(),
+            // Checked complete for a virtual account by `check_refund_account`.
+            refund_account: match (&req.refund_bank, &req.refund_account, &req.refund_holder) {
+                (Some(bank), Some(account), Some(holder)) => Some(pier_pg::RefundAccount {
+                    bank_code: bank.clone(),
+                    account_number: account.clone(),
+                    holder: holder.clone(),
+                }),
+                _ => None,
+            },
         };
         let mid = Mid(channel.mid.clone());
         let deadline = self.cfg.pg_deadline + std::time::Duration::from_secs(1);

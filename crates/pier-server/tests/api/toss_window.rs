@@ -573,3 +573,95 @@ async fn toss_window_billing_key_with_and_without_a_first_payment() {
         "no key stored: {b}"
     );
 }
+
+/// A virtual account issued through REST (`POST /vbanks`) on the Toss channel, paid by a
+/// deposit, then refunded in part: Toss refunds a deposit by transfer, so the cancel carries the
+/// buyer's account (`refund_bank` in i'mport's code, sent as Toss's `refundReceiveAccount`), and
+/// a cancel without one is refused by Pier before Toss is asked.
+#[tokio::test]
+async fn toss_rest_vbank_deposit_then_a_refund_to_the_buyers_account() {
+    let mut r = start().await;
+    // The simulator keeps real time (Toss checks dueDate against its own clock): the test's
+    // manual clock is moved to it so that a due date one day ahead is one for both.
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    r.t.clock.set(real_now);
+    r.tok = r.t.token().await; // the old one expired with the jump
+    let due = real_now + 86_400;
+    let (s, b) =
+        r.t.post(
+            "/vbanks",
+            Some(&r.tok),
+            json!({"merchant_uid": "tv-rest-1", "amount": 21_000, "vbank_code": "020",
+                   "vbank_due": due, "vbank_holder": "홍길동", "name": "가상계좌 주문",
+                   "buyer_name": "홍길동", "pg": "tosspayments"}),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
+    let imp = b["response"]["imp_uid"].as_str().unwrap().to_owned();
+    assert_eq!(b["response"]["pg_provider"], "tosspayments", "{b}");
+    assert_eq!(b["response"]["vbank_code"], "020", "{b}");
+    let toss = r.sim.payment_of_order(&imp).unwrap();
+    assert_eq!(toss.status, "WAITING_FOR_DEPOSIT");
+
+    let hook =
+        r.t.url(&format!("/pg/tosspayments/{}/webhook", r.channel_id));
+    r.sim.set_webhook_url(Some(hook));
+    assert!(r.sim.deposit(&imp));
+    let mut paid = Value::Null;
+    for _ in 0..300 {
+        paid = payment(&r, &imp).await;
+        if paid["status"] == "paid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(paid["status"], "paid", "{paid}");
+
+    // Without the refund account: Pier refuses, Toss is not asked.
+    let (s, b) =
+        r.t.post(
+            "/payments/cancel",
+            Some(&r.tok),
+            json!({"imp_uid": imp, "amount": 1_000}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["message"].as_str().unwrap().contains("refund_"), "{b}");
+    assert!(r.sim.payment_of_order(&imp).unwrap().cancels.is_none());
+
+    // With it: refunded at Toss to that account, recorded by Pier.
+    let (s, b) =
+        r.t.post(
+            "/payments/cancel",
+            Some(&r.tok),
+            json!({"imp_uid": imp, "amount": 1_000, "reason": "부분 환불",
+                   "refund_holder": "홍길동", "refund_bank": "088",
+                   "refund_account": "110-123-456789"}),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
+    assert_eq!(b["response"]["cancel_amount"], 1_000, "{b}");
+    // V1 has no partial state: any cancel makes it `cancelled` (cancel_amount < amount).
+    assert_eq!(b["response"]["status"], "cancelled", "{b}");
+    let toss = r.sim.payment_of_order(&imp).unwrap();
+    assert_eq!(toss.status, "PARTIAL_CANCELED");
+    assert_eq!(toss.balance_amount, 20_000);
+    let cancels = toss.cancels.unwrap();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].cancel_amount, 1_000);
+    // The rest, fully.
+    let (s, b) =
+        r.t.post(
+            "/payments/cancel",
+            Some(&r.tok),
+            json!({"imp_uid": imp, "refund_holder": "홍길동", "refund_bank": "088",
+                   "refund_account": "110123456789"}),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_i64()), (200, Some(0)), "{b}");
+    assert_eq!(b["response"]["cancel_amount"], 21_000, "{b}");
+    assert_eq!(r.sim.payment_of_order(&imp).unwrap().status, "CANCELED");
+}
