@@ -410,6 +410,32 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
     })
 }
 
+/// The start shared by the SDK's prepare calls (payment and certification windows): the
+/// per-address limit (every call writes rows), then a JSON object body. `Err` is the answer.
+pub(crate) fn prepare_body(
+    engine: &AppState,
+    client: std::net::IpAddr,
+    body: &[u8],
+    what: &str,
+) -> Result<Value, Box<Response>> {
+    if !engine.anon.prepare_addr_allows(client) {
+        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_addr").increment(1);
+        return Err(Box::new(crate::edge::too_many(&format!(
+            "{what} per address"
+        ))));
+    }
+    match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => {
+            let e = WindowError::new(
+                codes::INVALID_PARAM,
+                "the request body must be a JSON object",
+            );
+            Err(Box::new(sdk_json(prevalidation_result(None, &e))))
+        }
+    }
+}
+
 pub async fn prepare(
     State(engine): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -418,19 +444,9 @@ pub async fn prepare(
 ) -> Response {
     // Each call writes a payment and a checkout row and opens a PG session: limited per client
     // address first, then per merchant once the request names a valid one.
-    if !engine.anon.prepare_addr_allows(client) {
-        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_addr").increment(1);
-        return crate::edge::too_many("checkout/prepare per address");
-    }
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            let e = WindowError::new(
-                codes::INVALID_PARAM,
-                "the request body must be a JSON object",
-            );
-            return sdk_json(prevalidation_result(None, &e));
-        }
+    let v = match prepare_body(&engine, client, &body, "checkout/prepare") {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     let merchant_uid = v["params"]["merchant_uid"].as_str().map(str::to_owned);
     let redirect_to = v["params"]["m_redirect_url"].as_str().map(str::to_owned);

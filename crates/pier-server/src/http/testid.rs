@@ -154,19 +154,14 @@ pub async fn prepare(
     body: Bytes,
 ) -> Response {
     // Each call writes a row: the same per-address and per-merchant limits as payment windows.
-    if !engine.anon.prepare_addr_allows(client) {
-        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_addr").increment(1);
-        return crate::edge::too_many("checkout/certification/prepare per address");
-    }
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            let e = WindowError::new(
-                codes::INVALID_PARAM,
-                "the request body must be a JSON object",
-            );
-            return sdk_json(prevalidation_result(None, &e));
-        }
+    let v = match super::checkout::prepare_body(
+        &engine,
+        client,
+        &body,
+        "checkout/certification/prepare",
+    ) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     let merchant_uid = v["params"]["merchant_uid"].as_str().map(str::to_owned);
     let fail = |e: WindowError| sdk_json(prevalidation_result(merchant_uid.as_deref(), &e));
