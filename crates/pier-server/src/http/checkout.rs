@@ -162,6 +162,35 @@ pub(crate) fn http_url(
     }
 }
 
+/// How the SDK opens a window (`mode`: iframe unless said) and where a redirect window returns
+/// (`m_redirect_url`, required for one). Shared by the payment and certification windows.
+pub(crate) fn window_mode(
+    body: &Value,
+    p: &Params,
+) -> Result<(WindowMode, Option<String>), WindowError> {
+    let mode = match &body["mode"] {
+        Value::String(s) => WindowMode::parse(s).ok_or_else(|| {
+            WindowError::new(
+                codes::INVALID_PARAM,
+                "mode must be iframe, popup or redirect",
+            )
+        })?,
+        _ => WindowMode::Iframe,
+    };
+    let m_redirect_url = http_url(
+        "m_redirect_url",
+        p.str_opt("m_redirect_url", MAX_URL_CHARS)
+            .map_err(invalid)?,
+    )?;
+    if mode == WindowMode::Redirect && m_redirect_url.is_none() {
+        return Err(WindowError::new(
+            codes::INVALID_PARAM,
+            "m_redirect_url is required for a redirect window",
+        ));
+    }
+    Ok((mode, m_redirect_url))
+}
+
 fn invalid(e: ApiError) -> WindowError {
     WindowError::new(codes::INVALID_PARAM, e.message)
 }
@@ -277,26 +306,7 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
         Some(v) => Some(v),
         None => p.money_opt("vat").map_err(invalid)?,
     };
-    let mode = match &body["mode"] {
-        Value::String(s) => WindowMode::parse(s).ok_or_else(|| {
-            WindowError::new(
-                codes::INVALID_PARAM,
-                "mode must be iframe, popup or redirect",
-            )
-        })?,
-        _ => WindowMode::Iframe,
-    };
-    let m_redirect_url = http_url(
-        "m_redirect_url",
-        p.str_opt("m_redirect_url", MAX_URL_CHARS)
-            .map_err(invalid)?,
-    )?;
-    if mode == WindowMode::Redirect && m_redirect_url.is_none() {
-        return Err(WindowError::new(
-            codes::INVALID_PARAM,
-            "m_redirect_url is required for a redirect window",
-        ));
-    }
+    let (mode, m_redirect_url) = window_mode(body, &p)?;
     let confirm_url = http_url(
         "confirm_url",
         p.str_opt("confirm_url", MAX_URL_CHARS).map_err(invalid)?,

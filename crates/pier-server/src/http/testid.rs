@@ -20,10 +20,7 @@
 
 use super::auth::ClientAddr;
 use super::certifications::person_input;
-use super::checkout::{
-    esc, frame_ancestors, http_url, page_with, redirect, sdk_json, sdk_json_for, Cors,
-    MAX_URL_CHARS,
-};
+use super::checkout::{esc, frame_ancestors, page_with, redirect, sdk_json, sdk_json_for, Cors};
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use super::AppState;
@@ -32,7 +29,7 @@ use crate::engine::certifications::{
     TEST_OTP,
 };
 use crate::engine::origins::{url_allowed, MAX_ORIGIN_CHARS};
-use crate::engine::window::{codes, prevalidation_result, WindowError, WindowMode};
+use crate::engine::window::{codes, prevalidation_result, WindowError};
 use crate::engine::{Engine, Error};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -108,26 +105,7 @@ pub fn cert_request(body: &Value, headers: &HeaderMap) -> Result<CertWindowReque
         carrier,
     };
     p.bool_opt("popup").map_err(invalid)?;
-    let mode = match &body["mode"] {
-        Value::String(s) => WindowMode::parse(s).ok_or_else(|| {
-            WindowError::new(
-                codes::INVALID_PARAM,
-                "mode must be iframe, popup or redirect",
-            )
-        })?,
-        _ => WindowMode::Iframe,
-    };
-    let m_redirect_url = http_url(
-        "m_redirect_url",
-        p.str_opt("m_redirect_url", MAX_URL_CHARS)
-            .map_err(invalid)?,
-    )?;
-    if mode == WindowMode::Redirect && m_redirect_url.is_none() {
-        return Err(WindowError::new(
-            codes::INVALID_PARAM,
-            "m_redirect_url is required for a redirect window",
-        ));
-    }
+    let (mode, m_redirect_url) = super::checkout::window_mode(body, &p)?;
     let parent_origin = match headers.get(header::ORIGIN) {
         Some(v) => v.to_str().ok().filter(|o| *o != "null").map(str::to_owned),
         None => body["origin"].as_str().map(str::to_owned),
