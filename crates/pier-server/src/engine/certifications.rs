@@ -663,27 +663,7 @@ impl Engine {
         &self,
         req: CertWindowRequest,
     ) -> std::result::Result<CertWindowOpened, WindowError> {
-        let store_err = |e: StoreError| {
-            tracing::error!(error = %e, "store error opening a certification window");
-            WindowError::new(
-                codes::UNAVAILABLE,
-                "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
-            )
-        };
-        let Some(merchant) = self
-            .store
-            .get_merchant(&req.imp_code)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(WindowError::new(
-                codes::UNKNOWN_MERCHANT,
-                format!(
-                    "등록되지 않은 가맹점 식별코드입니다. (unknown userCode {:?})",
-                    req.imp_code
-                ),
-            ));
-        };
+        let merchant = self.window_merchant(&req.imp_code).await?;
         let allowed = Self::allowed_origins(&merchant);
         if let Some(list) = &allowed {
             let page_ok = req
@@ -732,7 +712,7 @@ impl Engine {
         self.store
             .insert_certification(&c)
             .await
-            .map_err(store_err)?;
+            .map_err(super::window::store_err)?;
         Ok(CertWindowOpened {
             imp_uid: c.imp_uid,
             window_url: format!("{}/testid/{window_id}", self.public_base()),

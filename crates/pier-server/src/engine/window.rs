@@ -26,6 +26,16 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A storage error met by a window: logged, answered as `F503` (nothing was recorded; the buyer
+/// may retry), never as a parameter error.
+pub(crate) fn store_err(e: StoreError) -> WindowError {
+    tracing::error!(error = %e, "store error in a window");
+    WindowError::new(
+        codes::UNAVAILABLE,
+        "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
+    )
+}
+
 /// Error codes of the window flow (the PG's own codes pass through unchanged).
 pub mod codes {
     /// `IMP.init` was given a userCode no merchant has.
@@ -170,31 +180,26 @@ impl Engine {
         mac.chars().take(32).collect()
     }
 
+    /// The merchant an SDK window names by its `userCode` (payment and certification windows).
+    pub(crate) async fn window_merchant(
+        &self,
+        imp_code: &str,
+    ) -> std::result::Result<pier_store::Merchant, WindowError> {
+        match self.store.get_merchant(imp_code).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(WindowError::new(
+                codes::UNKNOWN_MERCHANT,
+                format!("등록되지 않은 가맹점 식별코드입니다. (unknown userCode {imp_code:?})"),
+            )),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     pub async fn open_window(
         self: &Arc<Self>,
         req: WindowRequest,
     ) -> std::result::Result<WindowOpened, WindowError> {
-        let store_err = |e: StoreError| {
-            tracing::error!(error = %e, "store error opening a window");
-            WindowError::new(
-                codes::UNAVAILABLE,
-                "일시적인 오류입니다. 잠시 후 다시 시도해주세요. (storage temporarily unavailable)",
-            )
-        };
-        let Some(merchant) = self
-            .store
-            .get_merchant(&req.imp_code)
-            .await
-            .map_err(store_err)?
-        else {
-            return Err(WindowError::new(
-                codes::UNKNOWN_MERCHANT,
-                format!(
-                    "등록되지 않은 가맹점 식별코드입니다. (unknown userCode {:?})",
-                    req.imp_code
-                ),
-            ));
-        };
+        let merchant = self.window_merchant(&req.imp_code).await?;
         let allowed = Self::allowed_origins(&merchant);
         super::origins::gate_window(allowed.as_deref(), &req)?;
         if let Some(u) = &req.confirm_url {
