@@ -321,14 +321,24 @@ impl Engine {
             let order = order_of(&p);
             let mid = Mid(channel.mid.clone());
             let deadline = this.cfg.pg_deadline + std::time::Duration::from_secs(1);
-            let answer = tokio::time::timeout(deadline, async {
-                match call {
-                    Call::Keyed(card) => pg.approve_keyed(&mid, &order, card).await,
-                    Call::BillingKey(key) => pg.pay_with_key(&mid, &order, &key).await,
+            let answer = match call {
+                Call::Keyed(card) => {
+                    super::pg_call(
+                        "approve_keyed",
+                        deadline,
+                        pg.approve_keyed(&mid, &order, card),
+                    )
+                    .await
                 }
-            })
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+                Call::BillingKey(key) => {
+                    super::pg_call(
+                        "pay_with_key",
+                        deadline,
+                        pg.pay_with_key(&mid, &order, &key),
+                    )
+                    .await
+                }
+            };
             this.record_answer(&p, answer).await
         });
         match task.await {
@@ -525,8 +535,11 @@ impl Engine {
     ) -> std::result::Result<pier_pg::BillingKey, PgError> {
         let mid = Mid(channel.mid.clone());
         let deadline = self.cfg.pg_deadline + std::time::Duration::from_secs(1);
-        tokio::time::timeout(deadline, pg.issue_billing_key(&mid, customer_uid, card))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())))
+        super::pg_call(
+            "issue_billing_key",
+            deadline,
+            pg.issue_billing_key(&mid, customer_uid, card),
+        )
+        .await
     }
 }

@@ -102,9 +102,15 @@ impl Engine {
         self.revoke_customer_schedules(merchant_id, uid).await;
         if let Ok(Some(channel)) = self.store.get_channel(&c.channel_id).await {
             let pg = self.pgs.for_channel(&channel);
-            if let Err(e) = pg
-                .delete_billing_key(&Mid(channel.mid.clone()), &c.billing_key)
-                .await
+            // Bounded like every PG call: before this went through `pg_call` a PG that never
+            // answered held the DELETE open.
+            let deadline = self.cfg.pg_deadline + std::time::Duration::from_secs(1);
+            if let Err(e) = super::pg_call(
+                "delete_billing_key",
+                deadline,
+                pg.delete_billing_key(&Mid(channel.mid.clone()), &c.billing_key),
+            )
+            .await
             {
                 tracing::warn!(customer_uid = uid, error = %e, "billing key deleted here but not at the PG");
             }

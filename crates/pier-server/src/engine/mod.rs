@@ -68,6 +68,31 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Every call to a PG goes through here: the deadline (past it the answer is `Unknown`: the PG
+/// may still have acted, and the reconciler finds out), one latency histogram and one outcome
+/// counter per operation (`/metrics`: `pier_pg_call_seconds{op,outcome}`), a debug event.
+pub(crate) async fn pg_call<T>(
+    op: &'static str,
+    deadline: std::time::Duration,
+    call: impl std::future::Future<Output = pier_pg::PgResult<T>>,
+) -> pier_pg::PgResult<T> {
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or_else(|_| Err(pier_pg::PgError::Unknown("deadline passed".into())));
+    let outcome = match &answer {
+        Ok(_) => "ok",
+        Err(pier_pg::PgError::Declined { .. }) => "declined",
+        Err(pier_pg::PgError::Rejected { .. }) => "rejected",
+        Err(pier_pg::PgError::Unknown(_)) => "unknown",
+        Err(pier_pg::PgError::Unreachable(_)) => "unreachable",
+    };
+    let secs = started.elapsed().as_secs_f64();
+    metrics::histogram!("pier_pg_call_seconds", "op" => op, "outcome" => outcome).record(secs);
+    tracing::debug!(op, outcome, ms = secs * 1000.0, "pg call");
+    answer
+}
+
 impl From<pier_store::StoreError> for Error {
     fn from(e: pier_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");

@@ -166,9 +166,7 @@ impl Engine {
         let pg = self.pgs.for_channel(&channel);
         let mid = Mid(channel.mid.clone());
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let answer = tokio::time::timeout(deadline, pg.inquire(&mid, &p.imp_uid))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let answer = super::pg_call("inquire", deadline, pg.inquire(&mid, &p.imp_uid)).await;
         let inquiry = match answer {
             Ok(i) => i,
             Err(e) => return self.defer(p, &e.to_string()).await,
@@ -228,9 +226,7 @@ impl Engine {
         p: &Payment,
     ) -> std::result::Result<(), PgError> {
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let r = tokio::time::timeout(deadline, pg.net_cancel(mid, &p.imp_uid))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let r = super::pg_call("net_cancel", deadline, pg.net_cancel(mid, &p.imp_uid)).await;
         if r.is_ok() {
             metrics::counter!("pier_net_cancels_total").increment(1);
             tracing::info!(imp_uid = %p.imp_uid, "net-cancelled at the PG");

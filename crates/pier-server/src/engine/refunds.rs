@@ -282,9 +282,7 @@ impl Engine {
         };
         let mid = Mid(channel.mid.clone());
         let deadline = self.cfg.pg_deadline + std::time::Duration::from_secs(1);
-        tokio::time::timeout(deadline, pg.cancel(&mid, &call))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())))
+        super::pg_call("cancel", deadline, pg.cancel(&mid, &call)).await
     }
 
     /// Records the PG's answer to a cancel request.

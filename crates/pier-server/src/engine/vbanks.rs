@@ -157,9 +157,8 @@ impl Engine {
                 due_unix: v.vbank_due,
                 holder: v.vbank_holder.clone(),
             };
-            let answer = tokio::time::timeout(this.deadline(), pg.issue_vbank(&mid, &req))
-                .await
-                .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+            let answer =
+                super::pg_call("issue_vbank", this.deadline(), pg.issue_vbank(&mid, &req)).await;
             this.record_vbank_issue(&p, &pg, &mid, answer).await
         });
         match task.await {
@@ -196,9 +195,12 @@ impl Engine {
             Err(PgError::Unknown(why)) => {
                 // An account may exist at the PG: void it, so no deposit can arrive on it.
                 tracing::warn!(imp_uid = %p.imp_uid, %why, "vbank issue outcome unknown; voiding");
-                let voided = tokio::time::timeout(self.deadline(), pg.net_cancel(mid, &p.imp_uid))
-                    .await
-                    .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+                let voided = super::pg_call(
+                    "net_cancel",
+                    self.deadline(),
+                    pg.net_cancel(mid, &p.imp_uid),
+                )
+                .await;
                 if voided.is_ok() {
                     let reason = "가상계좌 발급 결과를 확인하지 못해 발급을 취소했습니다. (the PG's answer was lost; the account was voided)".to_string();
                     self.store
@@ -242,9 +244,7 @@ impl Engine {
         mid: &Mid,
         order_id: &str,
     ) -> Result<()> {
-        let answer = tokio::time::timeout(self.deadline(), pg.inquire(mid, order_id))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let answer = super::pg_call("inquire", self.deadline(), pg.inquire(mid, order_id)).await;
         match answer {
             Ok(Inquiry::Approved(_)) => Err(Error::Invalid(
                 "이미 입금된 가상계좌입니다. (the deposit already arrived)".into(),
@@ -264,10 +264,13 @@ impl Engine {
         let mid = Mid(channel.mid.clone());
         let order_id = self.store.pg_order_id(&p.imp_uid).await?;
         self.ensure_not_deposited(&pg, &mid, &order_id).await?;
-        tokio::time::timeout(self.deadline(), pg.net_cancel(&mid, &order_id))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())))
-            .map_err(|e| Error::PgRefused(pg_text("가상계좌 해지에 실패하였습니다.", &e)))?;
+        super::pg_call(
+            "net_cancel",
+            self.deadline(),
+            pg.net_cancel(&mid, &order_id),
+        )
+        .await
+        .map_err(|e| Error::PgRefused(pg_text("가상계좌 해지에 실패하였습니다.", &e)))?;
         self.store
             .vbank_revoked(merchant_id, imp_uid, "가상계좌 발급취소", self.now())
             .await?
@@ -296,10 +299,13 @@ impl Engine {
         let mid = Mid(channel.mid.clone());
         let old_order = self.store.pg_order_id(&p.imp_uid).await?;
         self.ensure_not_deposited(&pg, &mid, &old_order).await?;
-        tokio::time::timeout(self.deadline(), pg.net_cancel(&mid, &old_order))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())))
-            .map_err(|e| Error::PgRefused(pg_text("가상계좌 변경에 실패하였습니다.", &e)))?;
+        super::pg_call(
+            "net_cancel",
+            self.deadline(),
+            pg.net_cancel(&mid, &old_order),
+        )
+        .await
+        .map_err(|e| Error::PgRefused(pg_text("가상계좌 변경에 실패하였습니다.", &e)))?;
         let new_order = format!("{}_r{}", p.imp_uid, pier_domain::ids::random_hex(3));
         let mut order = order_of(&p);
         order.order_id = new_order.clone();
@@ -310,15 +316,18 @@ impl Engine {
             due_unix: due,
             holder: p.vbank_holder.clone(),
         };
-        let issued = tokio::time::timeout(self.deadline(), pg.issue_vbank(&mid, &req))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let issued =
+            super::pg_call("issue_vbank", self.deadline(), pg.issue_vbank(&mid, &req)).await;
         let issued = match issued {
             Ok(i) => i,
             Err(e) => {
                 // The old account is void and no new one exists: the payment cannot be paid.
-                let _ =
-                    tokio::time::timeout(self.deadline(), pg.net_cancel(&mid, &new_order)).await;
+                let _ = super::pg_call(
+                    "net_cancel",
+                    self.deadline(),
+                    pg.net_cancel(&mid, &new_order),
+                )
+                .await;
                 let text = pg_text("가상계좌 변경에 실패하였습니다.", &e);
                 self.store
                     .vbank_revoked(merchant_id, imp_uid, &text, self.now())
@@ -341,8 +350,12 @@ impl Engine {
         {
             Some(done) => Ok(done),
             None => {
-                let _ =
-                    tokio::time::timeout(self.deadline(), pg.net_cancel(&mid, &new_order)).await;
+                let _ = super::pg_call(
+                    "net_cancel",
+                    self.deadline(),
+                    pg.net_cancel(&mid, &new_order),
+                )
+                .await;
                 Err(Error::Invalid(MSG_NOT_WAITING.into()))
             }
         }
@@ -373,12 +386,12 @@ impl Engine {
         }
         let (channel, pg) = self.pg_of(&p).await?;
         if verify {
-            let answer = tokio::time::timeout(
+            let answer = super::pg_call(
+                "inquire",
                 self.deadline(),
                 pg.inquire(&Mid(channel.mid.clone()), order_id),
             )
-            .await
-            .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+            .await;
             if !matches!(answer, Ok(Inquiry::Approved(_))) {
                 tracing::warn!(imp_uid = %p.imp_uid, "the PG does not confirm the announced deposit; ignored");
                 return Ok(None);

@@ -285,10 +285,12 @@ impl Engine {
         };
         let pg = self.pgs.for_channel(&channel);
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let begun =
-            tokio::time::timeout(deadline, pg.begin_auth(&Mid(channel.mid.clone()), &begin))
-                .await
-                .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let begun = super::pg_call(
+            "begin_auth",
+            deadline,
+            pg.begin_auth(&Mid(channel.mid.clone()), &begin),
+        )
+        .await;
         let session = match begun {
             Ok(s) => s,
             Err(e) => {
@@ -533,10 +535,12 @@ impl Engine {
             params: pg_params,
         };
         let deadline = self.cfg.pg_deadline + Duration::from_secs(1);
-        let answer =
-            tokio::time::timeout(deadline, pg.complete_auth(&Mid(channel.mid.clone()), &req))
-                .await
-                .unwrap_or_else(|_| Err(PgError::Unknown("deadline passed".into())));
+        let answer = super::pg_call(
+            "complete_auth",
+            deadline,
+            pg.complete_auth(&Mid(channel.mid.clone()), &req),
+        )
+        .await;
         let now = self.now();
         match answer {
             Ok(AuthOutcome::Paid(a)) => {
