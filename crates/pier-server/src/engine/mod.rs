@@ -11,6 +11,7 @@ pub mod charge;
 pub mod console;
 pub mod customers;
 pub mod escrows;
+pub mod gates;
 pub mod holder;
 pub mod lookup;
 pub mod merchants;

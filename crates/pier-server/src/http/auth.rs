@@ -95,7 +95,7 @@ pub async fn list_pg(
     State(engine): State<AppState>,
     Extension(Merchant(m)): Extension<Merchant>,
 ) -> ApiResult<Envelope<serde_json::Value>> {
-    let channels = engine.store.list_channels(Some(&m)).await?;
+    let channels = engine.merchant_channels(&m).await?;
     let list: Vec<_> = channels
         .iter()
         .map(|c| {

@@ -20,6 +20,7 @@ use super::params::Params;
 use super::subscribe::notice_urls;
 use super::AppState;
 use crate::engine::charge::Buyer;
+use crate::engine::gates::Origins;
 use crate::engine::origins::{url_allowed, MAX_ORIGIN_CHARS};
 use crate::engine::window::{
     codes, merge_redirect, prevalidation_result, WindowError, WindowMode, WindowRequest,
@@ -514,12 +515,10 @@ pub fn esc(s: &str) -> String {
 
 /// `frame-ancestors` of a merchant's pages: its allowed origins, or any (the demo, none set).
 pub(crate) async fn frame_ancestors(engine: &Engine, merchant_id: &str) -> String {
-    match engine.store.get_merchant(merchant_id).await {
-        Ok(Some(m)) => match Engine::allowed_origins(&m) {
-            Some(list) => list.join(" "),
-            None => "*".into(),
-        },
-        _ => "'none'".into(),
+    match engine.merchant_origins(merchant_id).await {
+        Origins::Any => "*".into(),
+        Origins::Only(list) if list.is_empty() => "'none'".into(),
+        Origins::Only(list) => list.join(" "),
     }
 }
 
@@ -620,28 +619,23 @@ async fn deliver(
     result: &Value,
     headers: &HeaderMap,
 ) -> Response {
-    let merchant = engine
-        .store
-        .get_merchant(&c.merchant_id)
-        .await
-        .ok()
-        .flatten();
-    let allowed = merchant.as_ref().and_then(Engine::allowed_origins);
+    let allowed = engine.merchant_origins(&c.merchant_id).await.into_list();
     if c.mode == "redirect" && engine.now() <= c.expires_at {
         if let Some(to) = c.m_redirect_url.as_deref() {
             let permitted = match &allowed {
                 Some(list) => url_allowed(list, to),
-                None => merchant.is_some() && has_binding(engine, c, headers),
+                None => has_binding(engine, c, headers),
             };
             if let Some(u) = merge_redirect(to, result).filter(|_| permitted) {
                 return redirect(&u);
             }
         }
     }
-    let fa = match (&merchant, allowed) {
-        (None, _) => "'none'".to_owned(),
-        (Some(_), Some(list)) => list.join(" "),
-        (Some(_), None) => "*".to_owned(),
+    // An unknown merchant (or a storage error) has an empty list: framed by nobody.
+    let fa = match allowed {
+        Some(list) if list.is_empty() => "'none'".to_owned(),
+        Some(list) => list.join(" "),
+        None => "*".to_owned(),
     };
     done_page(c, result, &fa)
 }
@@ -739,10 +733,7 @@ pub async fn cancel(State(engine): State<AppState>, Path(id): Path<String>) -> R
     match engine.cancel_window(&id).await {
         Ok((c, r)) => {
             // A merchant with allowed origins: only the page that opened the window reads it.
-            let allowed = match engine.store.get_merchant(&c.merchant_id).await {
-                Ok(Some(m)) => Engine::allowed_origins(&m),
-                _ => Some(Vec::new()),
-            };
+            let allowed = engine.merchant_origins(&c.merchant_id).await.into_list();
             match allowed {
                 None => sdk_json(r),
                 Some(list) => match c.parent_origin.as_deref() {
@@ -774,9 +765,9 @@ pub async fn pg_window_headers(
         .map(str::to_owned);
     let mut res = next.run(req).await;
     let ancestors = match session {
-        Some(s) => match engine.store.checkout_by_pg_session(&s).await {
-            Ok(Some(c)) => frame_ancestors(&engine, &c.merchant_id).await,
-            _ => "'none'".into(),
+        Some(s) => match engine.merchant_of_pg_session(&s).await {
+            Some(merchant_id) => frame_ancestors(&engine, &merchant_id).await,
+            None => "'none'".into(),
         },
         None => return res,
     };
@@ -807,9 +798,9 @@ pub async fn pg_window_headers(
 // The demo shop.
 
 async fn demo_merchant(engine: &Engine) -> ApiResult<pier_store::Merchant> {
-    let ms = engine.store.list_merchants().await?;
-    ms.into_iter()
-        .find(|m| m.is_demo)
+    engine
+        .demo_merchant()
+        .await?
         .ok_or_else(|| ApiError::not_found("the demo merchant does not exist on this server"))
 }
 
@@ -846,8 +837,7 @@ pub async fn demo_verify(State(engine): State<AppState>, body: Bytes) -> ApiResu
     let imp_uid = p.str_req("imp_uid", 40)?;
     let m = demo_merchant(&engine).await?;
     let pay = engine
-        .store
-        .get_payment(Some(&m.imp_code), &imp_uid)
+        .find_payment_by_uid(&m.imp_code, &imp_uid)
         .await?
         .ok_or_else(|| ApiError::not_found("no such payment"))?;
     let amount_ok = pay.amount == DEMO_PRICE;

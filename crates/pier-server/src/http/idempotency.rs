@@ -59,8 +59,7 @@ pub async fn layer(State(engine): State<AppState>, req: Request, next: Next) -> 
     material.push(b'\n');
     material.extend_from_slice(&bytes);
     let hash = engine.auth.keyed_hash(&material);
-    let now = engine.now();
-    match engine.store.idem_begin(&merchant, &key, &hash, now).await {
+    match engine.idem_begin(&merchant, &key, &hash).await {
         Err(e) => return ApiError::from(e).into_response(),
         Ok(IdemBegin::InFlight { .. }) => {
             return ApiError::conflict("같은 Idempotency-Key의 요청이 처리 중입니다. (a request with this Idempotency-Key is in progress)")
@@ -87,18 +86,17 @@ pub async fn layer(State(engine): State<AppState>, req: Request, next: Next) -> 
     let rbytes = match axum::body::to_bytes(rbody, 4 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = engine.store.idem_abort(&merchant, &key).await;
+            let _ = engine.idem_abort(&merchant, &key).await;
             return ApiError::internal("response too large").into_response();
         }
     };
     if rparts.headers.contains_key(RETRYABLE_HEADER) || rparts.status.is_server_error() {
-        if let Err(e) = engine.store.idem_abort(&merchant, &key).await {
+        if let Err(e) = engine.idem_abort(&merchant, &key).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }
     } else {
         let text = String::from_utf8_lossy(&rbytes).into_owned();
         if let Err(e) = engine
-            .store
             .idem_finish(&merchant, &key, rparts.status.as_u16() as i64, &text)
             .await
         {
