@@ -447,6 +447,19 @@ pub(crate) fn prepare_body(
     }
 }
 
+/// The per-merchant limit of the SDK's prepare calls, once the request names a merchant.
+pub(crate) fn prepare_merchant_limit(
+    engine: &AppState,
+    imp_code: &str,
+    what: &str,
+) -> Option<Response> {
+    if engine.anon.prepare_merchant_allows(imp_code) {
+        return None;
+    }
+    metrics::counter!("pier_rate_limited_total", "limit" => "prepare_merchant").increment(1);
+    Some(crate::edge::too_many(&format!("{what} per merchant")))
+}
+
 pub async fn prepare(
     State(engine): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -476,9 +489,8 @@ pub async fn prepare(
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    if !engine.anon.prepare_merchant_allows(&req.imp_code) {
-        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_merchant").increment(1);
-        return crate::edge::too_many("checkout/prepare per merchant");
+    if let Some(refused) = prepare_merchant_limit(&engine, &req.imp_code, "checkout/prepare") {
+        return refused;
     }
     let mode = req.mode;
     match engine.open_window(req).await {

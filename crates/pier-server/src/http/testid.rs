@@ -147,9 +147,12 @@ pub async fn prepare(
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    if !engine.anon.prepare_merchant_allows(&req.imp_code) {
-        metrics::counter!("pier_rate_limited_total", "limit" => "prepare_merchant").increment(1);
-        return crate::edge::too_many("checkout/certification/prepare per merchant");
+    if let Some(refused) = super::checkout::prepare_merchant_limit(
+        &engine,
+        &req.imp_code,
+        "checkout/certification/prepare",
+    ) {
+        return refused;
     }
     let mode = req.mode;
     match engine.open_cert_window(req).await {
