@@ -172,28 +172,34 @@ impl PgStore {
 
     /// Migrations take an advisory lock, so several instances may start at once.
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
-        PG_MIGRATOR.run(&self.pool).await?;
-        // PostgreSQL only (SQLite cannot drop a constraint, and there it costs nothing): the
-        // payments → merchants foreign key. Its check runs a locking read of the merchant row
-        // (`FOR KEY SHARE`) in every transaction that inserts a payment, so concurrent
-        // group-commit batches of one merchant contend on that row through multixacts; measured
-        // at ~15 % of PostgreSQL's CPU per `again`. Merchants are never deleted, and a payment's
-        // merchant always comes from the token that authenticated it. Idempotent, and the
-        // table lock is only taken while the constraint still exists.
-        sqlx::query(
-            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'payments_merchant_id_fkey' \
-             AND conrelid = 'payments'::regclass) THEN \
-             ALTER TABLE payments DROP CONSTRAINT payments_merchant_id_fkey; END IF; END $$",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        migrate_postgres(&self.pool).await
     }
 
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.pool
     }
+}
+
+/// Brings a PostgreSQL database's schema up to this build (also used to build the tests'
+/// template database, `crate::testdb`).
+pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> StoreResult<()> {
+    MIGRATOR.run(pool).await?;
+    PG_MIGRATOR.run(pool).await?;
+    // PostgreSQL only (SQLite cannot drop a constraint, and there it costs nothing): the
+    // payments → merchants foreign key. Its check runs a locking read of the merchant row
+    // (`FOR KEY SHARE`) in every transaction that inserts a payment, so concurrent
+    // group-commit batches of one merchant contend on that row through multixacts; measured
+    // at ~15 % of PostgreSQL's CPU per `again`. Merchants are never deleted, and a payment's
+    // merchant always comes from the token that authenticated it. Idempotent, and the
+    // table lock is only taken while the constraint still exists.
+    sqlx::query(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'payments_merchant_id_fkey' \
+             AND conrelid = 'payments'::regclass) THEN \
+             ALTER TABLE payments DROP CONSTRAINT payments_merchant_id_fkey; END IF; END $$",
+        )
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Opens (and migrates) the store a URL names: `postgres://…` or `sqlite:…`.
@@ -247,6 +253,18 @@ impl HasPgReads for PgStore {
     fn pg_reads(&self) -> Option<&PgReads> {
         self.reads.as_deref()
     }
+}
+
+/// A digest of every migration this build applies to PostgreSQL (versions and checksums): the
+/// tests' template database is named after it, so a changed migration builds a new one.
+pub(crate) fn postgres_migrations_digest() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in MIGRATOR.iter().chain(PG_MIGRATOR.iter()) {
+        m.version.hash(&mut h);
+        m.checksum.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The migration versions this build applies to a database of `kind` (`pier doctor` compares

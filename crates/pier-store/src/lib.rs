@@ -52,6 +52,7 @@ mod reconcile;
 mod refunds;
 mod retention;
 mod schedules;
+pub mod testdb;
 mod testpg_journal;
 mod vbanks;
 mod webhooks;

@@ -6,25 +6,24 @@
 use pier_store::*;
 use std::sync::Arc;
 
-async fn stores() -> (Vec<Arc<dyn Store>>, tempfile::TempDir) {
+/// The stores to check, and what must outlive them (the SQLite file's directory, the PostgreSQL
+/// database's handle).
+async fn stores() -> (
+    Vec<Arc<dyn Store>>,
+    (tempfile::TempDir, Option<testdb::FreshPostgres>),
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("s.db").display());
     let mut out = vec![connect(&url, true).await.unwrap().0];
+    let mut pg = None;
     if let Ok(base) = std::env::var("PIER_TEST_DATABASE_URL") {
-        let schema = format!("cert_{}", pier_domain::ids::random_hex(6));
-        let pool = sqlx::PgPool::connect(&base).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        out.push(connect(&url, true).await.unwrap().0);
+        let db = testdb::fresh_postgres(&base).await.unwrap();
+        out.push(connect(db.url(), true).await.unwrap().0);
+        pg = Some(db);
     } else {
         eprintln!("PIER_TEST_DATABASE_URL not set: certification conformance ran on SQLite only");
     }
-    (out, dir)
+    (out, (dir, pg))
 }
 
 fn cert(imp: &str, m: &str, status: &str, expires_at: i64) -> Certification {

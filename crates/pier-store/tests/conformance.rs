@@ -33,12 +33,14 @@ async fn fresh_pg_schema(base: &str) -> (String, String) {
     (schema, url)
 }
 
-async fn postgres() -> Option<Arc<dyn Store>> {
+/// A store on a fresh PostgreSQL database (cloned from the migrated template; dropped with the
+/// returned handle, so keep it while the store is used).
+async fn postgres() -> Option<(Arc<dyn Store>, testdb::FreshPostgres)> {
     let base = std::env::var("PIER_TEST_DATABASE_URL").ok()?;
-    let (_, url) = fresh_pg_schema(&base).await;
-    let (s, kind) = connect(&url, true).await.unwrap();
+    let db = testdb::fresh_postgres(&base).await.unwrap();
+    let (s, kind) = connect(db.url(), true).await.unwrap();
     assert_eq!(kind, StoreKind::Postgres);
-    Some(s)
+    Some((s, db))
 }
 
 /// Runs `$check` on SQLite, then on PostgreSQL when configured.
@@ -49,7 +51,7 @@ macro_rules! on_both {
             let (s, _dir) = sqlite().await;
             $check(s).await;
             match postgres().await {
-                Some(p) => $check(p).await,
+                Some((p, _db)) => $check(p).await,
                 None => eprintln!(
                     "PIER_TEST_DATABASE_URL not set: {} ran on SQLite only",
                     stringify!($name)
@@ -958,7 +960,7 @@ async fn keyed_attempt_inserts() {
     let (s, _dir) = sqlite().await;
     keyed_attempts(s, false).await;
     match postgres().await {
-        Some(p) => keyed_attempts(p, true).await,
+        Some((p, _db)) => keyed_attempts(p, true).await,
         None => {
             eprintln!("PIER_TEST_DATABASE_URL not set: keyed_attempt_inserts ran on SQLite only")
         }

@@ -25,6 +25,8 @@ pub struct TestPier {
     bases: Vec<String>,
     turn: std::sync::atomic::AtomicUsize,
     _dir: tempfile::TempDir,
+    /// Declared after the instances, so it is dropped after them.
+    _db: TestDb,
 }
 
 /// How many Pier instances a test runs on its database: `PIER_TEST_INSTANCES` (default 1) with
@@ -40,24 +42,29 @@ fn instances() -> usize {
         .clamp(1, 4)
 }
 
-/// The database for one test: a fresh SQLite file, or a fresh schema in the test PostgreSQL.
-pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+/// The database for one test: a fresh SQLite file, or a fresh PostgreSQL database cloned from
+/// the migrated template (`pier_store::testdb`; dropped with this handle).
+pub struct TestDb {
+    pub url: String,
+    _pg: Option<pier_store::testdb::FreshPostgres>,
+}
+
+pub async fn fresh_database(dir: &std::path::Path) -> TestDb {
     if std::env::var("PIER_TEST_STORE").as_deref() == Ok("postgres") {
         let base = std::env::var("PIER_TEST_DATABASE_URL")
             .expect("PIER_TEST_STORE=postgres needs PIER_TEST_DATABASE_URL");
-        let schema = format!("t_{}", pier_domain::ids::random_hex(6));
-        let pool = sqlx::PgPool::connect(&base)
+        let pg = pier_store::testdb::fresh_postgres(&base)
             .await
-            .expect("connect to the test PostgreSQL");
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .expect("create schema");
-        pool.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-c%20search_path%3D{schema}")
+            .expect("a fresh database on the test PostgreSQL");
+        TestDb {
+            url: pg.url().to_owned(),
+            _pg: Some(pg),
+        }
     } else {
-        format!("sqlite:{}", dir.join("pier.db").display())
+        TestDb {
+            url: format!("sqlite:{}", dir.join("pier.db").display()),
+            _pg: None,
+        }
     }
 }
 
@@ -111,19 +118,19 @@ impl TestPier {
     /// Starts with a configuration adjusted by `tweak` (e.g. job intervals, retry delays).
     pub async fn start_cfg(o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = fresh_database_url(dir.path()).await;
+        let db = fresh_database(dir.path()).await;
         let clock = ManualClock::new(o.start_unix);
-        Self::start_on(dir, url, clock, o, tweak).await
+        Self::start_on(dir, db, clock, o, tweak).await
     }
 
     async fn start_on(
         dir: tempfile::TempDir,
-        url: String,
+        db: TestDb,
         clock: ManualClock,
         o: Opts,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
-        let pier = start_pier(&url, dir.path(), &clock, &o, tweak).await;
+        let pier = start_pier(&db.url, dir.path(), &clock, &o, tweak).await;
         let base = pier.base_url();
         let mut others = Vec::new();
         for _ in 1..instances() {
@@ -148,25 +155,26 @@ impl TestPier {
             bases,
             turn: std::sync::atomic::AtomicUsize::new(0),
             _dir: dir,
+            _db: db,
         }
     }
 
     /// Shuts this Pier down and starts a new one on the same database, clock and test PG
     /// journal (a restart, or a crash after the last commit).
     pub async fn restart(self, o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
-        let url = self.pier.engine.cfg.database_url.clone();
         let TestPier {
             pier,
             others,
             clock,
             _dir,
+            _db,
             ..
         } = self;
         pier.shutdown().await;
         for p in others {
             p.shutdown().await;
         }
-        Self::start_on(_dir, url, clock, o, tweak).await
+        Self::start_on(_dir, _db, clock, o, tweak).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -956,7 +956,8 @@ async fn three_instances_execute_1000_schedules_exactly_once() {
     });
     // The first instance creates the demo merchant; its jobs stay off until all are up.
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
+    let db = fresh_database(dir.path()).await;
+    let url = db.url.clone();
     let clock = pier_domain::ManualClock::new(START);
     let off = |c: &mut pier_server::Config| {
         fast_jobs(c);
