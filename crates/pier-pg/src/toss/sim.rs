@@ -898,6 +898,12 @@ impl Sim {
         books.payments.get(key).cloned()
     }
 
+    /// How many billing keys Toss holds. Toss documents no way to delete one, so nothing ever
+    /// lowers this: a key Pier deleted stays here (docs/connectors/tosspayments.md).
+    pub fn billing_keys(&self) -> usize {
+        self.books().billing.len()
+    }
+
     /// How many charges were processed with an approval for an order (more than 1 is a double
     /// charge).
     pub fn approved_charges(&self, order_id: &str) -> usize {
