@@ -796,7 +796,9 @@ impl Books {
         if req.customer_name.trim().is_empty() {
             return Outcome::invalid("잘못된 요청입니다. (customerName)");
         }
-        let Some(bank_kftc) = codes::kftc_bank_of_toss(&req.bank) else {
+        let Some(bank_kftc) =
+            codes::kftc_bank_of_toss(&req.bank).filter(|_| codes::is_vbank_issuer(&req.bank))
+        else {
             return Outcome::bad("INVALID_BANK", "유효하지 않은 은행입니다.");
         };
         let now = now_kst();
