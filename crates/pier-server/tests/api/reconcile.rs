@@ -359,7 +359,11 @@ async fn unreachable_pg_backs_off_and_is_flagged_for_the_operator_of_that_mercha
     // Backoff grew to its cap: the next look comes a minute later, and keeps coming (never
     // dropped, never pushed out to hours while the PG may be answering again).
     let gap = cur.next_reconcile_at - t.clock.now_unix();
-    assert_eq!(gap, pier_server::engine::reconcile::BACKOFF_MAX_SECS, "gap {gap}");
+    assert_eq!(
+        gap,
+        pier_server::engine::reconcile::BACKOFF_MAX_SECS,
+        "gap {gap}"
+    );
 
     // (Minutes passed: a fresh token.)
     let tok = t.token().await;
