@@ -445,18 +445,21 @@ async fn toss_secret_key_is_sealed_in_the_database() {
         .expect("the Toss channel");
     assert!(toss.7.starts_with("v1:"), "sealed: {}", toss.7);
     assert_eq!(toss.6, CLIENT_KEY);
-    // SQLite: not in any byte of the database files either.
+    // SQLite: not in any byte of the database files either, and neither is the card number
+    // the payment was made with (in either of the forms it was sent in).
     if let Some(path) = url.strip_prefix("sqlite:") {
         let dir = std::path::Path::new(path).parent().unwrap();
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() {
                 let bytes = std::fs::read(&p).unwrap();
-                assert!(
-                    !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                    "secret key in {}",
-                    p.display()
-                );
+                for needle in [SECRET, CARD_SHINHAN, &CARD_SHINHAN.replace('-', "")] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{needle} in {}",
+                        p.display()
+                    );
+                }
             }
         }
     }
