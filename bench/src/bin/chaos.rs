@@ -981,11 +981,12 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&summary)?);
     drop(pier);
     if !ok {
-        eprintln!(
+        // An error return, not `process::exit`: the PG simulator is killed by its guard on the
+        // way out (exit skipped it, and a failed run left `pier tosssim` running).
+        anyhow::bail!(
             "[chaos] INVARIANT VIOLATED (see above; logs in {})",
             logs.display()
         );
-        std::process::exit(1);
     }
     eprintln!("[chaos] OK");
     Ok(())

@@ -63,7 +63,7 @@ pub use connect::{connect, migration_versions, PgStore, SqliteStore, StoreKind};
 pub use customers::{ChargeContext, CustomerStore};
 pub use error::{StoreError, StoreResult};
 pub use idempotency::{IdemBegin, IdempotencyStore};
-pub use merchants::MerchantStore;
+pub use merchants::{ChannelUse, MerchantStore};
 pub use models::*;
 pub use operators::{AuditEntry, ConsoleFilter, ConsoleSession, ConsoleStore, DayTotals, Operator};
 pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};

@@ -18,6 +18,13 @@ pub trait MerchantStore: Send + Sync {
     async fn add_channel(&self, c: &Channel) -> StoreResult<()>;
     async fn list_channels(&self, merchant_id: Option<&str>) -> StoreResult<Vec<Channel>>;
     async fn get_channel(&self, id: &str) -> StoreResult<Option<Channel>>;
+    /// Replaces a channel's sealed PG secret; false when there is no such channel.
+    async fn set_channel_secret(&self, id: &str, secret_sealed: &str) -> StoreResult<bool>;
+    /// What still needs a channel (see [`ChannelUse`]).
+    async fn channel_use(&self, id: &str) -> StoreResult<ChannelUse>;
+    /// Deletes a channel in one guarded statement: not its merchant's default, and nothing
+    /// [`ChannelUse`] counts. False when nothing was deleted (no such channel, or the guard held).
+    async fn remove_channel(&self, id: &str) -> StoreResult<bool>;
     async fn insert_token(&self, t: &Token) -> StoreResult<()>;
     /// The newest token of this key still valid at `now`.
     async fn current_token(&self, imp_key: &str, now: i64) -> StoreResult<Option<Token>>;
@@ -37,6 +44,27 @@ pub trait MerchantStore: Send + Sync {
     /// Deletes at most `limit` tokens that expired before `before`; returns how many.
     async fn delete_expired_tokens(&self, before: i64, limit: i64) -> StoreResult<u64>;
 }
+
+/// What still needs a channel's credentials: billing keys issued through it (`again` charges
+/// them there) and payment attempts on it that are not final — `ready` (in flight, unknown to the
+/// reconciler, or a virtual account awaiting its deposit) or `paid` (it may still be cancelled,
+/// which only that channel's PG can do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChannelUse {
+    pub billing_keys: i64,
+    pub open_payments: i64,
+}
+
+impl ChannelUse {
+    pub fn is_unused(&self) -> bool {
+        self.billing_keys == 0 && self.open_payments == 0
+    }
+}
+
+/// The rows [`ChannelUse`] counts, as SQL conditions on a channel id `$1`.
+const CHANNEL_KEYS_SQL: &str = "SELECT COUNT(*) FROM customers WHERE channel_id = $1";
+const CHANNEL_OPEN_PAYMENTS_SQL: &str =
+    "SELECT COUNT(*) FROM payments WHERE channel_id = $1 AND status IN ('ready', 'paid')";
 
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
      webhook_secret, allowed_origins, is_demo, created_at";
@@ -234,6 +262,40 @@ macro_rules! impl_merchant_store {
                         .fetch_optional(&self.pool)
                         .await?;
                     Ok(row.as_ref().map(channel).transpose()?)
+                }
+
+                async fn set_channel_secret(&self, id: &str, secret_sealed: &str) -> StoreResult<bool> {
+                    let r = sqlx::query("UPDATE channels SET secret_sealed = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(secret_sealed)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(r.rows_affected() > 0)
+                }
+
+                async fn channel_use(&self, id: &str) -> StoreResult<ChannelUse> {
+                    let billing_keys: i64 = sqlx::query_scalar(CHANNEL_KEYS_SQL)
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let open_payments: i64 = sqlx::query_scalar(CHANNEL_OPEN_PAYMENTS_SQL)
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(ChannelUse { billing_keys, open_payments })
+                }
+
+                async fn remove_channel(&self, id: &str) -> StoreResult<bool> {
+                    // The same counts as `channel_use`, inside the DELETE: a billing key issued
+                    // between the engine's check and this statement keeps the channel.
+                    let r = sqlx::query(&format!(
+                        "DELETE FROM channels WHERE id = $1 AND is_default = FALSE \
+                         AND ({CHANNEL_KEYS_SQL}) = 0 AND ({CHANNEL_OPEN_PAYMENTS_SQL}) = 0"
+                    ))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(r.rows_affected() > 0)
                 }
 
                 async fn insert_token(&self, t: &Token) -> StoreResult<()> {

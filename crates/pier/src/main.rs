@@ -407,6 +407,25 @@ enum ChannelCmd {
         #[arg(long)]
         merchant: Option<String>,
     },
+    /// Replace a channel's PG secret key (`tosspayments`), read from the first line of standard
+    /// input so it never appears in argv, shell history or `ps`. Running servers pick it up
+    /// at their next call through the channel.
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        /// The channel's id (`pier channel list`, first column).
+        #[arg(long)]
+        channel: String,
+    },
+    /// Remove a channel. Refused while it is its merchant's default, while billing keys issued
+    /// through it exist, or while payments on it are in flight, awaiting a deposit or paid.
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        /// The channel's id (`pier channel list`, first column).
+        #[arg(long)]
+        channel: String,
+    },
 }
 
 impl Common {
@@ -894,6 +913,41 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
                     );
                 }
             }
+            Ok(())
+        }
+        Cmd::Channel {
+            cmd: ChannelCmd::RotateSecret { common, channel },
+        } => {
+            let engine = engine_for(&common).await?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let secret_key = line.trim();
+            anyhow::ensure!(
+                !secret_key.is_empty(),
+                "give the new secret key on the first line of standard input"
+            );
+            let c = engine
+                .rotate_channel_secret(&channel, secret_key)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "secret key of channel {} ({}.{}, merchant {}) replaced",
+                c.id, c.pg_provider, c.mid, c.merchant_id
+            );
+            Ok(())
+        }
+        Cmd::Channel {
+            cmd: ChannelCmd::Remove { common, channel },
+        } => {
+            let engine = engine_for(&common).await?;
+            let c = engine
+                .remove_channel(&channel)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "channel {} ({}.{}, merchant {}) removed",
+                c.id, c.pg_provider, c.mid, c.merchant_id
+            );
             Ok(())
         }
         Cmd::Channel {

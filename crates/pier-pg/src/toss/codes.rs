@@ -36,24 +36,48 @@ const CARDS: &[(&str, &str)] = &[
     ("4J", "10006"), // JCB
 ];
 
-/// (Toss bank code, i'mport bank code): the banks Toss issues virtual accounts at
-/// (https://docs.tosspayments.com/guides/payment/virtual-account-api lists these 15).
+/// (Toss bank code, i'mport bank code): every bank of Toss's two-digit "은행 코드" table that
+/// i'mport names. Toss numbers banks with the KFTC code's last two digits except KB국민 (`06`,
+/// its pre-merger code, KFTC `004`). Used for a transfer's `bankCode`, a virtual account's
+/// `bankCode` and a refund account's `bank` — a buyer's account may be at any of these, not
+/// only at the 15 banks that issue virtual accounts ([`VBANK_ISSUERS`]).
+///
+/// Toss's own table (https://docs.tosspayments.com/codes/org-codes) could not be retrieved
+/// while this was written; every row below agrees with three independent reproductions of it
+/// (docs/connectors/tosspayments.md, "Bank codes"). Left out: HSBC (`54`, no i'mport code in
+/// `pier_domain::codes`) and securities firms (`S…` codes).
 const BANKS: &[(&str, &str)] = &[
-    ("39", "039"), // 경남
-    ("34", "034"), // 광주
-    ("06", "004"), // KB국민 (Toss keeps the pre-merger code 06)
+    ("02", "002"), // KDB산업
     ("03", "003"), // IBK기업
-    ("11", "011"), // NH농협
-    ("31", "031"), // DGB대구
-    ("32", "032"), // 부산
-    ("45", "045"), // 새마을금고
+    ("06", "004"), // KB국민
     ("07", "007"), // Sh수협
-    ("88", "088"), // 신한
+    ("11", "011"), // NH농협
+    ("12", "012"), // 단위농협 (지역 농·축협)
     ("20", "020"), // 우리
-    ("71", "071"), // 우체국
+    ("23", "023"), // SC제일
+    ("27", "027"), // 씨티
+    ("31", "031"), // DGB대구 (iM뱅크)
+    ("32", "032"), // 부산
+    ("34", "034"), // 광주
+    ("35", "035"), // 제주
     ("37", "037"), // 전북
-    ("89", "089"), // 케이뱅크
+    ("39", "039"), // 경남
+    ("45", "045"), // 새마을금고
+    ("48", "048"), // 신협
+    ("50", "050"), // 저축은행
+    ("64", "064"), // 산림조합
+    ("71", "071"), // 우체국
     ("81", "081"), // 하나
+    ("88", "088"), // 신한
+    ("89", "089"), // 케이뱅크
+    ("90", "090"), // 카카오뱅크
+    ("92", "092"), // 토스뱅크
+];
+
+/// The Toss bank codes Toss issues virtual accounts at: the 15 banks of
+/// https://docs.tosspayments.com/guides/payment/virtual-account-api.
+const VBANK_ISSUERS: &[&str] = &[
+    "39", "34", "06", "03", "11", "31", "32", "45", "07", "88", "20", "71", "37", "89", "81",
 ];
 
 pub fn kftc_card_of_toss(toss: &str) -> Option<&'static str> {
@@ -70,6 +94,16 @@ pub fn kftc_bank_of_toss(toss: &str) -> Option<&'static str> {
 
 pub fn toss_bank_of_kftc(kftc: &str) -> Option<&'static str> {
     BANKS.iter().find(|(_, k)| *k == kftc).map(|(t, _)| *t)
+}
+
+/// Toss's code of a bank it issues virtual accounts at (`None` for any other bank).
+pub fn toss_vbank_issuer_of_kftc(kftc: &str) -> Option<&'static str> {
+    toss_bank_of_kftc(kftc).filter(|t| is_vbank_issuer(t))
+}
+
+/// Whether Toss issues virtual accounts at this bank (Toss's code).
+pub fn is_vbank_issuer(toss: &str) -> bool {
+    VBANK_ISSUERS.contains(&toss)
 }
 
 #[cfg(test)]
@@ -92,7 +126,22 @@ mod tests {
         assert_eq!(
             kftc_card_of_toss("24"),
             None,
-            "토스뱅크 has no i'mport code"
+            "토스뱅크 has no i'mport card code"
         );
+        for t in VBANK_ISSUERS {
+            assert!(
+                kftc_bank_of_toss(t).is_some(),
+                "issuer {t} not in the bank table"
+            );
+        }
+        assert_eq!(VBANK_ISSUERS.len(), 15);
+        // A refund may go to an account at a bank that issues no virtual accounts...
+        assert_eq!(toss_bank_of_kftc("090"), Some("90"), "카카오뱅크");
+        assert_eq!(toss_bank_of_kftc("092"), Some("92"), "토스뱅크");
+        assert_eq!(toss_bank_of_kftc("004"), Some("06"), "KB국민 keeps 06");
+        // ...but Toss issues virtual accounts only at its 15.
+        assert_eq!(toss_vbank_issuer_of_kftc("090"), None);
+        assert_eq!(toss_vbank_issuer_of_kftc("004"), Some("06"));
+        assert_eq!(toss_bank_of_kftc("054"), None, "HSBC: no i'mport code");
     }
 }

@@ -474,7 +474,17 @@ fn inquiry_of(p: &Payment) -> PgResult<Inquiry> {
                 message: f.message,
             }
         }
-        "READY" | "IN_PROGRESS" | "WAITING_FOR_DEPOSIT" => Inquiry::NotFound,
+        // The buyer authenticated in the window and Pier's confirm has not been processed (yet):
+        // a confirm whose answer was lost may still be, so this is no answer, not "never
+        // seen". Toss ends it within 10 minutes either way (`DONE`, or `ABORTED`/`EXPIRED`:
+        // https://docs.tosspayments.com/en/webhooks), so the reconciler's next looks settle it;
+        // calling it not-found would let it fail an attempt Toss then approves.
+        "IN_PROGRESS" => {
+            return Err(PgError::Unknown(
+                "Toss still has the payment in progress (authenticated, not yet confirmed)".into(),
+            ))
+        }
+        "READY" | "WAITING_FOR_DEPOSIT" => Inquiry::NotFound,
         other => {
             return Err(PgError::Unknown(format!(
                 "Toss payment in an unknown status {other}"
@@ -774,10 +784,11 @@ impl Pg for Connector {
     async fn issue_vbank(&self, mid: &Mid, req: &VbankRequest) -> PgResult<VbankIssued> {
         let order = &req.order;
         check_order_id(&order.order_id)?;
-        let bank = codes::toss_bank_of_kftc(&req.bank_code).ok_or_else(|| PgError::Rejected {
-            code: "INVALID_BANK".into(),
-            message: format!("Toss issues no virtual account at bank {}", req.bank_code),
-        })?;
+        let bank =
+            codes::toss_vbank_issuer_of_kftc(&req.bank_code).ok_or_else(|| PgError::Rejected {
+                code: "INVALID_BANK".into(),
+                message: format!("Toss issues no virtual account at bank {}", req.bank_code),
+            })?;
         let due = chrono::DateTime::from_timestamp(req.due_unix, 0)
             .ok_or_else(|| PgError::Rejected {
                 code: "INVALID_DUE".into(),
@@ -963,6 +974,18 @@ mod tests {
         let mut waiting = p;
         waiting.status = "WAITING_FOR_DEPOSIT".into();
         assert_eq!(inquiry_of(&waiting).unwrap(), Inquiry::NotFound);
+    }
+
+    #[test]
+    fn a_payment_in_progress_is_no_answer_yet() {
+        let mut p: Payment = serde_json::from_value(serde_json::json!({
+            "paymentKey": "pk_2", "orderId": "imp_123456789012", "status": "IN_PROGRESS",
+            "totalAmount": 1000, "balanceAmount": 1000
+        }))
+        .unwrap();
+        assert!(matches!(inquiry_of(&p), Err(PgError::Unknown(_))));
+        p.status = "READY".into();
+        assert_eq!(inquiry_of(&p).unwrap(), Inquiry::NotFound);
     }
 
     #[test]

@@ -796,7 +796,9 @@ impl Books {
         if req.customer_name.trim().is_empty() {
             return Outcome::invalid("잘못된 요청입니다. (customerName)");
         }
-        let Some(bank_kftc) = codes::kftc_bank_of_toss(&req.bank) else {
+        let Some(bank_kftc) =
+            codes::kftc_bank_of_toss(&req.bank).filter(|_| codes::is_vbank_issuer(&req.bank))
+        else {
             return Outcome::bad("INVALID_BANK", "유효하지 않은 은행입니다.");
         };
         let now = now_kst();
@@ -896,6 +898,12 @@ impl Sim {
         let books = self.books();
         let key = books.by_order.get(order_id)?;
         books.payments.get(key).cloned()
+    }
+
+    /// How many billing keys Toss holds. Toss documents no way to delete one, so nothing ever
+    /// lowers this: a key Pier deleted stays here (docs/connectors/tosspayments.md).
+    pub fn billing_keys(&self) -> usize {
+        self.books().billing.len()
     }
 
     /// How many charges were processed with an approval for an order (more than 1 is a double

@@ -447,6 +447,46 @@ async fn admin_faults_route_and_deposit() {
         panic!("a deposited virtual account is a payment")
     };
     assert_eq!(a.pg_tid, issued.pg_tid);
+
+    // The refund goes to the buyer's own account, which may be at a bank that issues no virtual
+    // accounts (카카오뱅크, KFTC 090 = Toss 90).
+    let refunded = rig
+        .connector
+        .cancel(
+            &mid(),
+            &CancelRequest {
+                order_id: o.order_id.clone(),
+                pg_tid: issued.pg_tid.clone(),
+                amount_krw: 30_000,
+                tax_free_krw: 0,
+                reason: Some("환불".into()),
+                cancellation_id: "c-kakaobank".into(),
+                refund_account: Some(pier_pg::RefundAccount {
+                    bank_code: "090".into(),
+                    account_number: "3333012345678".into(),
+                    holder: "홍길동".into(),
+                }),
+            },
+        )
+        .await;
+    assert!(refunded.is_ok(), "{refunded:?}");
+    // Toss issues virtual accounts at its 15 banks only: 카카오뱅크 is refused before any call.
+    let at_kakaobank = rig
+        .connector
+        .issue_vbank(
+            &mid(),
+            &pier_pg::VbankRequest {
+                order: order(10_000),
+                bank_code: "090".into(),
+                due_unix: due,
+                holder: Some("홍길동".into()),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&at_kakaobank, Err(PgError::Rejected { code, .. }) if code == "INVALID_BANK"),
+        "{at_kakaobank:?}"
+    );
 }
 
 #[tokio::test]

@@ -134,6 +134,99 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Replaces the secret key of a channel that holds one (a `tosspayments` channel), e.g. after
+    /// the merchant re-issued it at Toss. The key is checked as `add_toss_channel` checks it and
+    /// sealed under the channel's id; the connector of a running server is rebuilt when it next
+    /// sees the channel row (`PgRegistry` keys it by the sealed secret), so no restart is needed.
+    /// Billing keys stay valid: each stored key carries the `customerKey` it was issued with.
+    pub async fn rotate_channel_secret(
+        &self,
+        channel_id: &str,
+        secret_key: &str,
+    ) -> Result<Channel> {
+        let mut c = self
+            .store
+            .get_channel(channel_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no channel {channel_id}")))?;
+        if c.secret_sealed.is_none() {
+            return Err(Error::Invalid(format!(
+                "channel {channel_id} ({}) holds no secret key to rotate",
+                c.pg_provider
+            )));
+        }
+        if secret_key.chars().count() > MAX_KEY_CHARS {
+            return Err(Error::Invalid(format!(
+                "secret key longer than {MAX_KEY_CHARS} characters"
+            )));
+        }
+        pier_pg::toss::Connector::new(&pier_pg::toss::Config {
+            api_base: c
+                .api_base
+                .clone()
+                .unwrap_or_else(|| pier_pg::toss::LIVE_API_BASE.to_owned()),
+            secret_key: secret_key.to_owned(),
+            deadline: self.cfg.pg_deadline,
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        if secret_key.starts_with("test_") != c.sandbox {
+            // A test key on a live channel (or the reverse) would silently move the channel's
+            // payments between Toss's test and live worlds: that is a new channel, not a rotation.
+            return Err(Error::Invalid(format!(
+                "the new key is a {} key but channel {channel_id} is a {} channel: add a new channel instead",
+                if secret_key.starts_with("test_") { "test" } else { "live" },
+                if c.sandbox { "test" } else { "live" }
+            )));
+        }
+        let sealed = seal_secret(&self.cfg.server_key, &c.id, secret_key)?;
+        if !self.store.set_channel_secret(&c.id, &sealed).await? {
+            return Err(Error::NotFound(format!("no channel {channel_id}")));
+        }
+        c.secret_sealed = Some(sealed);
+        Ok(c)
+    }
+
+    /// Removes a channel nothing needs any more. Refused, saying why, while it is its merchant's
+    /// default (payments without `pg` would have nowhere to go), while billing keys issued
+    /// through it exist (`again` charges them there), or while payments on it are not final
+    /// (the reconciler, deposits and cancels need its PG). The store re-checks all of it in the
+    /// DELETE itself, so nothing issued meanwhile is orphaned.
+    pub async fn remove_channel(&self, channel_id: &str) -> Result<Channel> {
+        let c = self
+            .store
+            .get_channel(channel_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no channel {channel_id}")))?;
+        if c.is_default {
+            return Err(Error::Refused(format!(
+                "channel {} is the default channel of merchant {}: make another channel the default first (pier channel add … --default)",
+                c.id, c.merchant_id
+            )));
+        }
+        let used = self.store.channel_use(&c.id).await?;
+        if used.billing_keys > 0 {
+            return Err(Error::Refused(format!(
+                "channel {} still has {} billing key(s) issued through it: delete them first (DELETE /subscribe/customers/{{customer_uid}})",
+                c.id, used.billing_keys
+            )));
+        }
+        if used.open_payments > 0 {
+            return Err(Error::Refused(format!(
+                "channel {} still has {} payment(s) that are in flight, awaiting a deposit or paid and cancellable: its PG is needed to settle or cancel them",
+                c.id, used.open_payments
+            )));
+        }
+        if !self.store.remove_channel(&c.id).await? {
+            return Err(Error::Conflict(format!(
+                "channel {} changed while it was being removed (a billing key or payment appeared, or it became the default): look again",
+                c.id
+            )));
+        }
+        Ok(c)
+    }
+}
+
 fn channel_cipher(server_key: &[u8; 32]) -> Aes256Gcm {
     let key = keys::derive(server_key, Purpose::ChannelSecret);
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))

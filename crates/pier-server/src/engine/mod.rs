@@ -116,8 +116,10 @@ pub struct PgRegistry {
     inprocess: Arc<dyn Pg>,
     remote: dashmap::DashMap<String, Arc<dyn Pg>>,
     make_remote: RemoteFactory,
-    /// Direct connectors by channel id (a channel's credentials never change once added).
-    direct: dashmap::DashMap<String, Arc<dyn Pg>>,
+    /// Direct connectors by channel id, with the sealed secret each was built from: a rotated
+    /// secret (`pier channel rotate-secret`, another process) is a new sealed value, so the
+    /// connector is rebuilt the next time the channel row is read.
+    direct: dashmap::DashMap<String, (Option<String>, Arc<dyn Pg>)>,
     /// What direct connectors are built with; set by `Engine::new`.
     direct_setup: std::sync::OnceLock<DirectSetup>,
 }
@@ -142,8 +144,10 @@ impl PgRegistry {
     /// server key, its API base, the server's per-call PG deadline. A channel whose secret
     /// does not open gets a `BrokenPg` (every call `Unreachable`: nothing is charged).
     fn direct_for(&self, c: &Channel) -> Arc<dyn Pg> {
-        if let Some(pg) = self.direct.get(&c.id) {
-            return pg.clone();
+        if let Some(e) = self.direct.get(&c.id) {
+            if e.0 == c.secret_sealed {
+                return e.1.clone();
+            }
         }
         let built = || -> std::result::Result<Arc<dyn Pg>, String> {
             let setup = self
@@ -169,7 +173,8 @@ impl PgRegistry {
             tracing::error!(channel = %c.id, error = %e, "cannot build the channel's connector");
             Arc::new(BrokenPg(format!("channel {}: {e}", c.id))) as Arc<dyn Pg>
         });
-        self.direct.insert(c.id.clone(), pg.clone());
+        self.direct
+            .insert(c.id.clone(), (c.secret_sealed.clone(), pg.clone()));
         pg
     }
 

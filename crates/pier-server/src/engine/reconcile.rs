@@ -19,7 +19,7 @@
 //!    - no answer → tried again later, with exponential backoff.
 //!
 //! An attempt that stays unknown for `STUCK_AFTER_ATTEMPTS` looks is never dropped: it keeps being
-//! retried (at most hourly), is logged as an error, counted in the `pier_reconcile_stuck` gauge,
+//! retried (every minute), is logged as an error, counted in the `pier_reconcile_stuck` gauge,
 //! and listed for the operator by `GET /admin/unsettled`.
 
 use super::{Engine, Result};
@@ -32,9 +32,19 @@ use std::time::Duration;
 pub const BATCH: i64 = 100;
 /// Looks after which an unknown attempt is flagged for an operator.
 pub const STUCK_AFTER_ATTEMPTS: i64 = 8;
-/// Backoff: 5 s, 10 s, 20 s … capped at an hour.
+/// Backoff: 5 s, 10 s, 20 s, 40 s, then every minute.
+///
+/// Why a minute and not an hour: an unknown attempt holds its merchant_uid (the buyer is told
+/// "in progress") and, if the PG did approve it, money the buyer may have been told failed. PG
+/// faults come in bursts, so a look that failed five times says nothing about the sixth: with an
+/// hour cap, 5 failed looks put the next one 320 s away and 9 put it an hour away, however soon
+/// the PG answered again (one payment of a chaos run stayed unknown > 600 s that way,
+/// docs/RELIABILITY.md). A look is one inquiry (two for a net-cancel), and a pass makes them one
+/// after another, so even a thousand unknown attempts cost the PG at most one call in flight per
+/// Pier instance; an attempt still unknown after `STUCK_AFTER_ATTEMPTS` looks (~5 minutes) is
+/// flagged for an operator either way.
 pub const BACKOFF_BASE_SECS: i64 = 5;
-pub const BACKOFF_MAX_SECS: i64 = 3600;
+pub const BACKOFF_MAX_SECS: i64 = 60;
 /// Slack added to the PG deadline before an `in_flight` attempt counts as abandoned.
 pub const STALE_SLACK_SECS: i64 = 10;
 /// The fail reason of an attempt the PG never saw (its order id voided there first, so it can
@@ -309,6 +319,7 @@ mod tests {
         assert_eq!(backoff_secs(0), 5);
         assert_eq!(backoff_secs(1), 10);
         assert_eq!(backoff_secs(3), 40);
+        assert_eq!(backoff_secs(4), 60, "capped from the fifth look on");
         assert_eq!(backoff_secs(10), BACKOFF_MAX_SECS);
         assert_eq!(backoff_secs(1_000), BACKOFF_MAX_SECS);
         assert_eq!(backoff_secs(-3), 5);

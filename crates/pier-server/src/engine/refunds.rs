@@ -25,9 +25,14 @@ pub const MSG_CANCEL_BUSY: &str =
     "다른 취소 요청이 처리중입니다. 잠시 후 다시 시도해주세요. (another cancel of this payment is in progress)";
 pub const MSG_CANCEL_UNKNOWN: &str =
     "PG사로부터 취소 결과를 확인하지 못했습니다. 취소 결과는 자동으로 확인되며, 잠시 후 결제 내역을 조회해주세요. (the PG's answer to this cancel is unknown; Pier retries it with the same cancellation_id)";
-/// Delay before a cancel with an unknown outcome is tried again, doubled per attempt.
+/// Delay before a cancel with an unknown outcome is tried again, doubled per attempt: 5, 10,
+/// 20, 40 s, then every minute. Capped at a minute rather than an hour for the reason the
+/// reconciler's backoff is (`reconcile::BACKOFF_MAX_SECS`): PG faults come in bursts, and with
+/// an hour's cap a refund whose retries met a burst waited up to an hour after the PG answered
+/// again (a 3×-fault chaos run left one pending past the harness's 180 s wait). The retry names
+/// the same cancellation_id, so retrying sooner can never refund twice.
 pub const CANCEL_RETRY_BASE_SECS: i64 = 5;
-pub const CANCEL_RETRY_MAX_SECS: i64 = 3600;
+pub const CANCEL_RETRY_MAX_SECS: i64 = 60;
 /// A request still `in_flight` this long after its last update was cut short (a crash).
 pub const CANCEL_STALE_SECS: i64 = 120;
 /// Pending cancels handled per retry run.

@@ -445,18 +445,21 @@ async fn toss_secret_key_is_sealed_in_the_database() {
         .expect("the Toss channel");
     assert!(toss.7.starts_with("v1:"), "sealed: {}", toss.7);
     assert_eq!(toss.6, CLIENT_KEY);
-    // SQLite: not in any byte of the database files either.
+    // SQLite: not in any byte of the database files either, and neither is the card number
+    // the payment was made with (in either of the forms it was sent in).
     if let Some(path) = url.strip_prefix("sqlite:") {
         let dir = std::path::Path::new(path).parent().unwrap();
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() {
                 let bytes = std::fs::read(&p).unwrap();
-                assert!(
-                    !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
-                    "secret key in {}",
-                    p.display()
-                );
+                for needle in [SECRET, CARD_SHINHAN, &CARD_SHINHAN.replace('-', "")] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{needle} in {}",
+                        p.display()
+                    );
+                }
             }
         }
     }
@@ -506,4 +509,186 @@ async fn toss_secret_key_is_sealed_in_the_database() {
     if let Some(imp) = imp {
         assert_eq!(r.sim.approved_charges(&imp), 0);
     }
+}
+
+#[tokio::test]
+async fn toss_billing_key_deleted_at_pier_stays_at_toss() {
+    let r = start().await;
+    let (t, tok) = (&r.t, r.tok.as_str());
+    let (s, b) = t
+        .post(
+            "/subscribe/customers/toss-gone",
+            Some(tok),
+            json!({"card_number": CARD_SHINHAN, "expiry": "2030-12", "birth": "880101",
+                   "pwd_2digit": "12", "pg": "tosspayments"}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (200, 0), "{b}");
+    assert_eq!(r.sim.billing_keys(), 1);
+
+    // i'mport's answer: the deleted key, code 0.
+    let (s, b) = t.delete("/subscribe/customers/toss-gone", tok).await;
+    assert_eq!((s, code(&b)), (200, 0), "{b}");
+    assert_eq!(b["response"]["customer_uid"], "toss-gone");
+    assert_eq!(b["response"]["pg_provider"], "tosspayments");
+
+    // Gone at Pier: not found, and `again` charges nothing at Toss.
+    let (_, b) = t.get("/subscribe/customers/toss-gone", tok).await;
+    assert_ne!(code(&b), 0, "{b}");
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/again",
+            Some(tok),
+            json!({"customer_uid": "toss-gone", "merchant_uid": "toss-gone-1",
+                   "amount": 1_000, "name": "월 구독"}),
+        )
+        .await;
+    assert_ne!(code(&b), 0, "{b}");
+    let (_, b) = t.get("/payments/findAll/toss-gone-1", tok).await;
+    let tried = b["response"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tried.iter().all(|p| p["status"] != "paid"),
+        "nothing paid: {b}"
+    );
+    // Toss documents no deletion of a billing key: its record stays (Pier says so in
+    // docs/connectors/tosspayments.md rather than pretending it revoked it).
+    assert_eq!(r.sim.billing_keys(), 1);
+}
+
+#[tokio::test]
+async fn toss_rotated_secret_takes_effect_without_a_restart() {
+    let r = start().await;
+    let (t, tok) = (&r.t, r.tok.as_str());
+    // A second Toss channel whose key the simulator does not accept (the merchant re-issued it
+    // at Toss): its payments are refused with Toss's 401, and charge nothing.
+    let b_channel = t
+        .pier
+        .engine
+        .add_toss_channel(TossChannel {
+            merchant: DEMO_CODE.into(),
+            secret_key: "test_sk_revoked_at_toss_0000".into(),
+            client_key: CLIENT_KEY.into(),
+            api_base: Some(r.base.clone()),
+            mid: Some("toss_b".into()),
+            is_default: false,
+        })
+        .await
+        .unwrap();
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(tok),
+            keyed("toss-rot-1", 5_000, CARD_SHINHAN, "tosspayments.toss_b"),
+        )
+        .await;
+    assert_ne!(code(&b), 0, "the old key is refused: {b}");
+    assert!(r.sim.payment_of_order("toss-rot-1").is_none());
+
+    // Rotation: a key of the other world is refused (that would be a new channel)...
+    let e = t
+        .pier
+        .engine
+        .rotate_channel_secret(&b_channel.id, "live_sk_other_world_0000")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("add a new channel"), "{e}");
+    // ...the right one is sealed, and the running server uses it at the next payment.
+    let c = t
+        .pier
+        .engine
+        .rotate_channel_secret(&b_channel.id, SECRET)
+        .await
+        .unwrap();
+    assert_ne!(c.secret_sealed, b_channel.secret_sealed);
+    let (s, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(tok),
+            keyed("toss-rot-2", 5_000, CARD_SHINHAN, "tosspayments.toss_b"),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (200, 0), "{b}");
+    assert_eq!(b["response"]["status"], "paid", "{b}");
+    // A channel without a PG secret has nothing to rotate.
+    let testpg = t
+        .pier
+        .engine
+        .select_channel(DEMO_CODE, Some("jtnet"))
+        .await
+        .unwrap();
+    let e = t
+        .pier
+        .engine
+        .rotate_channel_secret(&testpg.id, SECRET)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no secret key"), "{e}");
+}
+
+#[tokio::test]
+async fn toss_channel_removal_waits_for_its_billing_keys_and_payments() {
+    let r = start().await;
+    let (t, tok) = (&r.t, r.tok.as_str());
+    let engine = &t.pier.engine;
+    let toss = engine
+        .select_channel(DEMO_CODE, Some("tosspayments"))
+        .await
+        .unwrap();
+
+    // The default channel stays.
+    let default = engine.select_channel(DEMO_CODE, None).await.unwrap();
+    let e = engine.remove_channel(&default.id).await.unwrap_err();
+    assert!(e.to_string().contains("default channel"), "{e}");
+
+    // A billing key issued through it keeps it...
+    let (_, b) = t
+        .post(
+            "/subscribe/customers/toss-keeps",
+            Some(tok),
+            json!({"card_number": CARD_SHINHAN, "expiry": "2030-12", "birth": "880101",
+                   "pwd_2digit": "12", "pg": "tosspayments"}),
+        )
+        .await;
+    assert_eq!(code(&b), 0, "{b}");
+    let e = engine.remove_channel(&toss.id).await.unwrap_err();
+    assert!(e.to_string().contains("1 billing key"), "{e}");
+    let (_, b) = t.delete("/subscribe/customers/toss-keeps", tok).await;
+    assert_eq!(code(&b), 0, "{b}");
+
+    // ...and so does a paid payment, which may still be cancelled there.
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(tok),
+            keyed("toss-keeps-1", 3_000, CARD_SHINHAN, "tosspayments"),
+        )
+        .await;
+    assert_eq!(b["response"]["status"], "paid", "{b}");
+    let imp = b["response"]["imp_uid"].as_str().unwrap().to_owned();
+    let e = engine.remove_channel(&toss.id).await.unwrap_err();
+    assert!(e.to_string().contains("1 payment"), "{e}");
+    let (_, b) = t
+        .post(
+            "/payments/cancel",
+            Some(tok),
+            json!({"imp_uid": imp, "reason": "전액 환불"}),
+        )
+        .await;
+    assert_eq!(b["response"]["status"], "cancelled", "{b}");
+
+    // Nothing needs it now: removed, no longer selectable, and its history still reads.
+    let gone = engine.remove_channel(&toss.id).await.unwrap();
+    assert_eq!(gone.id, toss.id);
+    assert!(engine
+        .select_channel(DEMO_CODE, Some("tosspayments"))
+        .await
+        .is_err());
+    let (_, b) = t.get(&format!("/payments/{imp}"), tok).await;
+    assert_eq!(b["response"]["status"], "cancelled", "{b}");
+    assert_eq!(b["response"]["pg_provider"], "tosspayments", "{b}");
+    let e = engine.remove_channel(&toss.id).await.unwrap_err();
+    assert!(e.to_string().contains("no channel"), "{e}");
 }
