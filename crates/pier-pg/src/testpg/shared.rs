@@ -68,6 +68,10 @@ pub trait SharedJournal: Send + Sync + 'static {
         limit: i64,
         skip_bodies_of: Option<&str>,
     ) -> Result<Vec<JournalRow>, String>;
+
+    /// Retention: deletes up to `limit` entries no replica needs (replaced by a later entry of
+    /// the same record, or window sessions with `seq <= sessions_upto`); returns how many.
+    async fn prune(&self, sessions_upto: i64, limit: i64) -> Result<u64, String>;
 }
 
 /// Entries read per round trip when catching up or rebuilding.
@@ -82,6 +86,16 @@ const JOURNAL_DEADLINE: Duration = Duration::from_secs(10);
 /// Tries of one operation that keeps racing other instances (each loss means another
 /// instance made progress on the same record, so more than a few is pathological).
 const MAX_ATTEMPTS: usize = 8;
+
+/// How often the journal is pruned. Every entry is a record in its new state, so the journal
+/// needs one entry per record: a payment charged then cancelled twice leaves 1 order and 2 cancel
+/// entries instead of 3 order entries, and a window's 3-4 session entries go once it expired.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Entries deleted per statement at most (a few MB of dead rows at ~300 bytes each; the next
+/// statement follows at once while there is more).
+const PRUNE_LIMIT: i64 = 10_000;
+/// Statements per pass at most, so that one pass stays bounded (10 × 10k = 100k entries).
+const PRUNE_ROUNDS: usize = 10;
 
 const HEADER_UNSEEN: u8 = 0;
 const HEADER_OK: u8 = 1;
@@ -181,6 +195,26 @@ async fn appender(
     }
 }
 
+/// Prunes the journal every `PRUNE_EVERY` while the engine lives (holding it only weakly, so a
+/// stopped engine stops its pruner at the next tick).
+async fn pruner(inner: std::sync::Weak<super::engine::Inner>) {
+    // `(unix time, seq applied then)`: sessions written at or before that seq were opened
+    // before that time, so they have expired once a window's lifetime has passed since.
+    let mut marks: std::collections::VecDeque<(i64, i64)> = std::collections::VecDeque::new();
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let engine = Engine { inner };
+        match engine.prune_once(&mut marks).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "testpg journal pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning the test PG journal"),
+        }
+    }
+}
+
 fn unknown(what: &str, e: impl std::fmt::Display) -> PgError {
     PgError::Unknown(format!("test PG journal: {what}: {e}"))
 }
@@ -209,6 +243,7 @@ impl Engine {
             queue,
         };
         let engine = Engine::bare(config, clock, Some(shared));
+        tokio::spawn(pruner(Arc::downgrade(&engine.inner)));
         let io_err = |e: PgError| io::Error::other(e.to_string());
         engine.rebuild().await.map_err(io_err)?;
         if engine.header() == HEADER_UNSEEN {
@@ -312,6 +347,50 @@ impl Engine {
             "append",
             "the operation kept racing other instances",
         ))
+    }
+
+    /// One retention pass (`pruner`; tests call it with a manual clock): notes the seq applied
+    /// now in `marks`, and deletes replaced entries and the sessions of marks older than a
+    /// window's lifetime. Returns the entries deleted.
+    pub async fn prune_once(
+        &self,
+        marks: &mut std::collections::VecDeque<(i64, i64)>,
+    ) -> Result<u64, PgError> {
+        let Some(sh) = &self.inner.shared else {
+            return Ok(0);
+        };
+        let now = self.inner.clock.now_unix();
+        marks.push_back((now, sh.applied.load(Ordering::Acquire)));
+        // A session expires `session_ttl_secs` after it was opened; one minute more covers a
+        // request that read it just before.
+        let horizon = now - self.inner.config.session_ttl_secs - 60;
+        let mut sessions_upto = 0;
+        while let Some(&(at, seq)) = marks.front() {
+            if at > horizon {
+                break;
+            }
+            sessions_upto = seq;
+            marks.pop_front();
+        }
+        // Keep the mark that decided, so that the next pass deletes at least as much.
+        if sessions_upto > 0 {
+            marks.push_front((horizon, sessions_upto));
+        }
+        let mut total = 0;
+        for _ in 0..PRUNE_ROUNDS {
+            let n = tokio::time::timeout(
+                JOURNAL_DEADLINE,
+                sh.journal.prune(sessions_upto, PRUNE_LIMIT),
+            )
+            .await
+            .map_err(|_| unknown("pruning", "timed out"))?
+            .map_err(|e| unknown("pruning", e))?;
+            total += n;
+            if n < PRUNE_LIMIT as u64 {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// Apply what other instances appended since this replica's last entry.
