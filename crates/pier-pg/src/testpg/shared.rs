@@ -215,6 +215,32 @@ async fn pruner(inner: std::sync::Weak<super::engine::Inner>) {
     }
 }
 
+/// Notes `(now, applied)` in `marks` and answers the last `seq` whose window sessions have surely
+/// expired: the `applied` of the newest mark older than a window's lifetime plus one minute (a
+/// request that read a session just before it expired), or 0. That mark stays (re-dated to the
+/// horizon), so that later passes never answer less.
+fn expired_sessions_upto(
+    marks: &mut std::collections::VecDeque<(i64, i64)>,
+    now: i64,
+    applied: i64,
+    session_ttl_secs: i64,
+) -> i64 {
+    marks.push_back((now, applied));
+    let horizon = now - session_ttl_secs - 60;
+    let mut upto = 0;
+    while let Some(&(at, seq)) = marks.front() {
+        if at > horizon {
+            break;
+        }
+        upto = seq;
+        marks.pop_front();
+    }
+    if upto > 0 {
+        marks.push_front((horizon, upto));
+    }
+    upto
+}
+
 fn unknown(what: &str, e: impl std::fmt::Display) -> PgError {
     PgError::Unknown(format!("test PG journal: {what}: {e}"))
 }
@@ -360,22 +386,9 @@ impl Engine {
             return Ok(0);
         };
         let now = self.inner.clock.now_unix();
-        marks.push_back((now, sh.applied.load(Ordering::Acquire)));
-        // A session expires `session_ttl_secs` after it was opened; one minute more covers a
-        // request that read it just before.
-        let horizon = now - self.inner.config.session_ttl_secs - 60;
-        let mut sessions_upto = 0;
-        while let Some(&(at, seq)) = marks.front() {
-            if at > horizon {
-                break;
-            }
-            sessions_upto = seq;
-            marks.pop_front();
-        }
-        // Keep the mark that decided, so that the next pass deletes at least as much.
-        if sessions_upto > 0 {
-            marks.push_front((horizon, sessions_upto));
-        }
+        let applied = sh.applied.load(Ordering::Acquire);
+        let sessions_upto =
+            expired_sessions_upto(marks, now, applied, self.inner.config.session_ttl_secs);
         let mut total = 0;
         for _ in 0..PRUNE_ROUNDS {
             let n = tokio::time::timeout(
@@ -550,5 +563,31 @@ impl Engine {
             return None;
         }
         self.session(session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired_sessions_upto;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn sessions_expire_a_window_lifetime_after_the_mark_that_saw_them() {
+        let ttl = 1800;
+        let mut marks = VecDeque::new();
+        // Pruned every 600 s; the journal was at seq 10, 20, 30… at each pass.
+        assert_eq!(expired_sessions_upto(&mut marks, 0, 10, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 600, 20, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 1200, 30, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 1800, 40, ttl), 0);
+        // 1860 s after the first mark: sessions up to seq 10 were opened before time 0.
+        assert_eq!(expired_sessions_upto(&mut marks, 1860, 45, ttl), 10);
+        assert_eq!(expired_sessions_upto(&mut marks, 2400, 50, ttl), 10);
+        assert_eq!(expired_sessions_upto(&mut marks, 2460, 55, ttl), 20);
+        // Marks stay bounded: one per pass within a window's lifetime, plus the deciding one.
+        assert!(marks.len() <= 6, "{marks:?}");
+        // A long pause (no pass for an hour) expires everything seen before it.
+        assert_eq!(expired_sessions_upto(&mut marks, 6000, 60, ttl), 55);
+        assert_eq!(expired_sessions_upto(&mut marks, 6001, 60, ttl), 55);
     }
 }
