@@ -366,7 +366,7 @@ async fn prefill(http: &reqwest::Client, base: &str, token: &str, n: usize) -> V
                     .await
                     .unwrap();
                 assert_eq!(r["response"]["status"], "paid", "{r}");
-                if i % 10 == 0 && sample.len() < 10_000 / 64 + 1 {
+                if i.is_multiple_of(10) && sample.len() < 10_000 / 64 + 1 {
                     sample.push(r["response"]["imp_uid"].as_str().unwrap().to_owned());
                 }
             }
