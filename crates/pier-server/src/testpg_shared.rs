@@ -41,6 +41,13 @@ impl SharedJournal for StoreJournal {
             .map(|(seq, origin, body)| JournalRow { seq, origin, body })
             .collect())
     }
+
+    async fn prune(&self, sessions_upto: i64, limit: i64) -> Result<u64, String> {
+        self.0
+            .testpg_prune(sessions_upto, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Starts the test PG on the shared journal (a configured journal file is not used then).

@@ -68,6 +68,10 @@ pub trait SharedJournal: Send + Sync + 'static {
         limit: i64,
         skip_bodies_of: Option<&str>,
     ) -> Result<Vec<JournalRow>, String>;
+
+    /// Retention: deletes up to `limit` entries no replica needs (replaced by a later entry of
+    /// the same record, or window sessions with `seq <= sessions_upto`); returns how many.
+    async fn prune(&self, sessions_upto: i64, limit: i64) -> Result<u64, String>;
 }
 
 /// Entries read per round trip when catching up or rebuilding.
@@ -82,6 +86,16 @@ const JOURNAL_DEADLINE: Duration = Duration::from_secs(10);
 /// Tries of one operation that keeps racing other instances (each loss means another
 /// instance made progress on the same record, so more than a few is pathological).
 const MAX_ATTEMPTS: usize = 8;
+
+/// How often the journal is pruned. Every entry is a record in its new state, so the journal
+/// needs one entry per record: a payment charged then cancelled twice leaves 1 order and 2 cancel
+/// entries instead of 3 order entries, and a window's 3-4 session entries go once it expired.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Entries deleted per statement at most (a few MB of dead rows at ~300 bytes each; the next
+/// statement follows at once while there is more).
+const PRUNE_LIMIT: i64 = 10_000;
+/// Statements per pass at most, so that one pass stays bounded (10 × 10k = 100k entries).
+const PRUNE_ROUNDS: usize = 10;
 
 const HEADER_UNSEEN: u8 = 0;
 const HEADER_OK: u8 = 1;
@@ -181,6 +195,52 @@ async fn appender(
     }
 }
 
+/// Prunes the journal every `PRUNE_EVERY` while the engine lives (holding it only weakly, so a
+/// stopped engine stops its pruner at the next tick).
+async fn pruner(inner: std::sync::Weak<super::engine::Inner>) {
+    // `(unix time, seq applied then)`: sessions written at or before that seq were opened
+    // before that time, so they have expired once a window's lifetime has passed since.
+    let mut marks: std::collections::VecDeque<(i64, i64)> = std::collections::VecDeque::new();
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let engine = Engine { inner };
+        match engine.prune_once(&mut marks).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "testpg journal pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning the test PG journal"),
+        }
+    }
+}
+
+/// Notes `(now, applied)` in `marks` and answers the last `seq` whose window sessions have surely
+/// expired: the `applied` of the newest mark older than a window's lifetime plus one minute (a
+/// request that read a session just before it expired), or 0. That mark stays (re-dated to the
+/// horizon), so that later passes never answer less.
+fn expired_sessions_upto(
+    marks: &mut std::collections::VecDeque<(i64, i64)>,
+    now: i64,
+    applied: i64,
+    session_ttl_secs: i64,
+) -> i64 {
+    marks.push_back((now, applied));
+    let horizon = now - session_ttl_secs - 60;
+    let mut upto = 0;
+    while let Some(&(at, seq)) = marks.front() {
+        if at > horizon {
+            break;
+        }
+        upto = seq;
+        marks.pop_front();
+    }
+    if upto > 0 {
+        marks.push_front((horizon, upto));
+    }
+    upto
+}
+
 fn unknown(what: &str, e: impl std::fmt::Display) -> PgError {
     PgError::Unknown(format!("test PG journal: {what}: {e}"))
 }
@@ -209,6 +269,7 @@ impl Engine {
             queue,
         };
         let engine = Engine::bare(config, clock, Some(shared));
+        tokio::spawn(pruner(Arc::downgrade(&engine.inner)));
         let io_err = |e: PgError| io::Error::other(e.to_string());
         engine.rebuild().await.map_err(io_err)?;
         if engine.header() == HEADER_UNSEEN {
@@ -312,6 +373,37 @@ impl Engine {
             "append",
             "the operation kept racing other instances",
         ))
+    }
+
+    /// One retention pass (`pruner`; tests call it with a manual clock): notes the seq applied
+    /// now in `marks`, and deletes replaced entries and the sessions of marks older than a
+    /// window's lifetime. Returns the entries deleted.
+    pub async fn prune_once(
+        &self,
+        marks: &mut std::collections::VecDeque<(i64, i64)>,
+    ) -> Result<u64, PgError> {
+        let Some(sh) = &self.inner.shared else {
+            return Ok(0);
+        };
+        let now = self.inner.clock.now_unix();
+        let applied = sh.applied.load(Ordering::Acquire);
+        let sessions_upto =
+            expired_sessions_upto(marks, now, applied, self.inner.config.session_ttl_secs);
+        let mut total = 0;
+        for _ in 0..PRUNE_ROUNDS {
+            let n = tokio::time::timeout(
+                JOURNAL_DEADLINE,
+                sh.journal.prune(sessions_upto, PRUNE_LIMIT),
+            )
+            .await
+            .map_err(|_| unknown("pruning", "timed out"))?
+            .map_err(|e| unknown("pruning", e))?;
+            total += n;
+            if n < PRUNE_LIMIT as u64 {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// Apply what other instances appended since this replica's last entry.
@@ -471,5 +563,31 @@ impl Engine {
             return None;
         }
         self.session(session_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired_sessions_upto;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn sessions_expire_a_window_lifetime_after_the_mark_that_saw_them() {
+        let ttl = 1800;
+        let mut marks = VecDeque::new();
+        // Pruned every 600 s; the journal was at seq 10, 20, 30… at each pass.
+        assert_eq!(expired_sessions_upto(&mut marks, 0, 10, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 600, 20, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 1200, 30, ttl), 0);
+        assert_eq!(expired_sessions_upto(&mut marks, 1800, 40, ttl), 0);
+        // 1860 s after the first mark: sessions up to seq 10 were opened before time 0.
+        assert_eq!(expired_sessions_upto(&mut marks, 1860, 45, ttl), 10);
+        assert_eq!(expired_sessions_upto(&mut marks, 2400, 50, ttl), 10);
+        assert_eq!(expired_sessions_upto(&mut marks, 2460, 55, ttl), 20);
+        // Marks stay bounded: one per pass within a window's lifetime, plus the deciding one.
+        assert!(marks.len() <= 6, "{marks:?}");
+        // A long pause (no pass for an hour) expires everything seen before it.
+        assert_eq!(expired_sessions_upto(&mut marks, 6000, 60, ttl), 55);
+        assert_eq!(expired_sessions_upto(&mut marks, 6001, 60, ttl), 55);
     }
 }

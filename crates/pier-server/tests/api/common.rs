@@ -120,7 +120,17 @@ impl TestPier {
         let dir = tempfile::tempdir().unwrap();
         let db = fresh_database(dir.path()).await;
         let clock = ManualClock::new(o.start_unix);
-        Self::start_on(dir, db, clock, o, tweak).await
+        Self::start_on(dir, db, clock, o, tweak, instances()).await
+    }
+
+    /// One instance even under `PIER_TEST_INSTANCES`: for a test of a per-instance bound (the
+    /// limiters and shares docs/ARCHITECTURE.md lists as per instance), which N instances
+    /// enforce N times over by design. Each caller says which bound.
+    pub async fn start_one_cfg(o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = fresh_database(dir.path()).await;
+        let clock = ManualClock::new(o.start_unix);
+        Self::start_on(dir, db, clock, o, tweak, 1).await
     }
 
     async fn start_on(
@@ -129,11 +139,12 @@ impl TestPier {
         clock: ManualClock,
         o: Opts,
         tweak: impl FnOnce(&mut Config),
+        instances: usize,
     ) -> Self {
         let pier = start_pier(&db.url, dir.path(), &clock, &o, tweak).await;
         let base = pier.base_url();
         let mut others = Vec::new();
-        for _ in 1..instances() {
+        for _ in 1..instances {
             // The same configuration (as the first one's tweak left it) on another port.
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let mut cfg = pier.engine.cfg.clone();
@@ -170,11 +181,23 @@ impl TestPier {
             _db,
             ..
         } = self;
+        let n = 1 + others.len();
         pier.shutdown().await;
         for p in others {
             p.shutdown().await;
         }
-        Self::start_on(_dir, _db, clock, o, tweak).await
+        Self::start_on(_dir, _db, clock, o, tweak, n).await
+    }
+
+    /// `path` on the first instance (`pier`), for a request that must reach the instance a test
+    /// manipulates directly (its store, its clock-driven jobs).
+    pub fn first_url(&self, path: &str) -> String {
+        format!("{}{}", self.bases[0], path)
+    }
+
+    /// `path` on every instance: what a URL one of them built may start with.
+    pub fn urls(&self, path: &str) -> Vec<String> {
+        self.bases.iter().map(|b| format!("{b}{path}")).collect()
     }
 
     pub fn url(&self, path: &str) -> String {

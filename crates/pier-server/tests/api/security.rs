@@ -346,7 +346,9 @@ async fn expired_forged_and_malformed_tokens_get_401() {
 
 #[tokio::test]
 async fn get_token_guessing_is_limited_per_client_address_across_keys() {
-    let t = TestPier::start().await;
+    // One instance: the getToken failure limiter is per instance (docs/ARCHITECTURE.md, "Several
+    // instances on one PostgreSQL": N instances allow N × the bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |_| {}).await;
     // Many different (unknown) keys from one address: the address gets limited.
     let mut statuses = Vec::new();
     for i in 0..25 {

@@ -48,7 +48,9 @@ async fn fail_25(t: &TestPier, c: &reqwest::Client, xff: Option<&str>) -> u16 {
 
 #[tokio::test]
 async fn wrong_secrets_from_one_address_do_not_lock_the_merchant_out() {
-    let t = TestPier::start().await;
+    // One instance: the getToken failure limiter is per instance (docs/ARCHITECTURE.md, "Several
+    // instances on one PostgreSQL": N instances allow N × the bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |_| {}).await;
     let attacker = client_from("127.0.0.2");
     assert_eq!(
         fail_25(&t, &attacker, None).await,
@@ -67,7 +69,9 @@ async fn wrong_secrets_from_one_address_do_not_lock_the_merchant_out() {
 
 #[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() {
-    let t = TestPier::start_cfg(Opts::default(), |c| {
+    // One instance: the getToken failure limiter is per instance (docs/ARCHITECTURE.md, "Several
+    // instances on one PostgreSQL": N instances allow N × the bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |c| {
         c.trusted_proxies = vec![pier_server::edge::parse_cidr("127.0.0.2/32").unwrap()];
     })
     .await;
@@ -101,7 +105,9 @@ async fn x_forwarded_for_is_believed_only_from_a_trusted_proxy() {
 
 #[tokio::test]
 async fn failures_per_address_are_still_limited_across_keys_and_expire() {
-    let t = TestPier::start().await;
+    // One instance: the getToken failure limiter is per instance (docs/ARCHITECTURE.md, "Several
+    // instances on one PostgreSQL": N instances allow N × the bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |_| {}).await;
     let c = client_from("127.0.0.4");
     let mut statuses = Vec::new();
     for i in 0..25 {
@@ -142,7 +148,10 @@ async fn prepare_from(t: &TestPier, c: &reqwest::Client, merchant_uid: &str) -> 
 
 #[tokio::test]
 async fn prepare_flood_is_answered_429_while_other_addresses_get_through() {
-    let t = TestPier::start_cfg(Opts::default(), |c| {
+    // One instance: the prepare limiter (per address and per merchant) is per instance
+    // (docs/ARCHITECTURE.md, "Several instances on one PostgreSQL": N instances allow N × the
+    // bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |c| {
         c.prepare_per_addr_per_sec = 1;
         c.prepare_per_addr_burst = 5;
     })
@@ -177,7 +186,10 @@ async fn prepare_flood_is_answered_429_while_other_addresses_get_through() {
 
 #[tokio::test]
 async fn prepare_is_limited_per_merchant_across_addresses() {
-    let t = TestPier::start_cfg(Opts::default(), |c| {
+    // One instance: the prepare limiter (per address and per merchant) is per instance
+    // (docs/ARCHITECTURE.md, "Several instances on one PostgreSQL": N instances allow N × the
+    // bound), and this asserts the bound.
+    let t = TestPier::start_one_cfg(Opts::default(), |c| {
         c.prepare_per_merchant_per_sec = 1;
         c.prepare_per_merchant_burst = 3;
     })

@@ -336,7 +336,10 @@ async fn confirm_url_shows_the_merchants_reason_but_never_a_failed_targets_text(
 
 #[tokio::test]
 async fn one_merchants_hanging_target_does_not_stall_another_merchants_webhooks() {
-    let t = TestPier::start_cfg(Opts::default(), |c| {
+    // One instance: the per-merchant webhook share is per dispatcher (docs/ARCHITECTURE.md,
+    // "Several instances on one PostgreSQL": N instances hold N × the share), and this asserts
+    // that A holds exactly its share of one dispatcher's slots.
+    let t = TestPier::start_one_cfg(Opts::default(), |c| {
         crate::webhooks::fast_jobs(c);
         // Far longer than the test: A's requests hang until released.
         c.webhook_timeout = Duration::from_secs(60);

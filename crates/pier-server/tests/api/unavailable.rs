@@ -28,7 +28,8 @@ async fn writer_stopped_during_the_pg_call_is_unavailable_and_retryable() {
         "expiry": "2030-12", "birth": "880101", "pwd_2digit": "12", "pg": "jtnet.simmid"});
     let send = |key: &'static str| {
         t.http
-            .post(t.url("/subscribe/payments/onetime"))
+            // The instance whose writer this test stops (another one's writer keeps working).
+            .post(t.first_url("/subscribe/payments/onetime"))
             .header("Authorization", &tok)
             .header("Idempotency-Key", key)
             .json(&body)
