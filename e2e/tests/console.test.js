@@ -201,8 +201,8 @@ describe('Pier merchant console', () => {
       const me = page.locator('[data-testid="console-operator-row"][data-email="admin@shop.example"]');
       await me.locator(tid('console-operator-role')).selectOption('viewer');
       await me.locator(tid('console-operator-save')).click();
-      await page.locator(tid('console-message')).waitFor();
-      await page.locator(tid('console-nav-audit')).click();
+      assert.match(await page.locator(tid('console-message')).textContent(), /last enabled admin/);
+      await page.goto(`${pier.base}/console/audit`);
       const audit = await page.locator(tid('console-audit')).textContent();
       for (const what of ['webhook.settings', 'webhook.rotate_secret', 'operator.create', 'operator.update']) {
         assert.ok(audit.includes(what), what);
