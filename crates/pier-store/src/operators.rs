@@ -47,6 +47,8 @@ pub struct AuditEntry {
 pub struct ConsoleFilter {
     pub status: Option<String>,
     pub pay_method: Option<String>,
+    /// The PG channel: `pg_provider`, or `pg_provider.pg_id` (i'mport's `pg` syntax).
+    pub pg: Option<String>,
     /// `started_at >= from`
     pub from: Option<i64>,
     /// `started_at < to`
@@ -175,6 +177,18 @@ fn console_where(f: &ConsoleFilter) -> (String, String, Vec<Bind>) {
     if let Some(m) = &f.pay_method {
         let n = next(&mut binds, Bind::S(m.clone()));
         sql.push_str(&format!(" AND pay_method = ${n}"));
+    }
+    if let Some(pg) = &f.pg {
+        let (provider, id) = match pg.split_once('.') {
+            Some((p, i)) => (p, Some(i)),
+            None => (pg.as_str(), None),
+        };
+        let n = next(&mut binds, Bind::S(provider.to_owned()));
+        sql.push_str(&format!(" AND pg_provider = ${n}"));
+        if let Some(id) = id {
+            let n = next(&mut binds, Bind::S(id.to_owned()));
+            sql.push_str(&format!(" AND pg_id = ${n}"));
+        }
     }
     if let Some(from) = f.from {
         let n = next(&mut binds, Bind::I(from));

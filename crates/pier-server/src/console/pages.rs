@@ -405,6 +405,7 @@ fn row(p: &Payment) -> Row {
 pub struct Filters {
     pub status: String,
     pub pay_method: String,
+    pub pg: String,
     pub from: String,
     pub to: String,
     pub q: String,
@@ -419,6 +420,7 @@ fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
     let shown = Filters {
         status: get("status"),
         pay_method: get("pay_method"),
+        pg: get("pg"),
         from: get("from"),
         to: get("to"),
         q: get("q"),
@@ -438,6 +440,12 @@ fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
             return Err(Error::Invalid("pay_method is too long".into()));
         }
         f.pay_method = Some(shown.pay_method.clone());
+    }
+    if !shown.pg.is_empty() {
+        if shown.pg.chars().count() > MAX_FILTER_CHARS {
+            return Err(Error::Invalid("pg is too long".into()));
+        }
+        f.pg = Some(shown.pg.clone());
     }
     let day = |s: &str| {
         kst_day_start(s).ok_or_else(|| {
@@ -498,9 +506,10 @@ pub async fn payments(
         Err(e) => return error_page(&e),
     };
     let keep = format!(
-        "status={}&pay_method={}&from={}&to={}&q={}",
+        "status={}&pay_method={}&pg={}&from={}&to={}&q={}",
         enc(&shown.status),
         enc(&shown.pay_method),
+        enc(&shown.pg),
         enc(&shown.from),
         enc(&shown.to),
         enc(&shown.q)

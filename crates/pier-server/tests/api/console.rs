@@ -593,6 +593,10 @@ async fn console_payments_filter_and_page_newest_first() {
         ("q=page-7", 1),
         ("from=2025-12-01&to=2025-12-31", 0),
         ("from=2026-01-01&to=2026-01-01", 50),
+        ("pg=jtnet", 50),
+        ("pg=jtnet.jtnet_demo", 50),
+        ("pg=jtnet.other_mid", 0),
+        ("pg=kcp", 0),
     ] {
         let p = c.get(&format!("/console/payments?{q}")).await;
         assert_eq!(p.status, 200, "{q}: {}", p.body);
