@@ -1,6 +1,6 @@
 // Takes the console's documentation screenshots (docs/console.md): sign-in, dashboard, payments,
-// a payment's detail, the refund confirmation, webhooks, settings, the audit log, and the
-// payments list on a phone.
+// a payment's detail, the refund confirmation, billing keys, a key with its schedules and the
+// delete confirmation, webhooks, settings, the audit log, and the payments list on a phone.
 //   node console-screenshots.js   (needs target/debug/pier or PIER_BIN, and /usr/bin/chromium)
 'use strict';
 
@@ -42,6 +42,18 @@ async function pay(base, amount, card, buyer, name) {
       first = first || p;
     }
     await pay(pier.base, 30000, CARD_DECLINE, '정하늘', '키보드');
+    const at = Math.floor(Date.now() / 1000) + 86400;
+    for (const [cust, name] of [['cust-hong', '홍길동'], ['cust-kim', '김영희'], ['cust-lee', '이철수']]) {
+      await rest(pier.base, 'POST', `/subscribe/customers/${cust}`, {
+        card_number: CARD_OK, expiry: '2030-12', birth: '880101', pwd_2digit: '12', customer_name: name,
+      });
+    }
+    await rest(pier.base, 'POST', '/subscribe/payments/schedule', {
+      customer_uid: 'cust-hong',
+      schedules: [1, 2, 3].map((m) => ({
+        merchant_uid: `sub-hong-${m}`, schedule_at: at + (m - 1) * 30 * 86400, amount: 9900, name: '월 구독',
+      })),
+    });
     await withBrowser(async (page) => {
       const shot = (name) => page.screenshot({ path: path.join(OUT, `console-${name}.png`), fullPage: true });
       await page.goto(`${pier.base}/console/login`);
@@ -62,6 +74,12 @@ async function pay(base, amount, card, buyer, name) {
       await page.locator(tid('console-cancel-row')).waitFor();
       await shot('payment');
       await new Promise((r) => setTimeout(r, 1500));
+      await page.locator(tid('console-nav-billing')).click();
+      await shot('billing');
+      await page.goto(`${pier.base}/console/billing/cust-hong`);
+      await shot('billing-key');
+      await page.locator(tid('console-billing-delete')).click();
+      await shot('billing-delete');
       await page.locator(tid('console-nav-webhooks')).click();
       await shot('webhooks');
       await page.locator(tid('console-nav-settings')).click();

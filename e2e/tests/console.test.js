@@ -135,6 +135,81 @@ describe('Pier merchant console', () => {
     });
   });
 
+  it('billing keys: open a key, unschedule one, delete the key after the warning', T, async () => {
+    const cust = uid('bk');
+    let r = await rest(pier.base, 'POST', `/subscribe/customers/${cust}`, {
+      card_number: CARD_OK, expiry: '2030-12', birth: '880101', pwd_2digit: '12', customer_name: '김빌링',
+    });
+    assert.equal(r.body.code, 0, JSON.stringify(r.body));
+    const at = Math.floor(Date.now() / 1000) + 86400;
+    const [s1, s2] = [uid('sch'), uid('sch')];
+    r = await rest(pier.base, 'POST', '/subscribe/payments/schedule', {
+      customer_uid: cust,
+      schedules: [{ merchant_uid: s1, schedule_at: at, amount: 9900, name: '월 구독' },
+        { merchant_uid: s2, schedule_at: at + 60, amount: 9900, name: '월 구독' }],
+    });
+    assert.equal(r.body.code, 0, JSON.stringify(r.body));
+    await withBrowser(async (page) => {
+      await signIn(page, pier.base, 'admin@shop.example');
+      await page.locator(tid('console-nav-billing')).click();
+      const row = page.locator(tid(`console-billing-row-${cust}`));
+      assert.match(await row.textContent(), /\*\*\*\* \d{4}/);
+      await row.locator('td').first().click();
+      await page.locator(tid('console-billing-key')).waitFor();
+      assert.equal(await page.locator(tid('console-billing-scheduled')).textContent(), '2');
+      await page.locator(tid(`console-schedule-row-${s1}`)).locator(tid('console-unschedule')).click();
+      await page.waitForURL(/unscheduled=1/);
+      r = await rest(pier.base, 'GET', `/subscribe/payments/schedule/${s1}`);
+      assert.equal(r.body.response.schedule_status, 'revoked');
+      await page.locator(tid('console-billing-delete')).click();
+      assert.match(await page.locator(tid('console-billing-delete-warning')).textContent(), /1건/);
+      await page.locator(tid('console-billing-delete-confirm')).click();
+      await page.waitForURL(/deleted=1/);
+      r = await rest(pier.base, 'GET', `/subscribe/customers/${cust}`);
+      assert.equal(r.body.code, 1, 'the key is gone through REST');
+      r = await rest(pier.base, 'GET', `/subscribe/payments/schedule/${s2}`);
+      assert.equal(r.body.response.schedule_status, 'revoked');
+    });
+  });
+
+  it('webhook target, operators and the default channel from the settings pages', T, async () => {
+    await withBrowser(async (page) => {
+      await signIn(page, pier.base, 'admin@shop.example');
+      await page.locator(tid('console-nav-webhooks')).click();
+      await page.locator(tid('console-webhook-url')).fill(`${shop.base}/hook2`);
+      await page.locator(tid('console-webhook-format')).selectOption('form');
+      await page.locator(tid('console-webhook-save')).click();
+      await page.waitForURL(/saved=1/);
+      assert.equal(await page.locator(tid('console-webhook-url')).inputValue(), `${shop.base}/hook2`);
+      await page.locator(tid('console-webhook-rotate')).click();
+      await page.locator(tid('console-confirm')).click();
+      assert.match(await page.locator(tid('console-secret')).textContent(), /^whsec_/);
+
+      await page.locator(tid('console-nav-settings')).click();
+      assert.equal(await page.locator(tid('console-channel-default')).count(), 1);
+      await page.locator(tid('console-operator-email')).fill('new.ops@shop.example');
+      await page.locator(tid('console-operator-new-role')).selectOption('operator');
+      await page.locator(tid('console-operator-password')).fill(PASSWORD);
+      await page.locator(tid('console-operator-create')).click();
+      await page.waitForURL(/saved=1/);
+      const op = page.locator('[data-testid="console-operator-row"][data-email="new.ops@shop.example"]');
+      assert.equal(await op.locator(tid('console-operator-role')).inputValue(), 'operator');
+      await op.locator(tid('console-operator-disabled')).check();
+      await op.locator(tid('console-operator-save')).click();
+      await page.waitForURL(/saved=1/);
+      // The last admin cannot demote itself.
+      const me = page.locator('[data-testid="console-operator-row"][data-email="admin@shop.example"]');
+      await me.locator(tid('console-operator-role')).selectOption('viewer');
+      await me.locator(tid('console-operator-save')).click();
+      assert.match(await page.locator(tid('console-message')).textContent(), /last enabled admin/);
+      await page.goto(`${pier.base}/console/audit`);
+      const audit = await page.locator(tid('console-audit')).textContent();
+      for (const what of ['webhook.settings', 'webhook.rotate_secret', 'operator.create', 'operator.update']) {
+        assert.ok(audit.includes(what), what);
+      }
+    });
+  });
+
   it('a viewer reads but has no refund form', T, async () => {
     await withBrowser(async (page) => {
       await signIn(page, pier.base, 'viewer@shop.example');
@@ -145,6 +220,30 @@ describe('Pier merchant console', () => {
       await page.locator(tid('console-nav-settings')).click();
       assert.equal(await page.locator(tid('console-settings-save')).count(), 0);
       assert.equal(await page.locator(tid('console-allowed-origins')).isDisabled(), true);
+    });
+  });
+
+  // Last: after it the demo secret the other tests use for REST no longer works.
+  it('rotating imp_secret shows it once; the old secret stops working for getToken', T, async () => {
+    await withBrowser(async (page) => {
+      await signIn(page, pier.base, 'admin@shop.example');
+      await page.locator(tid('console-nav-settings')).click();
+      await page.locator(tid('console-rotate-secret')).click();
+      await page.locator(tid('console-confirm')).click();
+      const secret = (await page.locator(tid('console-secret')).textContent()).trim();
+      const getToken = async (s) => {
+        const r = await fetch(`${pier.base}/users/getToken`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ imp_key: DEMO.key, imp_secret: s }),
+        });
+        return r.status;
+      };
+      assert.equal(await getToken(DEMO.secret), 401);
+      assert.equal(await getToken(secret), 200);
+      await page.goto(`${pier.base}/console/settings`);
+      assert.equal(await page.locator(tid('console-secret')).count(), 0, 'not shown again');
+      assert.ok(!(await page.content()).includes(secret));
     });
   });
 });

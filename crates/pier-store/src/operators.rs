@@ -5,8 +5,9 @@
 //! merchants.
 
 use crate::connect::{PgStore, SqliteStore};
+use crate::customers::{customer_from_row, CUSTOMER_COLS};
 use crate::error::{on_conflict, StoreResult};
-use crate::models::Payment;
+use crate::models::{Customer, Payment};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct AuditEntry {
 pub struct ConsoleFilter {
     pub status: Option<String>,
     pub pay_method: Option<String>,
+    /// The PG channel: `pg_provider`, or `pg_provider.pg_id` (i'mport's `pg` syntax).
+    pub pg: Option<String>,
     /// `started_at >= from`
     pub from: Option<i64>,
     /// `started_at < to`
@@ -112,13 +115,35 @@ pub trait ConsoleStore: Send + Sync {
         until: i64,
         offset_secs: i64,
     ) -> StoreResult<Vec<DayTotals>>;
-    /// The most frequent failure reasons of payments started at or after `since`.
+    /// The most frequent failure reasons of payments started in `[since, until)`.
     async fn top_failures(
         &self,
         merchant_id: &str,
         since: i64,
+        until: i64,
         limit: i64,
     ) -> StoreResult<Vec<(String, i64)>>;
+    /// The merchant's billing keys in customer_uid order, those after `after` (keyset on the
+    /// primary key, so a page is an index range however many keys there are).
+    async fn console_customers(
+        &self,
+        merchant_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Customer>>;
+    /// Sets an operator's role and disabled flag. Guard: the change is made only if the
+    /// merchant still has an enabled admin afterwards (the operator itself staying one, or
+    /// another); `false` when it would not, or there is no such operator.
+    async fn set_operator(
+        &self,
+        merchant_id: &str,
+        id: &str,
+        role: &str,
+        disabled: bool,
+    ) -> StoreResult<bool>;
+    /// Makes `channel_id` the merchant's only default channel in one statement; `false` when
+    /// the merchant has no such channel (nothing changes).
+    async fn set_default_channel(&self, merchant_id: &str, channel_id: &str) -> StoreResult<bool>;
 }
 
 const OPERATOR_COLS: &str = "id, merchant_id, email, role, password_hash, disabled, created_at";
@@ -152,6 +177,18 @@ fn console_where(f: &ConsoleFilter) -> (String, String, Vec<Bind>) {
     if let Some(m) = &f.pay_method {
         let n = next(&mut binds, Bind::S(m.clone()));
         sql.push_str(&format!(" AND pay_method = ${n}"));
+    }
+    if let Some(pg) = &f.pg {
+        let (provider, id) = match pg.split_once('.') {
+            Some((p, i)) => (p, Some(i)),
+            None => (pg.as_str(), None),
+        };
+        let n = next(&mut binds, Bind::S(provider.to_owned()));
+        sql.push_str(&format!(" AND pg_provider = ${n}"));
+        if let Some(id) = id {
+            let n = next(&mut binds, Bind::S(id.to_owned()));
+            sql.push_str(&format!(" AND pg_id = ${n}"));
+        }
     }
     if let Some(from) = f.from {
         let n = next(&mut binds, Bind::I(from));
@@ -446,21 +483,80 @@ macro_rules! impl_console_store {
                     Ok(out)
                 }
 
+                async fn console_customers(
+                    &self,
+                    merchant_id: &str,
+                    after: Option<&str>,
+                    limit: i64,
+                ) -> StoreResult<Vec<Customer>> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {CUSTOMER_COLS} FROM customers WHERE merchant_id = $1 \
+                         AND customer_uid > $2 ORDER BY customer_uid LIMIT $3"
+                    ))
+                    .bind(merchant_id)
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        out.push(customer_from_row!(r, try_get));
+                    }
+                    Ok(out)
+                }
+
+                async fn set_operator(
+                    &self,
+                    merchant_id: &str,
+                    id: &str,
+                    role: &str,
+                    disabled: bool,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE operators SET role = $3, disabled = $4 \
+                         WHERE merchant_id = $1 AND id = $2 \
+                         AND (($3 = 'admin' AND $4 = FALSE) OR EXISTS (SELECT 1 FROM operators o \
+                              WHERE o.merchant_id = $1 AND o.id <> $2 AND o.role = 'admin' \
+                              AND o.disabled = FALSE))",
+                    )
+                    .bind(merchant_id)
+                    .bind(id)
+                    .bind(role)
+                    .bind(disabled)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn set_default_channel(&self, merchant_id: &str, channel_id: &str) -> StoreResult<bool> {
+                    let done = sqlx::query(
+                        "UPDATE channels SET is_default = (id = $2) WHERE merchant_id = $1 \
+                         AND EXISTS (SELECT 1 FROM channels c WHERE c.merchant_id = $1 AND c.id = $2)",
+                    )
+                    .bind(merchant_id)
+                    .bind(channel_id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn top_failures(
                     &self,
                     merchant_id: &str,
                     since: i64,
+                    until: i64,
                     limit: i64,
                 ) -> StoreResult<Vec<(String, i64)>> {
                     let rows = sqlx::query(
                         "SELECT COALESCE(fail_reason, '') AS reason, CAST(COUNT(*) AS BIGINT) AS n \
-                         FROM payments WHERE merchant_id = $1 AND started_at >= $2 \
+                         FROM payments WHERE merchant_id = $1 AND started_at >= $2 AND started_at < $4 \
                          AND status = 'failed' GROUP BY COALESCE(fail_reason, '') \
                          ORDER BY n DESC, reason LIMIT $3",
                     )
                     .bind(merchant_id)
                     .bind(since)
                     .bind(limit)
+                    .bind(until)
                     .fetch_all(&self.pool)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());

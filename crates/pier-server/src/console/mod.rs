@@ -5,6 +5,8 @@
 //! This layer parses forms, checks the request's provenance (session cookie, CSRF token,
 //! `Origin` / `Sec-Fetch-Site`), calls one engine use case (engine/console.rs) and renders.
 
+mod admin;
+mod billing;
 mod pages;
 
 use crate::engine::console::Actor;
@@ -40,14 +42,41 @@ pub fn router() -> Router<AppState> {
         .route("/console/payments.csv", get(pages::payments_csv))
         .route("/console/payments/{imp_uid}", get(pages::payment))
         .route("/console/payments/{imp_uid}/refund", post(pages::refund))
-        .route("/console/billing", get(pages::billing))
+        .route("/console/billing", get(billing::billing))
+        .route("/console/billing/{customer_uid}", get(billing::key))
+        .route(
+            "/console/billing/{customer_uid}/delete",
+            post(billing::delete),
+        )
+        .route(
+            "/console/billing/{customer_uid}/unschedule",
+            post(billing::unschedule),
+        )
         .route("/console/webhooks", get(pages::webhooks))
+        .route("/console/webhooks/settings", post(admin::save_webhook))
+        .route(
+            "/console/webhooks/rotate-secret",
+            post(admin::rotate_webhook_secret),
+        )
         .route(
             "/console/webhooks/{event_id}/redeliver",
             post(pages::redeliver),
         )
         .route("/console/settings", get(pages::settings))
         .route("/console/settings/origins", post(pages::save_origins))
+        .route(
+            "/console/settings/rotate-secret",
+            post(admin::rotate_imp_secret),
+        )
+        .route(
+            "/console/settings/default-channel",
+            post(admin::default_channel),
+        )
+        .route("/console/settings/operators", post(admin::create_operator))
+        .route(
+            "/console/settings/operators/{id}",
+            post(admin::update_operator),
+        )
         .route("/console/audit", get(pages::audit))
         .route("/console/static/console.js", get(js))
         .route("/console/static/console.css", get(css))

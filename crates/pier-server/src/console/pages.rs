@@ -24,7 +24,7 @@ pub struct Layout {
     pub nav: &'static str,
 }
 
-async fn layout(state: &AppState, a: &Actor, nav: &'static str) -> Layout {
+pub(super) async fn layout(state: &AppState, a: &Actor, nav: &'static str) -> Layout {
     Layout {
         email: a.email.clone(),
         role: a.role.label(),
@@ -35,7 +35,7 @@ async fn layout(state: &AppState, a: &Actor, nav: &'static str) -> Layout {
     }
 }
 
-fn html(status: StatusCode, t: &impl Template) -> Response {
+pub(super) fn html(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(body) => (
             status,
@@ -79,7 +79,7 @@ pub fn error_page(e: &Error) -> Response {
     message_page(status, &e.to_string())
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -405,6 +405,7 @@ fn row(p: &Payment) -> Row {
 pub struct Filters {
     pub status: String,
     pub pay_method: String,
+    pub pg: String,
     pub from: String,
     pub to: String,
     pub q: String,
@@ -419,6 +420,7 @@ fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
     let shown = Filters {
         status: get("status"),
         pay_method: get("pay_method"),
+        pg: get("pg"),
         from: get("from"),
         to: get("to"),
         q: get("q"),
@@ -438,6 +440,12 @@ fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
             return Err(Error::Invalid("pay_method is too long".into()));
         }
         f.pay_method = Some(shown.pay_method.clone());
+    }
+    if !shown.pg.is_empty() {
+        if shown.pg.chars().count() > MAX_FILTER_CHARS {
+            return Err(Error::Invalid("pg is too long".into()));
+        }
+        f.pg = Some(shown.pg.clone());
     }
     let day = |s: &str| {
         kst_day_start(s).ok_or_else(|| {
@@ -465,7 +473,7 @@ fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
     Ok((shown, f))
 }
 
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -498,9 +506,10 @@ pub async fn payments(
         Err(e) => return error_page(&e),
     };
     let keep = format!(
-        "status={}&pay_method={}&from={}&to={}&q={}",
+        "status={}&pay_method={}&pg={}&from={}&to={}&q={}",
         enc(&shown.status),
         enc(&shown.pay_method),
+        enc(&shown.pg),
         enc(&shown.from),
         enc(&shown.to),
         enc(&shown.q)
@@ -841,8 +850,10 @@ struct WebhooksPage {
     layout: Layout,
     webhook_url: String,
     webhook_format: String,
+    has_secret: bool,
     rows: Vec<DeliveryRow>,
     can_redeliver: bool,
+    is_admin: bool,
     flash: Option<&'static str>,
 }
 
@@ -862,12 +873,17 @@ pub async fn webhooks(
         };
     let page = WebhooksPage {
         layout: layout(&state, &a, "webhooks").await,
-        webhook_url: m.webhook_url.unwrap_or_else(|| "(없음)".into()),
+        webhook_url: m.webhook_url.unwrap_or_default(),
         webhook_format: m.webhook_format,
+        has_secret: m.webhook_secret.is_some(),
         rows: rows.iter().map(delivery_row).collect(),
         can_redeliver: a.role.can_operate(),
-        flash: (query.as_deref() == Some("redelivered=1"))
-            .then_some("재전송을 예약했습니다. (redelivery queued)"),
+        is_admin: a.role.can_admin(),
+        flash: match query.as_deref() {
+            Some("redelivered=1") => Some("재전송을 예약했습니다. (redelivery queued)"),
+            Some("saved=1") => Some("저장했습니다. (saved)"),
+            _ => None,
+        },
     };
     html(StatusCode::OK, &page)
 }
@@ -892,9 +908,18 @@ pub async fn redeliver(
 // ---- settings, billing, audit ----
 
 pub struct OperatorRow {
+    pub id: String,
     pub email: String,
     pub role: String,
+    pub disabled: bool,
     pub created: String,
+}
+
+pub struct ChannelRow {
+    pub id: String,
+    pub pg: String,
+    pub sandbox: bool,
+    pub is_default: bool,
 }
 
 #[derive(Template)]
@@ -905,7 +930,9 @@ struct SettingsPage {
     imp_key: String,
     origins: String,
     is_admin: bool,
+    channels: Vec<ChannelRow>,
     operators: Vec<OperatorRow>,
+    roles: [&'static str; 3],
     flash: Option<&'static str>,
 }
 
@@ -918,10 +945,11 @@ pub async fn settings(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let m = match state.console_merchant(&a).await {
-        Ok(m) => m,
-        Err(e) => return error_page(&e),
-    };
+    let (m, channels) =
+        match tokio::try_join!(state.console_merchant(&a), state.console_channels(&a)) {
+            Ok(x) => x,
+            Err(e) => return error_page(&e),
+        };
     let operators = if a.role.can_admin() {
         match state.console_operators(&a).await {
             Ok(o) => o,
@@ -939,14 +967,26 @@ pub async fn settings(
         imp_key: m.imp_key,
         origins,
         is_admin: a.role.can_admin(),
+        channels: channels
+            .into_iter()
+            .map(|c| ChannelRow {
+                pg: format!("{}.{}", c.pg_provider, c.mid),
+                id: c.id,
+                sandbox: c.sandbox,
+                is_default: c.is_default,
+            })
+            .collect(),
         operators: operators
             .into_iter()
             .map(|o| OperatorRow {
+                id: o.id,
                 email: o.email,
                 role: o.role,
+                disabled: o.disabled,
                 created: kst_time(o.created_at),
             })
             .collect(),
+        roles: ["admin", "operator", "viewer"],
         flash: (query.as_deref() == Some("saved=1")).then_some("저장했습니다. (saved)"),
     };
     html(StatusCode::OK, &page)
@@ -969,23 +1009,6 @@ pub async fn save_origins(
         Ok(_) => see_other("/console/settings?saved=1"),
         Err(e) => error_page(&e),
     }
-}
-
-#[derive(Template)]
-#[template(path = "console/billing.html")]
-struct BillingPage {
-    layout: Layout,
-}
-
-pub async fn billing(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let a = match actor(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let page = BillingPage {
-        layout: layout(&state, &a, "billing").await,
-    };
-    html(StatusCode::OK, &page)
 }
 
 pub struct AuditRow {

@@ -316,6 +316,19 @@ impl Engine {
         url: Option<String>,
         format: &str,
     ) -> Result<String> {
+        let m = self.write_webhook(merchant_id, url, format, true).await?;
+        Ok(m.webhook_secret.unwrap_or_default())
+    }
+
+    /// Sets the webhook URL and format (one validation for the CLI, REST and the console);
+    /// the signing secret is replaced when `rotate` or when there is none yet.
+    pub(crate) async fn write_webhook(
+        &self,
+        merchant_id: &str,
+        url: Option<String>,
+        format: &str,
+        rotate: bool,
+    ) -> Result<Merchant> {
         if !matches!(format, "json" | "form") {
             return Err(Error::Invalid("format must be json or form".into()));
         }
@@ -327,12 +340,13 @@ impl Engine {
             .get_merchant(merchant_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no merchant {merchant_id}")))?;
-        let secret = new_secret();
+        if rotate || m.webhook_secret.is_none() {
+            m.webhook_secret = Some(new_secret());
+        }
         m.webhook_url = url;
         m.webhook_format = format.to_owned();
-        m.webhook_secret = Some(secret.clone());
         self.store.update_merchant(&m).await?;
-        Ok(secret)
+        Ok(m)
     }
 
     pub async fn webhook_deliveries(

@@ -4,24 +4,24 @@
 use crate::common::*;
 use pier_server::engine::console::{MSG_SIGN_IN_FAILED, MSG_SIGN_IN_LIMITED};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A browser-like client of the console: keeps the cookies it is given, never follows
 /// redirects (each hop is checked).
-struct Console {
+pub(crate) struct Console {
     base: String,
     http: reqwest::Client,
     cookies: Vec<(String, String)>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
+pub(crate) struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
 }
 
 impl Console {
-    fn new(t: &TestPier) -> Self {
+    pub fn new(t: &TestPier) -> Self {
         Self {
             base: t.pier.base_url(),
             http: no_redirects(),
@@ -69,13 +69,13 @@ impl Console {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub async fn get(&mut self, path: &str) -> Page {
         let rb = self.http.get(format!("{}{path}", self.base));
         self.run(rb).await
     }
 
     /// A same-origin form post, as a browser sends it.
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let rb = self
             .http
             .post(format!("{}{path}", self.base))
@@ -85,7 +85,7 @@ impl Console {
         self.run(rb).await
     }
 
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let login = self.get("/console/login").await;
         assert_eq!(login.status, 200);
         let csrf = hidden(&login.body, "csrf");
@@ -97,14 +97,14 @@ impl Console {
     }
 
     /// The CSRF token of the signed-in session (from a page's logout form).
-    async fn csrf(&mut self) -> String {
+    pub async fn csrf(&mut self) -> String {
         let p = self.get("/console/dashboard").await;
         assert_eq!(p.status, 200, "{}", p.body);
         hidden(&p.body, "csrf")
     }
 }
 
-async fn operator(t: &TestPier, merchant: &str, email: &str, role: &str) -> Console {
+pub(crate) async fn operator(t: &TestPier, merchant: &str, email: &str, role: &str) -> Console {
     t.pier
         .engine
         .create_operator(merchant, email, role, PASSWORD)
@@ -593,6 +593,10 @@ async fn console_payments_filter_and_page_newest_first() {
         ("q=page-7", 1),
         ("from=2025-12-01&to=2025-12-31", 0),
         ("from=2026-01-01&to=2026-01-01", 50),
+        ("pg=jtnet", 50),
+        ("pg=jtnet.jtnet_demo", 50),
+        ("pg=jtnet.other_mid", 0),
+        ("pg=kcp", 0),
     ] {
         let p = c.get(&format!("/console/payments?{q}")).await;
         assert_eq!(p.status, 200, "{q}: {}", p.body);
@@ -652,6 +656,7 @@ async fn console_dashboard_counts_today_live_and_past_days() {
     let token = t.token().await;
     let mut c = operator(&t, DEMO_CODE, "ops@shop.example", "viewer").await;
     t.pay(&token, "dash-1", 1_100).await;
+    decline(&t, &token, "dash-f1").await;
     let d = c.get("/console/dashboard").await;
     assert_eq!(d.status, 200);
     assert!(d.body.contains("1,100원"), "{}", d.body);
@@ -675,4 +680,28 @@ async fn console_dashboard_counts_today_live_and_past_days() {
         d.body
     );
     assert_eq!(d.body.matches("<rect class=\"bar\"").count(), 30);
+    // Failure reasons: yesterday's (kept with the past days) and today's are added up.
+    let reason_row = |body: &str| {
+        body.split("<tr><td>")
+            .find(|r| r.contains("2112"))
+            .and_then(|r| r.split("</td><td>").nth(1))
+            .and_then(|n| n.split('<').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(reason_row(&d.body).as_deref(), Some("1"), "{}", d.body);
+    decline(&t, &t.token().await, "dash-f2").await;
+    let d = c.get("/console/dashboard").await;
+    assert_eq!(reason_row(&d.body).as_deref(), Some("2"), "{}", d.body);
+}
+
+/// A payment the test PG declines (its failure reason names code 2112).
+async fn decline(t: &TestPier, token: &str, merchant_uid: &str) {
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(token),
+            serde_json::json!({"merchant_uid": merchant_uid, "amount": 1000, "card_number": "5570-4200-0000-2112", "expiry": "2030-12", "birth": "880101", "pwd_2digit": "12", "name": "test order"}),
+        )
+        .await;
+    assert_eq!(b["response"]["status"], "failed", "{b}");
 }

@@ -6,6 +6,7 @@ mod certifications;
 mod checkout;
 mod common;
 mod console;
+mod console_admin;
 mod edge;
 mod escrows;
 mod holder;

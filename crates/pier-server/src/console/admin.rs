@@ -1,0 +1,210 @@
+//! Admin forms of the webhooks and settings pages: the webhook target and signing secret,
+//! imp_secret rotation, the default channel, operators (docs/console.md).
+//!
+//! A rotated secret is shown once, on the answer to the post that made it (never on a page a
+//! reload or the history can bring back: every console response is `no-store`).
+
+use super::pages::{enc, error_page, html, layout, see_other, Layout};
+use super::{post_actor, Form};
+use crate::engine::Error;
+use crate::http::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+#[derive(Template)]
+#[template(path = "console/secret.html")]
+struct SecretPage {
+    layout: Layout,
+    title: &'static str,
+    note: &'static str,
+    secret: String,
+    back: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    title: &'static str,
+    message: &'static str,
+    action: &'static str,
+    back: &'static str,
+}
+
+pub async fn save_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let url = form.get("url").unwrap_or("");
+    let format = form.get("format").unwrap_or("");
+    match state.console_set_webhook(&a, url, format).await {
+        Ok(None) => see_other("/console/webhooks?saved=1"),
+        // The merchant had no signing secret: the one just made is shown now, once.
+        Ok(Some(secret)) => html(
+            StatusCode::OK,
+            &SecretPage {
+                layout: layout(&state, &a, "webhooks").await,
+                title: "웹훅 서명 키",
+                note: "저장했습니다. 새 서명 키는 지금 한 번만 보입니다. (saved; the new signing secret is shown once)",
+                secret,
+                back: "/console/webhooks",
+            },
+        ),
+        Err(e) => error_page(&e),
+    }
+}
+
+/// Two steps: a confirmation (the merchant's verifier breaks until it has the new secret),
+/// then the rotation and the secret, once.
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !a.role.can_admin() {
+        return error_page(&Error::Unauthorized);
+    }
+    if form.get("confirm") != Some("1") {
+        return html(
+            StatusCode::OK,
+            &ConfirmPage {
+                layout: layout(&state, &a, "webhooks").await,
+                title: "웹훅 서명 키 재발급",
+                message: "새 서명 키로 바꾸면 이후 웹훅은 새 키로 서명됩니다. 수신 서버의 검증 키를 바로 바꿔주세요. (webhooks are signed with the new secret from now on)",
+                action: "/console/webhooks/rotate-secret",
+                back: "/console/webhooks",
+            },
+        );
+    }
+    match state.console_rotate_webhook_secret(&a).await {
+        Ok(secret) => html(
+            StatusCode::OK,
+            &SecretPage {
+                layout: layout(&state, &a, "webhooks").await,
+                title: "웹훅 서명 키",
+                note: "새 서명 키는 지금 한 번만 보입니다. (shown once)",
+                secret,
+                back: "/console/webhooks",
+            },
+        ),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub async fn rotate_imp_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if !a.role.can_admin() {
+        return error_page(&Error::Unauthorized);
+    }
+    if form.get("confirm") != Some("1") {
+        return html(
+            StatusCode::OK,
+            &ConfirmPage {
+                layout: layout(&state, &a, "settings").await,
+                title: "REST API secret 재발급",
+                message: "지금의 imp_secret과 발급된 모든 액세스 토큰이 즉시 무효가 됩니다. 서버 설정을 새 값으로 바꿔야 결제 API가 다시 동작합니다. (the current imp_secret and every access token stop working at once)",
+                action: "/console/settings/rotate-secret",
+                back: "/console/settings",
+            },
+        );
+    }
+    match state.console_rotate_secret(&a).await {
+        Ok(secret) => html(
+            StatusCode::OK,
+            &SecretPage {
+                layout: layout(&state, &a, "settings").await,
+                title: "새 REST API secret (imp_secret)",
+                note: "새 imp_secret은 지금 한 번만 보입니다. 저장해두세요. (shown once)",
+                secret,
+                back: "/console/settings",
+            },
+        ),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub async fn default_channel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match state
+        .console_set_default_channel(&a, form.get("channel_id").unwrap_or(""))
+        .await
+    {
+        Ok(()) => see_other("/console/settings?saved=1"),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub async fn create_operator(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match state
+        .console_create_operator(
+            &a,
+            form.get("email").unwrap_or(""),
+            form.get("role").unwrap_or(""),
+            form.get("password").unwrap_or(""),
+        )
+        .await
+    {
+        Ok(_) => see_other("/console/settings?saved=1"),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub async fn update_operator(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let a = match post_actor(&state, &headers, &form).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let disabled = form.get("disabled") == Some("1");
+    match state
+        .console_set_operator(&a, &id, form.get("role").unwrap_or(""), disabled)
+        .await
+    {
+        Ok(o) => see_other(&format!("/console/settings?saved=1#op-{}", enc(&o.id))),
+        Err(e) => error_page(&e),
+    }
+}
