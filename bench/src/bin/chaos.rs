@@ -164,6 +164,10 @@ impl Pier {
         self.common(&mut cmd);
         // The chaos harness's webhook receiver is on loopback.
         cmd.env("PIER_WEBHOOK_ALLOW_PRIVATE", "true");
+        // `pier tosssim` never acts on a request after leaving it unanswered (a "timeout" fault
+        // neither processes nor answers it), so Toss's "not found" may be trusted after a few
+        // seconds here; the default (two minutes) would make the run wait that long per attempt.
+        cmd.env("PIER_TOSS_UNSEEN_ORDER_GRACE_SECS", "5");
         cmd.stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
         self.child = Some(cmd.spawn()?);

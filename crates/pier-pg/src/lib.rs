@@ -322,6 +322,14 @@ pub trait Pg: Send + Sync + 'static {
     async fn inquire(&self, mid: &Mid, order_id: &str) -> PgResult<Inquiry>;
     /// Void an approval whose response was lost. Idempotent; voiding an unknown order is Ok.
     async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()>;
+    /// How long after an attempt began this PG may still act on a request Pier gave up on, when
+    /// its `net_cancel` cannot void an order id it has not seen. Until then the reconciler does
+    /// not trust "not found": the request may still be on its way and would be approved for an
+    /// attempt Pier had failed. Zero (the default) where `net_cancel` voids unseen order ids, so
+    /// that a late request is refused when it arrives (the test PG, pgsim).
+    fn unseen_order_grace(&self) -> Duration {
+        Duration::ZERO
+    }
     async fn issue_vbank(&self, mid: &Mid, req: &VbankRequest) -> PgResult<VbankIssued>;
     /// Begin the window flow: where does the buyer's browser go?
     async fn begin_auth(&self, mid: &Mid, req: &AuthBegin) -> PgResult<AuthSession>;

@@ -119,6 +119,26 @@ pub struct Connector {
     /// Where Toss's browser SDK is loaded from (`{sdk_base}/v1/payment`): Toss's script host for
     /// the live API base, else the API base itself (the simulator serves both).
     pub(super) sdk_base: String,
+    /// `Pg::unseen_order_grace`: `UNSEEN_ORDER_GRACE`, or `PIER_TOSS_UNSEEN_ORDER_GRACE_SECS`.
+    unseen_order_grace: Duration,
+}
+
+/// How long after an attempt began a Toss "not found" is trusted. Toss has no void for an order
+/// id it has not seen, so a charge request that reaches Toss after the reconciler's inquiry would
+/// still be approved. Pier stops sending at its deadline (5 s by default); no Toss page read here
+/// says how long Toss may take to act on a request it received, so the grace is generous: 24
+/// deadlines, and twice the 60 s after which HTTP front ends commonly abandon a request they have
+/// not answered. The cost is only that a buyer's merchant_uid stays "in progress" that long after
+/// an answer lost before Toss saw the request.
+pub const UNSEEN_ORDER_GRACE: Duration = Duration::from_secs(120);
+
+/// The grace from `PIER_TOSS_UNSEEN_ORDER_GRACE_SECS` (whole seconds), else the default. The
+/// chaos harness shortens it: its simulator never acts on a request after the deadline.
+fn unseen_order_grace_from_env() -> Duration {
+    std::env::var("PIER_TOSS_UNSEEN_ORDER_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(UNSEEN_ORDER_GRACE, Duration::from_secs)
 }
 
 impl fmt::Debug for Connector {
@@ -180,6 +200,7 @@ impl Connector {
             deadline: config.deadline,
             client_key: None,
             sdk_base,
+            unseen_order_grace: unseen_order_grace_from_env(),
         })
     }
 
@@ -753,6 +774,10 @@ impl Pg for Connector {
         self.inquire_order(order_id).await
     }
 
+    fn unseen_order_grace(&self) -> Duration {
+        self.unseen_order_grace
+    }
+
     /// Toss has no separate void: look the order up and cancel what is left of it, under an
     /// idempotency key of its own so that repeated net-cancels are one cancel.
     async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()> {
@@ -760,7 +785,13 @@ impl Pg for Connector {
         let Some(p) = self.payment_by_order(order_id).await? else {
             return Ok(());
         };
-        if !matches!(p.status.as_str(), "DONE" | "PARTIAL_CANCELED") || p.balance_amount <= 0 {
+        // WAITING_FOR_DEPOSIT: a virtual account issued for an attempt Pier fails must be closed,
+        // or a buyer could still pay into it.
+        if !matches!(
+            p.status.as_str(),
+            "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT"
+        ) || p.balance_amount <= 0
+        {
             return Ok(());
         }
         let body = encode(&wire::CancelBody {

@@ -15,7 +15,9 @@ mod window;
 mod wire;
 
 pub use codes::{kftc_bank_of_toss, kftc_card_of_toss, toss_bank_of_kftc, toss_card_of_kftc};
-pub use connector::{idempotency_key, mask_card_number, Config, ConfigError, Connector};
+pub use connector::{
+    idempotency_key, mask_card_number, Config, ConfigError, Connector, UNSEEN_ORDER_GRACE,
+};
 pub use wire::{Payment, TossError};
 
 /// Toss's production API base.

@@ -715,16 +715,23 @@ impl Books {
         let Some(p) = self.payments.get_mut(payment_key) else {
             return not_found_payment();
         };
+        // An issued virtual account nobody has paid into yet is closed by a cancel, whole and
+        // without a refund account (nothing was deposited; community answer, source T): its
+        // status becomes CANCELED and a later deposit is refused.
+        let waiting = p.status == "WAITING_FOR_DEPOSIT";
         match p.status.as_str() {
-            "DONE" | "PARTIAL_CANCELED" => {}
+            "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT" => {}
             "CANCELED" => {
                 return Outcome::bad("ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다.")
             }
             _ => return Outcome::bad("NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."),
         }
+        if waiting && req.cancel_amount.is_some_and(|a| a != p.balance_amount) {
+            return Outcome::bad("NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.");
+        }
         // A paid virtual account is refunded by transfer to an account the merchant names
         // (cancel guide, source E; community answers, sources R and S): Toss refuses without one.
-        if p.method.as_deref() == Some("가상계좌") {
+        if p.method.as_deref() == Some("가상계좌") && !waiting {
             let Some(r) = &req.refund_receive_account else {
                 return Outcome::invalid("잘못된 요청입니다. (refundReceiveAccount)");
             };

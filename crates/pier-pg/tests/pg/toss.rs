@@ -489,6 +489,52 @@ async fn admin_faults_route_and_deposit() {
     );
 }
 
+/// A virtual account whose issuance answer was lost is "not found" to the reconciler (nothing paid
+/// yet); its net-cancel must close the account at Toss, or a buyer could pay into an account for
+/// an attempt Pier failed.
+#[tokio::test]
+async fn net_cancel_closes_an_issued_virtual_account() {
+    let rig = TossRig::start().await;
+    rig.quiet();
+    let http = reqwest::Client::new();
+    let o = order(25_000);
+    let due = chrono::Utc::now().timestamp() + 86_400;
+    rig.connector
+        .issue_vbank(
+            &mid(),
+            &pier_pg::VbankRequest {
+                order: o.clone(),
+                bank_code: "088".into(),
+                due_unix: due,
+                holder: Some("홍길동".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.connector.inquire(&mid(), &o.order_id).await.unwrap(),
+        Inquiry::NotFound,
+        "an account not paid into is no payment yet"
+    );
+    rig.connector.net_cancel(&mid(), &o.order_id).await.unwrap();
+    // Idempotent, like every net-cancel.
+    rig.connector.net_cancel(&mid(), &o.order_id).await.unwrap();
+    let after = rig.connector.inquire(&mid(), &o.order_id).await.unwrap();
+    assert!(matches!(after, Inquiry::Voided { .. }), "{after:?}");
+    let deposit = http
+        .put(format!(
+            "{}/admin/orders/{}/deposit",
+            rig.base(),
+            o.order_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(deposit.status(), 200, "a closed account takes no deposit");
+    let still = rig.connector.inquire(&mid(), &o.order_id).await.unwrap();
+    assert!(matches!(still, Inquiry::Voided { .. }), "{still:?}");
+}
+
 #[tokio::test]
 async fn window_needs_a_client_key_and_reads_tosss_returns() {
     let rig = TossRig::start().await;

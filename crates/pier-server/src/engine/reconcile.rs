@@ -203,6 +203,21 @@ impl Engine {
                 .await
             }
             Inquiry::NotFound => {
+                // At a PG that cannot void an order id it has not seen, "not found" means
+                // "not yet" until no request of this attempt can still arrive.
+                let grace = i64::try_from(pg.unseen_order_grace().as_secs()).unwrap_or(i64::MAX);
+                let age = self.now() - p.started_at;
+                if age < grace {
+                    return self
+                        .defer(
+                            p,
+                            &format!(
+                                "not found at a PG that cannot void an order id it has not seen: \
+                                 trusted {grace} s after the attempt began ({age} s so far)"
+                            ),
+                        )
+                        .await;
+                }
                 // Void the order id at the PG first, so a request still on its way cannot
                 // approve after we released the merchant_uid guard.
                 if let Err(e) = self.net_cancel(&pg, &mid, p).await {

@@ -349,6 +349,60 @@ async fn toss_billing_key_again_and_cancels() {
     );
 }
 
+/// Toss cannot void an order id it has not seen, so "not found" is trusted only once no request
+/// of the attempt can still arrive (`toss::UNSEEN_ORDER_GRACE` after it began); before that the
+/// reconciler looks again later and the attempt stays in progress.
+#[tokio::test]
+async fn toss_not_found_is_trusted_only_after_the_late_request_grace() {
+    let r = start().await;
+    let (t, tok) = (&r.t, r.tok.as_str());
+    // The request never reaches Toss's processing and no answer comes.
+    r.sim
+        .faults()
+        .set(Faults {
+            timeout_rate: 1.0,
+            hang_ms: 2_500,
+            ..Faults::default()
+        })
+        .unwrap();
+    let (s, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(tok),
+            keyed("toss-unseen-1", 15_000, CARD_SHINHAN, "tosspayments"),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (200, -1), "the outcome is unknown: {b}");
+    let m = b["message"].as_str().unwrap();
+    let start = m.find("imp_uid: ").expect("names the attempt") + "imp_uid: ".len();
+    let imp = m[start..].trim_end_matches(')').to_owned();
+    assert_eq!(r.sim.approved_charges(&imp), 0, "Toss saw nothing");
+    r.sim.faults().set(Faults::default()).unwrap();
+
+    // Toss says "not found", but inside the grace that may still mean "not yet".
+    t.clock.advance(FIRST_RECONCILE_DELAY_SECS);
+    t.pier.engine.reconcile_pass().await.unwrap();
+    let (_, b) = t.get(&format!("/payments/{imp}"), tok).await;
+    assert_eq!(b["response"]["status"], "ready", "not failed yet: {b}");
+
+    // Past the grace the attempt fails and its merchant_uid is free again.
+    let grace = pier_pg::toss::UNSEEN_ORDER_GRACE.as_secs() as i64;
+    t.clock.advance(grace + 60);
+    t.pier.engine.reconcile_pass().await.unwrap();
+    let (_, b) = t.get(&format!("/payments/{imp}"), tok).await;
+    assert_eq!(b["response"]["status"], "failed", "{b}");
+    assert_eq!(r.sim.approved_charges(&imp), 0);
+    let (_, b) = t
+        .post(
+            "/subscribe/payments/onetime",
+            Some(tok),
+            keyed("toss-unseen-1", 15_000, CARD_SHINHAN, "tosspayments"),
+        )
+        .await;
+    assert_eq!(code(&b), 0, "the merchant_uid can be paid now: {b}");
+    assert_eq!(b["response"]["status"], "paid", "{b}");
+}
+
 #[tokio::test]
 async fn toss_lost_answer_is_unknown_then_reconciled_to_one_payment() {
     let r = start().await;
