@@ -472,6 +472,15 @@ impl ReadRow for Cols<'_, '_> {
     fn boolean(&self, col: &str) -> rusqlite::Result<bool> {
         self.get(col)
     }
+    fn invalid(col: &str, value: &str) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(crate::payment_row::Invalid(format!(
+                "{col}: unknown value {value:?}"
+            ))),
+        )
+    }
 }
 
 fn channel(r: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {

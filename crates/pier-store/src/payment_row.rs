@@ -11,7 +11,7 @@
 //!
 //! The settle statements are declared once too, in `payment_settle`.
 
-use crate::models::{CancelEntry, Channel, Payment, PgState};
+use crate::models::{CancelEntry, Channel, Payment, PaymentStatus, PgState};
 use std::sync::OnceLock;
 
 /// A column's SQL type (PostgreSQL's name; SQLite's declared type in `sqlite_types`).
@@ -59,7 +59,21 @@ pub(crate) trait ReadRow {
     fn int(&self, col: &str) -> Result<i64, Self::Error>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>, Self::Error>;
     fn boolean(&self, col: &str) -> Result<bool, Self::Error>;
+    /// The error of a value the model does not know (e.g. a status outside the state machine).
+    fn invalid(col: &str, value: &str) -> Self::Error;
 }
+
+/// A column value the model does not know.
+#[derive(Debug)]
+pub(crate) struct Invalid(pub(crate) String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 macro_rules! read_row_sqlx {
     ($row:ty) => {
@@ -79,6 +93,12 @@ macro_rules! read_row_sqlx {
             }
             fn boolean(&self, col: &str) -> sqlx::Result<bool> {
                 sqlx::Row::try_get(self, col)
+            }
+            fn invalid(col: &str, value: &str) -> sqlx::Error {
+                sqlx::Error::ColumnDecode {
+                    index: col.to_owned(),
+                    source: Box::new(Invalid(format!("unknown value {value:?}"))),
+                }
             }
         }
     };
@@ -144,6 +164,17 @@ impl Column for bool {
     }
     fn read<R: ReadRow>(r: &R, col: &str) -> Result<Self, R::Error> {
         r.boolean(col)
+    }
+}
+
+impl Column for PaymentStatus {
+    const TY: Ty = Ty::Text;
+    fn val(&self) -> Val<'_> {
+        Val::Text(Some(self.as_str()))
+    }
+    fn read<R: ReadRow>(r: &R, col: &str) -> Result<Self, R::Error> {
+        let s = r.text(col)?;
+        s.parse().map_err(|()| R::invalid(col, &s))
     }
 }
 

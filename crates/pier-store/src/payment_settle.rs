@@ -2,7 +2,7 @@
 //! batched `UPDATE … FROM UNNEST` of `pg_batch` are both rendered from the same `SET` list,
 //! guard and parameter list, and bound from the same values (`settle_vals`).
 
-use crate::models::Settlement;
+use crate::models::{PaymentStatus, Settlement};
 use crate::payment_row::{cols, p_cols, Column, Ty, Val};
 use std::sync::OnceLock;
 
@@ -18,13 +18,19 @@ pub(crate) enum SettleKind {
 /// the updated row. Rendered as a single-row `UPDATE` (`settle_sql`: `$n`, no alias) and as the
 /// batch's `UPDATE payments AS p … FROM UNNEST(…) AS v` (`settle_batch_sql`: `v.name`, `p.`).
 pub(crate) struct Settle {
+    /// The status the settle writes (`None`: unchanged, the outcome is unknown); the guard
+    /// matches `SETTLED_FROM` only, and `transitions_follow_the_state_machine` checks the move.
+    to: Option<PaymentStatus>,
     pub(crate) params: &'static [(&'static str, Ty)],
     set: &'static str,
 }
 
 /// Every settle matches only a `ready` attempt whose PG call was under way or unknown.
 const SETTLE_GUARD: &str =
-    "{p}imp_uid = {imp_uid} AND {p}status = 'ready' AND {p}pg_state IN ('in_flight','unknown')";
+    "{p}imp_uid = {imp_uid} AND {p}status = {from} AND {p}pg_state IN ('in_flight','unknown')";
+
+/// The status every settle moves from: an attempt awaiting the PG is `ready`.
+const SETTLED_FROM: PaymentStatus = PaymentStatus::Ready;
 
 /// By `SettleKind`.
 pub(crate) const SETTLES: [Settle; 3] = [
@@ -44,7 +50,8 @@ pub(crate) const SETTLES: [Settle; 3] = [
             ("bank_name", Ty::Text),
             ("receipt_url", Ty::Text),
         ],
-        set: "status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = {now}, \
+        to: Some(PaymentStatus::Paid),
+        set: "pg_state = 'settled', uid_lock = TRUE, updated_at = {now}, \
               pg_tid = {pg_tid}, apply_num = {apply_num}, paid_at = {paid_at}, \
               card_code = COALESCE({card_code}, {p}card_code), card_name = COALESCE({card_name}, {p}card_name), \
               card_number = COALESCE({card_number}, {p}card_number), card_type = COALESCE({card_type}, {p}card_type), \
@@ -58,7 +65,8 @@ pub(crate) const SETTLES: [Settle; 3] = [
             ("reason", Ty::Text),
             ("failed_at", Ty::Int),
         ],
-        set: "status = 'failed', pg_state = 'settled', uid_lock = FALSE, updated_at = {now}, \
+        to: Some(PaymentStatus::Failed),
+        set: "pg_state = 'settled', uid_lock = FALSE, updated_at = {now}, \
               fail_reason = {reason}, failed_at = {failed_at}",
     },
     Settle {
@@ -68,12 +76,22 @@ pub(crate) const SETTLES: [Settle; 3] = [
             ("told_failed", Ty::Bool),
             ("next_reconcile_at", Ty::Int),
         ],
+        to: None,
         set: "pg_state = 'unknown', updated_at = {now}, told_failed = ({p}told_failed OR {told_failed}), \
               next_reconcile_at = {next_reconcile_at}, reconcile_attempts = {p}reconcile_attempts + 1",
     },
 ];
 
 impl Settle {
+    /// The `SET` list: the status written, if any, then `set`.
+    fn set_list(&self, qualifier: &str, param: impl Fn(usize, &str) -> String) -> String {
+        let rest = self.render(self.set, qualifier, param);
+        match self.to {
+            Some(to) => format!("status = '{to}', {rest}"),
+            None => rest,
+        }
+    }
+
     /// `template` with `{p}` as `qualifier` and each `{param}` as `param(i, name)`.
     fn render(
         &self,
@@ -81,7 +99,9 @@ impl Settle {
         qualifier: &str,
         param: impl Fn(usize, &str) -> String,
     ) -> String {
-        let mut out = template.replace("{p}", qualifier);
+        let mut out = template
+            .replace("{p}", qualifier)
+            .replace("{from}", &format!("'{SETTLED_FROM}'"));
         for (i, (name, _)) in self.params.iter().enumerate() {
             out = out.replace(&format!("{{{name}}}"), &param(i, name));
         }
@@ -97,7 +117,7 @@ pub(crate) fn settle_sql(kind: SettleKind) -> &'static str {
             let n = |i: usize, _: &str| format!("${}", i + 1);
             format!(
                 "UPDATE payments SET {} WHERE {} RETURNING {}",
-                s.render(s.set, "", n),
+                s.set_list("", n),
                 s.render(SETTLE_GUARD, "", n),
                 cols()
             )
@@ -125,7 +145,7 @@ pub(crate) fn settle_batch_sql(kind: SettleKind, first: usize) -> String {
         .join(", ");
     format!(
         "UPDATE payments AS p SET {} FROM UNNEST({arrays}) AS v({names}) WHERE {} RETURNING {}",
-        s.render(s.set, "p.", v),
+        s.set_list("p.", v),
         s.render(SETTLE_GUARD, "p.", v),
         p_cols()
     )
@@ -180,4 +200,26 @@ pub(crate) fn settle_vals<'a>(
         }
     };
     (kind, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_follow_the_state_machine() {
+        for s in &SETTLES {
+            if let Some(to) = s.to {
+                assert!(SETTLED_FROM.can_become(to), "{SETTLED_FROM} → {to}");
+            }
+        }
+        assert!(settle_sql(SettleKind::Paid).starts_with(
+            "UPDATE payments SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, updated_at = $2,"
+        ));
+        assert!(
+            settle_sql(SettleKind::Failed).contains("WHERE imp_uid = $1 AND status = 'ready' AND")
+        );
+        assert!(settle_batch_sql(SettleKind::Unknown, 1)
+            .contains("told_failed = (p.told_failed OR v.told_failed)"));
+    }
 }
