@@ -7,7 +7,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::payments::KeyedAttempt;
+use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -46,17 +46,34 @@ impl OpResult {
     pub(crate) fn into_settled(self) -> StoreResult<Option<Payment>> {
         Ok(match self {
             OpResult::Settled(p) => p.map(|b| *b),
-            OpResult::SettledRow(r) => Some(crate::payments::pg_impl::payment(&r)?),
+            OpResult::SettledRow(r) => Some(crate::payment_row::read_payment(&*r)?),
             _ => None,
         })
     }
+}
 
-    /// The answer to an `Op::InsertKeyed`.
-    pub(crate) fn into_keyed(self) -> StoreResult<Option<KeyedAttempt>> {
-        Ok(match self {
-            OpResult::InsertedKeyed(Some(r)) => Some(crate::pg_batch::keyed_attempt(&r)?),
-            _ => None,
-        })
+/// The databases whose writer can apply a whole batch with multi-row statements.
+#[async_trait]
+pub(crate) trait MultiRow: sqlx::Database {
+    /// Whether `write_batch` applies batches (and so completes `Op::InsertKeyed` attempts).
+    const MULTI_ROW: bool;
+    /// Applies the batch atomically (all of it or none). `None`: not supported, apply the
+    /// writes one by one in a transaction.
+    async fn write_batch(
+        pool: &sqlx::Pool<Self>,
+        ops: &[&Op],
+    ) -> Option<sqlx::Result<Vec<OpResult>>>;
+}
+
+#[async_trait]
+impl MultiRow for sqlx::Sqlite {
+    const MULTI_ROW: bool = false;
+
+    async fn write_batch(
+        _pool: &sqlx::Pool<Self>,
+        _ops: &[&Op],
+    ) -> Option<sqlx::Result<Vec<OpResult>>> {
+        None
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{OutboxEvent, Payment};
-use crate::payments::PAYMENT_COLUMNS;
+use crate::payment_row::cols as payment_cols;
 use async_trait::async_trait;
 
 /// One opened payment window.
@@ -77,11 +77,6 @@ pub trait CheckoutStore: Send + Sync {
 const CHECKOUT_COLS: &str =
     "id, imp_uid, merchant_id, mode, parent_origin, m_redirect_url, confirm_url, \
      customer_id, pg_session_id, pg_window_url, state, result, created_at, expires_at, updated_at";
-
-fn payment_cols() -> &'static str {
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
-}
 
 macro_rules! impl_checkout_store {
     ($store:ty, $row:ty, $m:ident, $pm:ident) => {

@@ -95,7 +95,7 @@ impl SqliteStore {
         // with rusqlite when the database is a file (see `lane`).
         let (writer, queue) = Writer::new();
         let lane = if file.as_os_str().is_empty() || in_memory {
-            tokio::spawn(crate::payments::sqlite_impl::run_writer(
+            tokio::spawn(crate::payment_write::sqlite::run_writer(
                 pool.clone(),
                 queue,
             ));
@@ -153,7 +153,7 @@ impl PgStore {
             )
             .await?;
         for _ in 0..writers {
-            tokio::spawn(crate::payments::pg_impl::run_writer(
+            tokio::spawn(crate::payment_write::pg::run_writer(
                 writer_pool.clone(),
                 queue.clone(),
             ));

@@ -2,19 +2,10 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
-use crate::merchants::channel_from_row;
 use crate::models::{Channel, Customer};
-use crate::prepare::Prepared;
+pub use crate::rows::ChargeContext;
+use crate::rows::{channel_from_row, customer_from_row, Prepared, CHANNEL_AS_CH, CUSTOMER_COLS};
 use async_trait::async_trait;
-
-/// What an `again` charge reads before it starts: the billing key, its channel (`None` if the
-/// channel is gone) and the amount pre-registered for the merchant_uid, if any.
-#[derive(Clone, Debug)]
-pub struct ChargeContext {
-    pub customer: Customer,
-    pub channel: Option<Channel>,
-    pub prepared: Option<Prepared>,
-}
 
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
@@ -89,46 +80,6 @@ fn charge_context_cols() -> String {
         customer.join(", ")
     )
 }
-
-/// The columns of a channel `ch` joined to another table, named as `channel_from_row!(r, get,
-/// "ch_")` reads them.
-pub(crate) const CHANNEL_AS_CH: &str = "ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, \
-     ch.pg_provider AS ch_pg_provider, ch.mid AS ch_mid, ch.is_default AS ch_is_default, \
-     ch.sandbox AS ch_sandbox, ch.target AS ch_target, ch.created_at AS ch_created_at, \
-     ch.api_base AS ch_api_base, ch.client_key AS ch_client_key, ch.secret_sealed AS ch_secret_sealed";
-
-pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
-     customer_id, card_name, card_code, card_number, card_type, customer_name, customer_tel, customer_email, \
-     customer_addr, customer_postcode, inserted, updated";
-
-/// Builds a `Customer` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! customer_from_row {
-    ($r:expr, $get:ident) => {
-        Customer {
-            merchant_id: $r.$get("merchant_id")?,
-            customer_uid: $r.$get("customer_uid")?,
-            channel_id: $r.$get("channel_id")?,
-            pg_provider: $r.$get("pg_provider")?,
-            pg_id: $r.$get("pg_id")?,
-            sandbox: $r.$get("sandbox")?,
-            billing_key: $r.$get("billing_key")?,
-            customer_id: $r.$get("customer_id")?,
-            card_name: $r.$get("card_name")?,
-            card_code: $r.$get("card_code")?,
-            card_number: $r.$get("card_number")?,
-            card_type: $r.$get("card_type")?,
-            customer_name: $r.$get("customer_name")?,
-            customer_tel: $r.$get("customer_tel")?,
-            customer_email: $r.$get("customer_email")?,
-            customer_addr: $r.$get("customer_addr")?,
-            customer_postcode: $r.$get("customer_postcode")?,
-            inserted: $r.$get("inserted")?,
-            updated: $r.$get("updated")?,
-        }
-    };
-}
-pub(crate) use customer_from_row;
 
 macro_rules! impl_customer_store {
     ($store:ty, $row:ty, $m:ident, $keys:expr) => {

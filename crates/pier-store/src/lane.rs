@@ -14,15 +14,18 @@
 //! still goes through sqlx; the SQL text and row mappings are shared with it.
 
 use crate::batch::{Op, OpResult, Queue, Reply};
-use crate::customers::{customer_from_row, ChargeContext, CUSTOMER_COLS};
 use crate::error::{StoreError, StoreResult};
-use crate::merchants::{channel_from_row, CHANNEL_COLS};
-use crate::models::{CancelEntry, Channel, Customer, OutboxEvent, Payment, PgState, Settlement};
-use crate::payments::{
-    cancel_entry_from_row, get_sql, insert_sql, payment_from_row, settle_sql, SettleKind,
-    CANCEL_HISTORY_COLS, CANCEL_HISTORY_ONE, NO_WEBHOOK_TARGET, OUTBOX_INSERT, PAYMENT_COLUMNS,
+use crate::models::{Channel, Customer, OutboxEvent, Payment, Settlement};
+use crate::outbox_row::{NO_WEBHOOK_TARGET, OUTBOX_INSERT};
+use crate::payment_row::{
+    get_sql, insert_sql, read_cancel_entry, read_payment, vals, ReadRow, CANCEL_HISTORY_COLS,
+    CANCEL_HISTORY_ONE,
 };
-use crate::prepare::{prepared_from_row, Prepared, COLS as PREPARE_COLS};
+use crate::payment_settle::{settle_sql, settle_vals};
+use crate::rows::{
+    channel_from_row, customer_from_row, prepared_from_row, ChargeContext, Prepared, CHANNEL_COLS,
+    CUSTOMER_COLS, PREPARE_COLS,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -95,8 +98,7 @@ impl Lane {
                 let cols = names(CANCEL_HISTORY_COLS, &NAMES);
                 let rows = h.query_map([imp_uid], |r| {
                     let r = Cols::new(r, cols);
-                    let (_, e): (String, CancelEntry) = cancel_entry_from_row!(r, get);
-                    Ok(e)
+                    Ok(read_cancel_entry(&r)?.1)
                 })?;
                 p.cancel_history = rows.collect::<rusqlite::Result<_>>()?;
             }
@@ -412,70 +414,10 @@ fn apply(c: &Connection, op: &Op) -> rusqlite::Result<OpResult> {
     })
 }
 
-/// Inserts an attempt (`$1…$58` in `PAYMENT_COLUMNS` order); 0 rows when the guard is taken.
+/// Inserts an attempt (`payment_row::vals`); 0 rows when the guard is taken.
 fn insert(c: &Connection, p: &Payment) -> rusqlite::Result<usize> {
-    let pg_state = p.pg_state.as_str();
-    let vals: [&dyn ToSql; 58] = [
-        &p.imp_uid,
-        &p.merchant_id,
-        &p.merchant_uid,
-        &p.uid_lock,
-        &pg_state,
-        &p.told_failed,
-        &p.reconcile_attempts,
-        &p.next_reconcile_at,
-        &p.channel_id,
-        &p.pay_method,
-        &p.channel,
-        &p.pg_provider,
-        &p.emb_pg_provider,
-        &p.pg_tid,
-        &p.pg_id,
-        &p.sandbox,
-        &p.escrow,
-        &p.apply_num,
-        &p.bank_code,
-        &p.bank_name,
-        &p.card_code,
-        &p.card_name,
-        &p.card_quota,
-        &p.card_number,
-        &p.card_type,
-        &p.vbank_code,
-        &p.vbank_name,
-        &p.vbank_num,
-        &p.vbank_holder,
-        &p.vbank_date,
-        &p.vbank_issued_at,
-        &p.name,
-        &p.amount,
-        &p.cancel_amount,
-        &p.cancel_reserved,
-        &p.tax_free,
-        &p.vat_amount,
-        &p.currency,
-        &p.buyer_name,
-        &p.buyer_email,
-        &p.buyer_tel,
-        &p.buyer_addr,
-        &p.buyer_postcode,
-        &p.custom_data,
-        &p.user_agent,
-        &p.notice_url,
-        &p.status,
-        &p.started_at,
-        &p.paid_at,
-        &p.failed_at,
-        &p.cancelled_at,
-        &p.updated_at,
-        &p.fail_reason,
-        &p.cancel_reason,
-        &p.receipt_url,
-        &p.cash_receipt_issued,
-        &p.customer_uid,
-        &p.customer_uid_usage,
-    ];
-    c.prepare_cached(insert_sql())?.execute(&vals[..])
+    c.prepare_cached(insert_sql())?
+        .execute(rusqlite::params_from_iter(vals(p)))
 }
 
 /// Binds `vals[i]` to the parameter named `$i+1` (SQLite numbers `$n` parameters in order of
@@ -496,48 +438,8 @@ fn settle(
     s: &Settlement,
     now: i64,
 ) -> rusqlite::Result<Option<Payment>> {
-    let (kind, vals): (SettleKind, Vec<&dyn ToSql>) = match s {
-        Settlement::Paid {
-            pg_tid,
-            apply_num,
-            paid_at,
-            card_code,
-            card_name,
-            card_number,
-            card_type,
-            card_quota,
-            bank_code,
-            bank_name,
-            receipt_url,
-        } => (
-            SettleKind::Paid,
-            vec![
-                &imp_uid,
-                &now,
-                pg_tid,
-                apply_num,
-                paid_at,
-                card_code,
-                card_name,
-                card_number,
-                card_type,
-                card_quota,
-                bank_code,
-                bank_name,
-                receipt_url,
-            ],
-        ),
-        Settlement::Failed { reason, failed_at } => {
-            (SettleKind::Failed, vec![&imp_uid, &now, reason, failed_at])
-        }
-        Settlement::Unknown {
-            told_failed,
-            next_reconcile_at,
-        } => (
-            SettleKind::Unknown,
-            vec![&imp_uid, &now, told_failed, next_reconcile_at],
-        ),
-    };
+    let (kind, vals) = settle_vals(imp_uid, now, s);
+    let vals: Vec<&dyn ToSql> = vals.iter().map(|v| v as &dyn ToSql).collect();
     let mut stmt = c.prepare_cached(settle_sql(kind))?;
     bind_numbered(&mut stmt, &vals)?;
     let mut rows = stmt.raw_query();
@@ -548,8 +450,37 @@ fn settle(
 }
 
 fn payment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
-    let r = Cols::new(r, PAYMENT_COLUMNS);
-    Ok(payment_from_row!(r, get))
+    static NAMES: OnceLock<Vec<&str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| crate::payment_row::names().collect());
+    read_payment(&Cols::new(r, names))
+}
+
+impl ReadRow for Cols<'_, '_> {
+    type Error = rusqlite::Error;
+    fn text(&self, col: &str) -> rusqlite::Result<String> {
+        self.get(col)
+    }
+    fn opt_text(&self, col: &str) -> rusqlite::Result<Option<String>> {
+        self.get(col)
+    }
+    fn int(&self, col: &str) -> rusqlite::Result<i64> {
+        self.get(col)
+    }
+    fn opt_int(&self, col: &str) -> rusqlite::Result<Option<i64>> {
+        self.get(col)
+    }
+    fn boolean(&self, col: &str) -> rusqlite::Result<bool> {
+        self.get(col)
+    }
+    fn invalid(col: &str, value: &str) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(crate::payment_row::Invalid(format!(
+                "{col}: unknown value {value:?}"
+            ))),
+        )
+    }
 }
 
 fn channel(r: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {

@@ -3,6 +3,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
 use crate::models::{Channel, Merchant, Token};
+use crate::rows::{channel_from_row, CHANNEL_COLS};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -68,35 +69,7 @@ const CHANNEL_OPEN_PAYMENTS_SQL: &str =
 
 const MERCHANT_COLS: &str = "imp_code, name, imp_key, secret_hash, webhook_url, webhook_format, \
      webhook_secret, allowed_origins, is_demo, created_at";
-pub(crate) const CHANNEL_COLS: &str =
-    "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at, api_base, \
-     client_key, secret_sealed";
 const TOKEN_COLS: &str = "token_hash, nonce, merchant_id, imp_key, expired_at, created_at";
-
-/// Builds a `Channel` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! channel_from_row {
-    ($r:expr, $get:ident) => {
-        channel_from_row!($r, $get, "")
-    };
-    // Columns named `{prefix}id`, … (a channel joined to another table).
-    ($r:expr, $get:ident, $prefix:literal) => {
-        Channel {
-            id: $r.$get(concat!($prefix, "id"))?,
-            merchant_id: $r.$get(concat!($prefix, "merchant_id"))?,
-            pg_provider: $r.$get(concat!($prefix, "pg_provider"))?,
-            mid: $r.$get(concat!($prefix, "mid"))?,
-            is_default: $r.$get(concat!($prefix, "is_default"))?,
-            sandbox: $r.$get(concat!($prefix, "sandbox"))?,
-            target: $r.$get(concat!($prefix, "target"))?,
-            created_at: $r.$get(concat!($prefix, "created_at"))?,
-            api_base: $r.$get(concat!($prefix, "api_base"))?,
-            client_key: $r.$get(concat!($prefix, "client_key"))?,
-            secret_sealed: $r.$get(concat!($prefix, "secret_sealed"))?,
-        }
-    };
-}
-pub(crate) use channel_from_row;
 
 macro_rules! impl_merchant_store {
     ($store:ty, $row:ty, $m:ident) => {

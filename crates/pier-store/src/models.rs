@@ -1,5 +1,6 @@
 //! Rows as the engine sees them. Plain data; the rules live in the engine.
 
+pub use pier_domain::PaymentStatus;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,7 +166,7 @@ pub struct Payment {
     pub user_agent: Option<String>,
     /// JSON array of webhook targets given with the request.
     pub notice_url: Option<String>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub started_at: i64,
     pub paid_at: i64,
     pub failed_at: i64,
@@ -237,7 +238,7 @@ impl Payment {
             custom_data: None,
             user_agent: None,
             notice_url: None,
-            status: "ready".into(),
+            status: PaymentStatus::Ready,
             started_at: now,
             paid_at: 0,
             failed_at: 0,

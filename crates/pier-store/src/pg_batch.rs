@@ -10,44 +10,19 @@
 //! merchant_uid guard is the partial unique index; a settle only matches a `ready` row awaiting
 //! the PG), so a batch cannot do what the writes one at a time could not.
 
-use crate::batch::{Op, OpResult};
-use crate::customers::CHANNEL_AS_CH;
-use crate::merchants::channel_from_row;
+use crate::batch::{MultiRow, Op, OpResult};
 use crate::models::Channel;
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::payments::{
-    p_cols, pg_impl, untargeted, KeyedAttempt, NO_WEBHOOK_TARGET, PAYMENT_COLUMNS,
-};
+use crate::outbox_row::{untargeted, NO_WEBHOOK_TARGET};
+use crate::payment_row::{cols, names, read_payment, KeyedAttempt, Ty, Val, PAYMENT_ROW};
+use crate::payment_settle::{settle_batch_sql, settle_vals, SettleKind, SETTLES};
+use crate::payment_write::pg::settle_tx;
+use crate::rows::{channel_from_row, CHANNEL_AS_CH};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
-
-/// The databases whose writer can apply a whole batch with multi-row statements.
-#[async_trait]
-pub(crate) trait MultiRow: sqlx::Database {
-    /// Whether `write_batch` applies batches (and so completes `Op::InsertKeyed` attempts).
-    const MULTI_ROW: bool;
-    /// Applies the batch atomically (all of it or none). `None`: not supported, apply the
-    /// writes one by one in a transaction.
-    async fn write_batch(
-        pool: &sqlx::Pool<Self>,
-        ops: &[&Op],
-    ) -> Option<sqlx::Result<Vec<OpResult>>>;
-}
-
-#[async_trait]
-impl MultiRow for sqlx::Sqlite {
-    const MULTI_ROW: bool = false;
-
-    async fn write_batch(
-        _pool: &sqlx::Pool<Self>,
-        _ops: &[&Op],
-    ) -> Option<sqlx::Result<Vec<OpResult>>> {
-        None
-    }
-}
 
 #[async_trait]
 impl MultiRow for sqlx::Postgres {
@@ -61,22 +36,9 @@ impl MultiRow for sqlx::Postgres {
     }
 }
 
-/// PostgreSQL type of each of `PAYMENT_COLUMNS` (the schema of `migrations/0001_core.sql`).
-fn column_type(col: &str) -> &'static str {
-    match col {
-        "uid_lock" | "told_failed" | "sandbox" | "escrow" | "cash_receipt_issued" => "bool",
-        "reconcile_attempts" | "next_reconcile_at" | "card_quota" | "card_type" | "vbank_date"
-        | "vbank_issued_at" | "amount" | "cancel_amount" | "cancel_reserved" | "tax_free"
-        | "vat_amount" | "started_at" | "paid_at" | "failed_at" | "cancelled_at" | "updated_at" => {
-            "int8"
-        }
-        _ => "text",
-    }
-}
-
-/// The arrays of a batch's inserts: `$1`… in `PAYMENT_COLUMNS` order.
+/// The arrays of a batch's inserts: `$first`… in `PAYMENT_ROW` order.
 fn insert_arrays(first: usize) -> String {
-    arrays(first, PAYMENT_COLUMNS.iter().map(|c| column_type(c)))
+    arrays(first, PAYMENT_ROW.iter().map(|c| c.ty.pg()))
 }
 
 /// `$first::type[], …`: array parameters of the given element types, numbered from `first`.
@@ -101,11 +63,11 @@ fn unnest(first: usize, cols: &[(&str, &str)]) -> String {
 /// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
 /// Named, as the answer's columns are named by its first line, whichever part comes first.
 fn inserted_line() -> String {
-    PAYMENT_COLUMNS
+    PAYMENT_ROW
         .iter()
-        .map(|c| match *c {
+        .map(|c| match c.name {
             "imp_uid" => "imp_uid".to_owned(),
-            c => format!("NULL::{} AS {c}", column_type(c)),
+            name => format!("NULL::{} AS {name}", c.ty.pg()),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -154,32 +116,7 @@ fn keyed_extra_nulls() -> String {
         .join(", ")
 }
 
-const GUARD: &str =
-    "p.imp_uid = v.imp_uid AND p.status = 'ready' AND p.pg_state IN ('in_flight','unknown')";
-
-/// The arrays of the approvals, the declines and the events, in the order `bind_paid`,
-/// `bind_failed` and `bind_events` bind them.
-const PAID_COLS: [(&str, &str); 13] = [
-    ("imp_uid", "text"),
-    ("now", "int8"),
-    ("pg_tid", "text"),
-    ("apply_num", "text"),
-    ("paid_at", "int8"),
-    ("card_code", "text"),
-    ("card_name", "text"),
-    ("card_number", "text"),
-    ("card_type", "int8"),
-    ("card_quota", "int8"),
-    ("bank_code", "text"),
-    ("bank_name", "text"),
-    ("receipt_url", "text"),
-];
-const FAILED_COLS: [(&str, &str); 4] = [
-    ("imp_uid", "text"),
-    ("now", "int8"),
-    ("reason", "text"),
-    ("failed_at", "int8"),
-];
+/// The arrays of the events, in the order `bind_events` binds them.
 const EVENT_COLS: [(&str, &str); 8] = [
     ("id", "text"),
     ("merchant_id", "text"),
@@ -232,7 +169,7 @@ impl Shape {
 /// the second alone). Answer: a line per inserted attempt (`batch_kind` 'i', imp_uid only; 'k'
 /// for a keyed one: its row, billing key and channel) and the settled row of each matched
 /// settle ('p' or 'f'). Parameters are numbered in that order, a part's only if it is present:
-/// the inserts' arrays (`PAYMENT_COLUMNS` order) and, with keyed inserts, which are keyed
+/// the inserts' arrays (`PAYMENT_ROW` order) and, with keyed inserts, which are keyed
 /// (`bool[]`); the approvals' arrays; the declines'; the events' and the reason written on
 /// untargeted events.
 fn batch_sql(shape: Shape) -> &'static str {
@@ -246,19 +183,14 @@ fn build_sql(shape: Shape) -> String {
         next += n;
         next + 1 - n
     };
-    let cols = PAYMENT_COLUMNS.join(", ");
-    let ret = p_cols();
+    let cols = cols();
     let nulls = keyed_extra_nulls();
     let mut ctes: Vec<String> = Vec::new();
     let mut answer: Vec<String> = Vec::new();
     if shape.keyed {
-        let ins = insert_arrays(params(PAYMENT_COLUMNS.len()));
+        let ins = insert_arrays(params(PAYMENT_ROW.len()));
         let keyed = params(1);
-        let values = PAYMENT_COLUMNS
-            .iter()
-            .map(|c| keyed_value(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = names().map(keyed_value).collect::<Vec<_>>().join(", ");
         ctes.push(format!(
             "src AS (\
                SELECT v.*, c.billing_key AS k_billing_key, c.card_code AS k_card_code, c.card_name AS k_card_name, \
@@ -291,7 +223,7 @@ fn build_sql(shape: Shape) -> String {
             "SELECT 'k' AS batch_kind, i.*, {extra} FROM ins i JOIN src s USING (imp_uid) WHERE s.keyed"
         ));
     } else if shape.plain {
-        let ins = insert_arrays(params(PAYMENT_COLUMNS.len()));
+        let ins = insert_arrays(params(PAYMENT_ROW.len()));
         ctes.push(format!(
             "ins AS (INSERT INTO payments ({cols}) SELECT * FROM UNNEST({ins}) \
              ON CONFLICT DO NOTHING RETURNING imp_uid)"
@@ -303,28 +235,14 @@ fn build_sql(shape: Shape) -> String {
     }
     let mut settled: Vec<&str> = Vec::new();
     if shape.paid {
-        let v = unnest(params(PAID_COLS.len()), &PAID_COLS);
-        ctes.push(format!(
-            "paid AS (\
-               UPDATE payments AS p SET status = 'paid', pg_state = 'settled', uid_lock = TRUE, \
-               updated_at = v.now, pg_tid = v.pg_tid, apply_num = v.apply_num, paid_at = v.paid_at, \
-               card_code = COALESCE(v.card_code, p.card_code), card_name = COALESCE(v.card_name, p.card_name), \
-               card_number = COALESCE(v.card_number, p.card_number), card_type = COALESCE(v.card_type, p.card_type), \
-               card_quota = v.card_quota, bank_code = COALESCE(v.bank_code, p.bank_code), \
-               bank_name = COALESCE(v.bank_name, p.bank_name), receipt_url = v.receipt_url \
-               FROM {v} WHERE {GUARD} RETURNING {ret})"
-        ));
+        let update = settle_batch_sql(SettleKind::Paid, params(SETTLES[0].params.len()));
+        ctes.push(format!("paid AS ({update})"));
         answer.push(format!("SELECT 'p' AS batch_kind, *, {nulls} FROM paid"));
         settled.push("SELECT imp_uid FROM paid");
     }
     if shape.failed {
-        let v = unnest(params(FAILED_COLS.len()), &FAILED_COLS);
-        ctes.push(format!(
-            "failed AS (\
-               UPDATE payments AS p SET status = 'failed', pg_state = 'settled', uid_lock = FALSE, \
-               updated_at = v.now, fail_reason = v.reason, failed_at = v.failed_at \
-               FROM {v} WHERE {GUARD} RETURNING {ret})"
-        ));
+        let update = settle_batch_sql(SettleKind::Failed, params(SETTLES[1].params.len()));
+        ctes.push(format!("failed AS ({update})"));
         answer.push(format!("SELECT 'f' AS batch_kind, *, {nulls} FROM failed"));
         settled.push("SELECT imp_uid FROM failed");
     }
@@ -358,65 +276,36 @@ macro_rules! arr {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind_inserts<'q>(q: PgQuery<'q>, ps: &[&Payment]) -> PgQuery<'q> {
-    q.bind(arr!(ps, |p| p.imp_uid.clone()))
-        .bind(arr!(ps, |p| p.merchant_id.clone()))
-        .bind(arr!(ps, |p| p.merchant_uid.clone()))
-        .bind(arr!(ps, |p| p.uid_lock))
-        .bind(arr!(ps, |p| p.pg_state.as_str()))
-        .bind(arr!(ps, |p| p.told_failed))
-        .bind(arr!(ps, |p| p.reconcile_attempts))
-        .bind(arr!(ps, |p| p.next_reconcile_at))
-        .bind(arr!(ps, |p| p.channel_id.clone()))
-        .bind(arr!(ps, |p| p.pay_method.clone()))
-        .bind(arr!(ps, |p| p.channel.clone()))
-        .bind(arr!(ps, |p| p.pg_provider.clone()))
-        .bind(arr!(ps, |p| p.emb_pg_provider.clone()))
-        .bind(arr!(ps, |p| p.pg_tid.clone()))
-        .bind(arr!(ps, |p| p.pg_id.clone()))
-        .bind(arr!(ps, |p| p.sandbox))
-        .bind(arr!(ps, |p| p.escrow))
-        .bind(arr!(ps, |p| p.apply_num.clone()))
-        .bind(arr!(ps, |p| p.bank_code.clone()))
-        .bind(arr!(ps, |p| p.bank_name.clone()))
-        .bind(arr!(ps, |p| p.card_code.clone()))
-        .bind(arr!(ps, |p| p.card_name.clone()))
-        .bind(arr!(ps, |p| p.card_quota))
-        .bind(arr!(ps, |p| p.card_number.clone()))
-        .bind(arr!(ps, |p| p.card_type))
-        .bind(arr!(ps, |p| p.vbank_code.clone()))
-        .bind(arr!(ps, |p| p.vbank_name.clone()))
-        .bind(arr!(ps, |p| p.vbank_num.clone()))
-        .bind(arr!(ps, |p| p.vbank_holder.clone()))
-        .bind(arr!(ps, |p| p.vbank_date))
-        .bind(arr!(ps, |p| p.vbank_issued_at))
-        .bind(arr!(ps, |p| p.name.clone()))
-        .bind(arr!(ps, |p| p.amount))
-        .bind(arr!(ps, |p| p.cancel_amount))
-        .bind(arr!(ps, |p| p.cancel_reserved))
-        .bind(arr!(ps, |p| p.tax_free))
-        .bind(arr!(ps, |p| p.vat_amount))
-        .bind(arr!(ps, |p| p.currency.clone()))
-        .bind(arr!(ps, |p| p.buyer_name.clone()))
-        .bind(arr!(ps, |p| p.buyer_email.clone()))
-        .bind(arr!(ps, |p| p.buyer_tel.clone()))
-        .bind(arr!(ps, |p| p.buyer_addr.clone()))
-        .bind(arr!(ps, |p| p.buyer_postcode.clone()))
-        .bind(arr!(ps, |p| p.custom_data.clone()))
-        .bind(arr!(ps, |p| p.user_agent.clone()))
-        .bind(arr!(ps, |p| p.notice_url.clone()))
-        .bind(arr!(ps, |p| p.status.clone()))
-        .bind(arr!(ps, |p| p.started_at))
-        .bind(arr!(ps, |p| p.paid_at))
-        .bind(arr!(ps, |p| p.failed_at))
-        .bind(arr!(ps, |p| p.cancelled_at))
-        .bind(arr!(ps, |p| p.updated_at))
-        .bind(arr!(ps, |p| p.fail_reason.clone()))
-        .bind(arr!(ps, |p| p.cancel_reason.clone()))
-        .bind(arr!(ps, |p| p.receipt_url.clone()))
-        .bind(arr!(ps, |p| p.cash_receipt_issued))
-        .bind(arr!(ps, |p| p.customer_uid.clone()))
-        .bind(arr!(ps, |p| p.customer_uid_usage.clone()))
+/// Binds the inserts' arrays, one per declared column.
+fn bind_inserts<'q>(mut q: PgQuery<'q>, ps: &[&'q Payment]) -> PgQuery<'q> {
+    for c in PAYMENT_ROW {
+        q = bind_column(q, c.ty, ps.iter().map(|p| (c.get)(p)));
+    }
+    q
+}
+
+/// Binds one column of values as an array of its type.
+fn bind_column<'q>(q: PgQuery<'q>, ty: Ty, vals: impl Iterator<Item = Val<'q>>) -> PgQuery<'q> {
+    match ty {
+        Ty::Text => q.bind(
+            vals.map(|v| match v {
+                Val::Text(s) => s,
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        ),
+        Ty::Int => q.bind(
+            vals.map(|v| match v {
+                Val::Int(i) => i,
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        ),
+        Ty::Bool => q.bind(
+            vals.map(|v| matches!(v, Val::Bool(true)))
+                .collect::<Vec<_>>(),
+        ),
+    }
 }
 
 /// One settle of the batch.
@@ -426,41 +315,16 @@ struct PaidRow<'a> {
     s: &'a Settlement,
 }
 
-fn bind_paid<'q>(q: PgQuery<'q>, rows: &[&PaidRow<'_>]) -> PgQuery<'q> {
-    macro_rules! f {
-        ($field:ident, $default:expr) => {
-            arr!(rows, |r| match r.s {
-                Settlement::Paid { $field, .. } => $field.clone(),
-                _ => $default,
-            })
-        };
+/// Binds the arrays of the settles of `kind` (`SETTLES` parameters, `settle_vals` values).
+fn bind_settles<'q>(mut q: PgQuery<'q>, kind: SettleKind, rows: &[PaidRow<'q>]) -> PgQuery<'q> {
+    let vals: Vec<Vec<Val<'q>>> = rows
+        .iter()
+        .map(|r| settle_vals(r.imp_uid, r.now, r.s).1)
+        .collect();
+    for (i, (_, ty)) in SETTLES[kind as usize].params.iter().enumerate() {
+        q = bind_column(q, *ty, vals.iter().map(|v| v[i]));
     }
-    q.bind(arr!(rows, |r| r.imp_uid.to_owned()))
-        .bind(arr!(rows, |r| r.now))
-        .bind(f!(pg_tid, String::new()))
-        .bind(f!(apply_num, None))
-        .bind(f!(paid_at, 0))
-        .bind(f!(card_code, None))
-        .bind(f!(card_name, None))
-        .bind(f!(card_number, None))
-        .bind(f!(card_type, None))
-        .bind(f!(card_quota, 0))
-        .bind(f!(bank_code, None))
-        .bind(f!(bank_name, None))
-        .bind(f!(receipt_url, None))
-}
-
-fn bind_failed<'q>(q: PgQuery<'q>, rows: &[&PaidRow<'_>]) -> PgQuery<'q> {
-    q.bind(arr!(rows, |r| r.imp_uid.to_owned()))
-        .bind(arr!(rows, |r| r.now))
-        .bind(arr!(rows, |r| match r.s {
-            Settlement::Failed { reason, .. } => reason.clone(),
-            _ => String::new(),
-        }))
-        .bind(arr!(rows, |r| match r.s {
-            Settlement::Failed { failed_at, .. } => *failed_at,
-            _ => 0,
-        }))
+    q
 }
 
 fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
@@ -478,7 +342,7 @@ fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
 /// The inserted attempt of a keyed line: its row, billing key and channel.
 pub(crate) fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
     Ok(KeyedAttempt {
-        payment: pg_impl::payment(row)?,
+        payment: read_payment(row)?,
         channel: channel_from_row!(row, try_get, "ch_"),
         billing_key: row.try_get("k_billing_key")?,
     })
@@ -541,10 +405,10 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         }
     }
     if shape.paid {
-        q = bind_paid(q, &paid.iter().collect::<Vec<_>>());
+        q = bind_settles(q, SettleKind::Paid, &paid);
     }
     if shape.failed {
-        q = bind_failed(q, &failed.iter().collect::<Vec<_>>());
+        q = bind_settles(q, SettleKind::Failed, &failed);
     }
     if shape.events {
         q = bind_events(q, &events);
@@ -603,7 +467,7 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
                 events,
             } = ops[i]
             {
-                let p = pg_impl::settle_tx(&mut tx, imp_uid, s, *now, events).await?;
+                let p = settle_tx(&mut tx, imp_uid, s, *now, events).await?;
                 results[i] = Some(OpResult::Settled(p.map(Box::new)));
             }
         }

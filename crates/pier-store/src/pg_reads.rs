@@ -10,12 +10,14 @@
 
 use crate::batch::{ask, take_queued};
 use crate::connect::PgStore;
-use crate::customers::{ChargeContext, CustomerStore};
+use crate::customers::CustomerStore;
 use crate::error::{StoreError, StoreResult};
-use crate::merchants::{channel_from_row, MerchantStore};
+use crate::merchants::MerchantStore;
 use crate::models::{Channel, Payment};
-use crate::payments::{p_cols, pg_impl, PaymentStore};
-use crate::prepare::{prepared_from_row, PrepareStore, Prepared, COLS as PREPARE_COLS};
+use crate::payment_row::p_cols;
+use crate::payments::{pg_impl, PaymentStore};
+use crate::prepare::PrepareStore;
+use crate::rows::{channel_from_row, prepared_from_row, ChargeContext, Prepared, PREPARE_COLS};
 use sqlx::Row;
 use std::collections::HashMap;
 use std::future::Future;

@@ -2,18 +2,9 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
+pub use crate::rows::Prepared;
+use crate::rows::{prepared_from_row, PREPARE_COLS as COLS};
 use async_trait::async_trait;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Prepared {
-    pub merchant_id: String,
-    pub merchant_uid: String,
-    pub amount: i64,
-    /// `None`: the currency is not checked.
-    pub currency: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
 
 #[async_trait]
 pub trait PrepareStore: Send + Sync {
@@ -34,24 +25,6 @@ pub trait PrepareStore: Send + Sync {
         merchant_uid: &str,
     ) -> StoreResult<Option<Prepared>>;
 }
-
-pub(crate) const COLS: &str = "merchant_id, merchant_uid, amount, currency, created_at, updated_at";
-
-/// Builds a `Prepared` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! prepared_from_row {
-    ($r:expr, $get:ident) => {
-        Prepared {
-            merchant_id: $r.$get("merchant_id")?,
-            merchant_uid: $r.$get("merchant_uid")?,
-            amount: $r.$get("amount")?,
-            currency: $r.$get("currency")?,
-            created_at: $r.$get("created_at")?,
-            updated_at: $r.$get("updated_at")?,
-        }
-    };
-}
-pub(crate) use prepared_from_row;
 
 macro_rules! impl_prepare_store {
     ($store:ty, $row:ty, $m:ident) => {

@@ -9,7 +9,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
 use crate::models::Payment;
-use crate::payments::PAYMENT_COLUMNS;
+use crate::payment_row::cols;
 use async_trait::async_trait;
 
 #[async_trait]
@@ -43,11 +43,6 @@ pub trait ReconcileStore: Send + Sync {
     ) -> StoreResult<Vec<Payment>>;
     /// How many attempts are `unknown` with at least `min_attempts` looks.
     async fn count_stuck(&self, min_attempts: i64) -> StoreResult<i64>;
-}
-
-fn cols() -> &'static str {
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
 }
 
 macro_rules! impl_reconcile_store {

@@ -9,7 +9,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{CancelEntry, OutboxEvent, Payment};
-use crate::payments::PAYMENT_COLUMNS;
+use crate::payment_row::cols as payment_cols;
 use async_trait::async_trait;
 
 /// One cancel Pier sent, or is about to send, to the PG.
@@ -87,11 +87,6 @@ pub trait RefundStore: Send + Sync {
 const REQUEST_COLUMNS: &str = "cancellation_id, imp_uid, merchant_id, amount, tax_free, vat_amount, \
      reason, refund_holder, refund_bank, refund_account, refund_tel, enable_webhook, state, attempts, \
      next_attempt_at, created_at, updated_at";
-
-fn payment_cols() -> &'static str {
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
-}
 
 macro_rules! impl_refund_store {
     ($store:ty, $row:ty, $m:ident, $pm:path) => {

@@ -5,7 +5,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{OutboxEvent, Payment};
-use crate::payments::PAYMENT_COLUMNS;
+use crate::payment_row::cols;
 use async_trait::async_trait;
 
 /// An account as the PG issued it.
@@ -64,11 +64,6 @@ pub trait VbankStore: Send + Sync {
     ) -> StoreResult<Option<Payment>>;
     /// The PG's order id of a payment (the imp_uid unless the account was re-issued).
     async fn pg_order_id(&self, imp_uid: &str) -> StoreResult<String>;
-}
-
-fn cols() -> &'static str {
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| PAYMENT_COLUMNS.join(", "))
 }
 
 macro_rules! impl_vbank_store {

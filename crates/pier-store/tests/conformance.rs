@@ -467,7 +467,7 @@ async fn closed_writes(s: Arc<dyn Store>) {
     );
     // Nothing was decided: the attempt is still awaiting its answer, reads still work.
     let p = s.get_payment(None, "imp_w").await.unwrap().unwrap();
-    assert_eq!(p.status, "ready");
+    assert_eq!(p.status.as_str(), "ready");
 }
 on_both!(closed_writes_are_unavailable_not_stale, closed_writes);
 
@@ -520,7 +520,7 @@ async fn payment_queries(s: Arc<dyn Store>) {
     assert!(paid_page
         .items
         .iter()
-        .all(|p| p.status == "paid" && (200..=210).contains(&p.paid_at)));
+        .all(|p| p.status.as_str() == "paid" && (200..=210).contains(&p.paid_at)));
     let q1 = PaymentQuery {
         status: None,
         sorting: Sorting::default(),
@@ -1056,7 +1056,7 @@ async fn batched_charge_writes(s: Arc<dyn Store>) {
         match r {
             Ok(p) => {
                 let want = if how == "unknown" { "ready" } else { how };
-                assert_eq!(p.status, want, "ob{k}");
+                assert_eq!(p.status.as_str(), want, "ob{k}");
                 assert!(winners.insert(k, how).is_none(), "ob{k} settled twice");
             }
             Err(StoreError::Stale(_)) => assert!((25..35).contains(&k), "ob{k}: {how} refused"),
@@ -1078,12 +1078,12 @@ async fn batched_charge_writes(s: Arc<dyn Store>) {
             .unwrap();
         match winners.get(&k) {
             None => {
-                assert_eq!(p.status, "ready", "{uid}");
+                assert_eq!(p.status.as_str(), "ready", "{uid}");
                 assert!(events.is_empty(), "{uid}: an event without a settle");
             }
             Some(how) => {
                 let status = if *how == "unknown" { "ready" } else { how };
-                assert_eq!(p.status, status, "{uid}");
+                assert_eq!(p.status.as_str(), status, "{uid}");
                 assert_eq!(p.uid_lock, *how != "failed", "{uid}");
                 assert_eq!(events.len(), 1, "{uid}: the winner's event only");
                 assert_eq!(events[0].event.status, *how, "{uid}");

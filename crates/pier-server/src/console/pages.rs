@@ -13,6 +13,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use pier_domain::ids::random_hex;
+use pier_domain::PaymentStatus;
 use pier_store::{ConsoleFilter, Payment};
 
 /// What every signed-in page's frame shows.
@@ -388,12 +389,15 @@ fn row(p: &Payment) -> Row {
         } else {
             String::new()
         },
-        status: p.status.clone(),
+        status: p.status.to_string(),
         // i'mport marks a payment `cancelled` from its first partial cancel; say which.
-        status_label: if p.status == "cancelled" && p.paid_at > 0 && p.cancel_amount < p.amount {
+        status_label: if p.status == PaymentStatus::Cancelled
+            && p.paid_at > 0
+            && p.cancel_amount < p.amount
+        {
             "부분취소"
         } else {
-            status_label(&p.status)
+            status_label(p.status.as_str())
         },
         pay_method: p.pay_method.clone().unwrap_or_default(),
         started: kst_time(p.started_at),
@@ -638,7 +642,7 @@ pub async fn payment(
     let page = PaymentPage {
         layout: layout(&state, &a, "payments").await,
         remaining: won(remaining),
-        refundable: matches!(p.status.as_str(), "paid" | "cancelled")
+        refundable: matches!(p.status, PaymentStatus::Paid | PaymentStatus::Cancelled)
             && p.paid_at > 0
             && remaining > 0,
         can_refund: a.role.can_operate(),
@@ -767,7 +771,7 @@ fn csv_line(p: &Payment) -> String {
     let cells = [
         p.imp_uid.clone(),
         p.merchant_uid.clone(),
-        p.status.clone(),
+        p.status.to_string(),
         p.pay_method.clone().unwrap_or_default(),
         p.amount.to_string(),
         p.cancel_amount.to_string(),

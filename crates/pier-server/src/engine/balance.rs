@@ -8,6 +8,7 @@
 //! covered by a cash receipt that is still issued.
 
 use super::{Engine, Result};
+use pier_domain::PaymentStatus;
 use pier_store::Payment;
 
 /// One part of a balance (OAS `PaymentBalanceAnnotation`).
@@ -73,7 +74,7 @@ impl Engine {
         let receipt = self.receipt_part(&p).await?;
         let mut histories = Vec::new();
         let mut primary = Part::default();
-        if matches!(p.status.as_str(), "paid" | "cancelled") && p.paid_at > 0 {
+        if matches!(p.status, PaymentStatus::Paid | PaymentStatus::Cancelled) && p.paid_at > 0 {
             primary = Part::split(p.amount, p.tax_free, p.vat_amount);
             histories.push(history(primary, receipt, p.paid_at));
             let mut cancels = p.cancel_history.clone();

@@ -12,11 +12,11 @@
 
 use super::prepare::check_prepared_amount;
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::{Approval, CardData, Mid, Order, Pg, PgError};
 use pier_store::{
-    Channel, ChargeContext, Customer, OutboxEvent, Payment, PgState, Prepared, Settlement,
-    StoreError,
+    Channel, ChargeContext, Customer, OutboxEvent, Payment, Prepared, Settlement, StoreError,
 };
 use std::sync::Arc;
 
@@ -199,71 +199,49 @@ impl Engine {
         let Some(ctx) = ctx else {
             return Err(Error::Refused(MSG_UNKNOWN_CUSTOMER.into()));
         };
-        let (customer, prepared) = (ctx.customer, ctx.prepared);
         let Some(channel) = ctx.channel else {
-            return Err(Error::Refused("빌링키를 발급한 PG 설정정보가 존재하지 않습니다. (the billing key's channel is gone)".into()));
+            return Err(Error::Refused(super::attempt::MSG_KEY_CHANNEL_GONE.into()));
         };
-        let mut order = input.order;
-        // The attempt of a billing-key charge. PostgreSQL's writer fills the same fields in SQL
-        // (`pier_store::pg_batch` `keyed_value`, used by `insert_keyed_attempt`): keep the two
-        // in step (tests: `subscribe::again_fills_the_attempt_from_the_key`, and the store's
-        // `keyed_attempt_inserts`).
-        // Buyer fields default to the customer's (spec §3.5).
-        let b = &mut order.buyer;
-        b.name = b.name.take().or(customer.customer_name.clone());
-        b.email = b.email.take().or(customer.customer_email.clone());
-        b.tel = b.tel.take().or(customer.customer_tel.clone());
-        b.addr = b.addr.take().or(customer.customer_addr.clone());
-        b.postcode = b.postcode.take().or(customer.customer_postcode.clone());
-        let mut p = self.new_attempt(merchant_id, &order, Some(&channel));
+        let mut template = self.new_attempt(merchant_id, &input.order, None);
         if let Some(id) = imp_uid {
-            p.imp_uid = id;
+            template.imp_uid = id;
         }
-        p.customer_uid = Some(customer.customer_uid.clone());
-        p.customer_uid_usage = Some(input.usage.into());
-        p.card_code = customer.card_code.clone();
-        p.card_name = customer.card_name.clone();
-        p.card_number = customer.card_number.clone();
-        p.card_type = customer.card_type;
-        self.run_charge(p, channel, Call::BillingKey(customer.billing_key), prepared)
+        template.customer_uid_usage = Some(input.usage.into());
+        let p = super::attempt::keyed(
+            template,
+            &ctx.customer,
+            Some(&channel),
+            ctx.prepared.as_ref(),
+        )?;
+        self.insert_guarded(&p).await?;
+        self.charge_inserted(p, channel, Call::BillingKey(ctx.customer.billing_key))
             .await
     }
 
-    /// The attempt of an order, on `channel` (`None`: the store fills it in, `again`).
+    /// The attempt of an API card charge of `o`, on `channel` (`None`: completed from the
+    /// billing key, `attempt::keyed`).
     fn new_attempt(&self, merchant_id: &str, o: &OrderInput, channel: Option<&Channel>) -> Payment {
-        let now = self.now();
-        let mut p = Payment::new(
+        let order = super::attempt::Order {
+            merchant_uid: o.merchant_uid.as_str(),
+            amount: o.amount.krw(),
+            currency: Some(&o.currency),
+            tax_free: o.tax_free,
+            vat_amount: o.vat_amount,
+            name: &o.name,
+            buyer: &o.buyer,
+            custom_data: &o.custom_data,
+            notice_urls: &o.notice_urls,
+            escrow: false,
+            card_quota: o.card_quota,
+        };
+        super::attempt::attempt(
             pier_domain::ImpUid::generate().into_string(),
-            merchant_id.to_owned(),
-            o.merchant_uid.to_string(),
-            o.amount.krw(),
-            now,
-        );
-        p.uid_lock = true;
-        p.pg_state = PgState::InFlight;
-        if let Some(channel) = channel {
-            p.channel_id = Some(channel.id.clone());
-            p.pg_provider = Some(channel.pg_provider.clone());
-            p.pg_id = Some(channel.mid.clone());
-            p.sandbox = channel.sandbox;
-        }
-        p.pay_method = Some("card".into());
-        p.channel = Some("api".into());
-        p.name = o.name.clone();
-        p.currency = o.currency.clone();
-        p.tax_free = o.tax_free;
-        p.vat_amount = o.vat_amount;
-        p.card_quota = o.card_quota;
-        p.buyer_name = o.buyer.name.clone();
-        p.buyer_email = o.buyer.email.clone();
-        p.buyer_tel = o.buyer.tel.clone();
-        p.buyer_addr = o.buyer.addr.clone();
-        p.buyer_postcode = o.buyer.postcode.clone();
-        p.custom_data = o.custom_data.clone();
-        if !o.notice_urls.is_empty() {
-            p.notice_url = serde_json::to_string(&o.notice_urls).ok();
-        }
-        p
+            merchant_id,
+            &order,
+            &super::attempt::Flow::ApiCard,
+            channel,
+            self.now(),
+        )
     }
 
     /// Inserts the attempt with the guard taken, or explains why the merchant_uid is not free.
@@ -281,7 +259,7 @@ impl Engine {
                         .await?;
                     match holder {
                         None => continue,
-                        Some(h) if h.status == "ready" => {
+                        Some(h) if h.status == PaymentStatus::Ready => {
                             return Err(Error::Busy(MSG_IN_PROGRESS.into()))
                         }
                         // paid, or paid then cancelled: the merchant_uid is spent.
@@ -432,7 +410,7 @@ impl Engine {
                     // The reconciler got there first (this call outlived the stale limit).
                     Err(StoreError::Stale(_)) => {
                         if let Some(cur) = self.store.get_payment(None, &p.imp_uid).await? {
-                            if cur.status == "paid" {
+                            if cur.status == PaymentStatus::Paid {
                                 return Ok(ChargeOutcome {
                                     payment: cur,
                                     declined: None,
@@ -470,13 +448,13 @@ impl Engine {
             bank_name: a.bank_name.clone(),
             receipt_url: a.receipt_url.clone(),
         };
-        let ev = self.event_for(p, "paid", None);
+        let ev = self.event_for(p, PaymentStatus::Paid, None);
         match self.store.settle(&p.imp_uid, &s, now, &[ev]).await {
             Ok(paid) => Ok(paid),
             // Settled concurrently (a live request and the reconciler both had the answer):
             // `settle` is guarded, so only one record and one webhook row exist.
             Err(StoreError::Stale(_)) => match self.store.get_payment(None, &p.imp_uid).await? {
-                Some(cur) if cur.status == "paid" => Ok(cur),
+                Some(cur) if cur.status == PaymentStatus::Paid => Ok(cur),
                 // The reconciler recorded it failed, after voiding the order at the PG.
                 _ => Err(Error::Refused(MSG_SETTLED_ELSEWHERE.into())),
             },
@@ -488,7 +466,7 @@ impl Engine {
     pub fn event_for(
         &self,
         p: &Payment,
-        status: &str,
+        status: PaymentStatus,
         cancellation_id: Option<String>,
     ) -> OutboxEvent {
         OutboxEvent {
@@ -496,7 +474,7 @@ impl Engine {
             merchant_id: p.merchant_id.clone(),
             imp_uid: p.imp_uid.clone(),
             merchant_uid: p.merchant_uid.clone(),
-            status: status.into(),
+            status: status.as_str().into(),
             cancellation_id,
             notice_urls: p.notice_url.clone(),
             created_at: self.now(),

@@ -7,6 +7,7 @@
 //! sent_at, applied_at) does not contain them, so they are validated and never stored or logged.
 
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_store::{EscrowLogis, StoreError};
 
 /// The delivery information of one registration or change.
@@ -32,7 +33,7 @@ impl Engine {
                 "에스크로 결제건이 아닙니다. (not an escrow payment: pay with escrow: true)".into(),
             ));
         }
-        if p.status != "paid" || p.paid_at == 0 {
+        if p.status != PaymentStatus::Paid || p.paid_at == 0 {
             return Err(Error::Conflict(
                 "결제완료(paid)된 에스크로 결제건에만 배송정보를 등록할 수 있습니다. (the payment is not paid)".into(),
             ));

@@ -3,6 +3,7 @@
 //! safe: persist the intent, call the PG outside any transaction with a deadline, persist the
 //! outcome; an unknown outcome is left for the reconciler, never assumed.
 
+pub(crate) mod attempt;
 pub mod auth;
 pub mod balance;
 pub mod certifications;

@@ -10,6 +10,7 @@
 
 use super::channels::TOSS;
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_pg::{Mid, PgEvent};
 use serde_json::Value;
 
@@ -63,7 +64,7 @@ impl Engine {
         };
         let (Some(pg_tid), true) = (
             p.pg_tid.clone(),
-            p.status == "ready" && p.vbank_num.is_some(),
+            p.status == PaymentStatus::Ready && p.vbank_num.is_some(),
         ) else {
             return Ok(PgWebhook::Ignored(
                 "not a virtual account waiting for its deposit",
@@ -78,7 +79,7 @@ impl Engine {
             deposited_at: 0,
         };
         Ok(match self.on_pg_event(&ev, true).await? {
-            Some(paid) if paid.status == "paid" => PgWebhook::Paid(paid.imp_uid),
+            Some(paid) if paid.status == PaymentStatus::Paid => PgWebhook::Paid(paid.imp_uid),
             _ => PgWebhook::Ignored("the PG does not confirm a deposit"),
         })
     }

@@ -13,6 +13,7 @@
 
 use super::balance::Part;
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_store::{CashReceipt, Payment, StoreError};
 
 /// Digits an identifier may have once hyphens and spaces are removed: 10 (business number,
@@ -172,7 +173,7 @@ impl Engine {
             )));
         }
         let remaining = p.amount - p.cancel_amount;
-        if p.status != "paid" || p.paid_at == 0 || remaining <= 0 {
+        if p.status != PaymentStatus::Paid || p.paid_at == 0 || remaining <= 0 {
             return Err(Error::Invalid(
                 "결제완료(paid) 상태의 결제건이 아닙니다. (the payment is not paid)".into(),
             ));

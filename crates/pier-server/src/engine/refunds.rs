@@ -13,6 +13,7 @@
 //!    cancellation_id, which the PG treats as the same cancel (never a second refund).
 
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_pg::{CancelOutcome, CancelRequest, Mid, PgError};
 use pier_store::{CancelEntry, CancelRequestRow, Payment, PaymentQuery, StoreError};
 use std::sync::Arc;
@@ -97,7 +98,7 @@ impl Engine {
             }
         }
         // A revoked virtual account is `cancelled` too, but was never paid.
-        if !matches!(p.status.as_str(), "paid" | "cancelled") || p.paid_at == 0 {
+        if !matches!(p.status, PaymentStatus::Paid | PaymentStatus::Cancelled) || p.paid_at == 0 {
             return Err(Error::Refused(MSG_NOT_PAID.into()));
         }
         let before = p.amount - p.cancel_amount;
@@ -189,7 +190,7 @@ impl Engine {
             return Err(Error::Invalid("imp_uid or merchant_uid is required".into()));
         };
         if let Some(locked) = self.store.locked_payment(merchant_id, merchant_uid).await? {
-            if locked.status != "ready" {
+            if locked.status != PaymentStatus::Ready {
                 // Re-read with its cancel history.
                 return self
                     .store
@@ -313,7 +314,11 @@ impl Engine {
                     receipt_url: o.receipt_url.clone(),
                 };
                 let events = if req.enable_webhook {
-                    vec![self.event_for(p, "cancelled", Some(req.cancellation_id.clone()))]
+                    vec![self.event_for(
+                        p,
+                        PaymentStatus::Cancelled,
+                        Some(req.cancellation_id.clone()),
+                    )]
                 } else {
                     Vec::new()
                 };

@@ -17,6 +17,7 @@
 
 use super::charge::{AgainInput, Buyer, OrderInput};
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_domain::{Amount, CustomerUid, MerchantUid};
 use pier_pg::CardData;
 use pier_store::{
@@ -97,7 +98,7 @@ impl Engine {
                 .locked_payment(merchant_id, i.order.merchant_uid.as_str())
                 .await?
             {
-                if p.status != "ready" {
+                if p.status != PaymentStatus::Ready {
                     return Err(Error::Refused(format!(
                         "{} (merchant_uid {})",
                         super::charge::MSG_ALREADY_PAID,
@@ -186,7 +187,7 @@ impl Engine {
                 .iter()
                 .find(|p| Some(&p.imp_uid) == s.imp_uid.as_ref())
             {
-                if p.status == "cancelled" {
+                if p.status == PaymentStatus::Cancelled {
                     s.payment_status = Some("cancelled".into());
                 }
             }
@@ -524,9 +525,9 @@ impl Engine {
     }
 
     async fn step_with_payment(&self, s: &Schedule, attempt: &str, p: Payment) -> Result<Step> {
-        let status = match p.status.as_str() {
-            "paid" | "cancelled" => "paid",
-            "failed" => "failed",
+        let status = match p.status {
+            PaymentStatus::Paid | PaymentStatus::Cancelled => PaymentStatus::Paid,
+            PaymentStatus::Failed => PaymentStatus::Failed,
             // Outcome unknown (reconciler) or still in flight: keep the claim, look again later.
             _ => {
                 self.release_later(s, self.recheck_secs()).await?;
@@ -535,19 +536,16 @@ impl Engine {
         };
         // A paid charge announced itself with its approval; a declined scheduled charge is
         // announced with the schedule's record, in the same transaction.
-        let events: Vec<OutboxEvent> = if status == "failed" {
-            vec![self.event_for(&p, "failed", None)]
+        let failed = status == PaymentStatus::Failed;
+        let events: Vec<OutboxEvent> = if failed {
+            vec![self.event_for(&p, PaymentStatus::Failed, None)]
         } else {
             Vec::new()
         };
         let outcome = ScheduleOutcome {
             imp_uid: Some(p.imp_uid.clone()),
-            payment_status: status.into(),
-            fail_reason: if status == "failed" {
-                p.fail_reason.clone()
-            } else {
-                None
-            },
+            payment_status: status.as_str().into(),
+            fail_reason: if failed { p.fail_reason.clone() } else { None },
             executed_at: self.now(),
         };
         Ok(Step::Record(finish(s, attempt, outcome, events), Some(p)))
@@ -556,7 +554,8 @@ impl Engine {
 
 /// An attempt the reconciler failed because the PG never saw it (and voided its order id).
 fn never_reached_the_pg(p: &Payment) -> bool {
-    p.status == "failed" && p.fail_reason.as_deref() == Some(super::reconcile::MSG_NEVER_REACHED)
+    p.status == PaymentStatus::Failed
+        && p.fail_reason.as_deref() == Some(super::reconcile::MSG_NEVER_REACHED)
 }
 
 /// What a run leaves to do.

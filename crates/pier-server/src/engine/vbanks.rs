@@ -9,9 +9,10 @@
 
 use super::charge::{order_of, Buyer, MSG_ALREADY_PAID, MSG_IN_PROGRESS};
 use super::{Engine, Error, Result};
+use pier_domain::PaymentStatus;
 use pier_domain::{Amount, MerchantUid};
 use pier_pg::{Inquiry, Mid, Pg, PgError, PgEvent, VbankIssued, VbankRequest};
-use pier_store::{Channel, Payment, PgState, Settlement, VbankAccount};
+use pier_store::{Channel, Payment, Settlement, VbankAccount};
 use std::sync::Arc;
 
 pub const MSG_NOT_WAITING: &str =
@@ -112,40 +113,33 @@ impl Engine {
             .locked_payment(merchant_id, v.merchant_uid.as_str())
             .await?
         {
-            return Err(if h.status == "ready" {
+            return Err(if h.status == PaymentStatus::Ready {
                 Error::Busy(MSG_IN_PROGRESS.into())
             } else {
                 Error::Refused(MSG_ALREADY_PAID.into())
             });
         }
-        let now = self.now();
-        let mut p = Payment::new(
+        let order = super::attempt::Order {
+            merchant_uid: v.merchant_uid.as_str(),
+            amount: v.amount.krw(),
+            currency: None,
+            tax_free: v.tax_free,
+            vat_amount: v.vat_amount,
+            name: &v.name,
+            buyer: &v.buyer,
+            custom_data: &v.custom_data,
+            notice_urls: &v.notice_urls,
+            escrow: v.escrow,
+            card_quota: 0,
+        };
+        let p = super::attempt::attempt(
             pier_domain::ImpUid::generate().into_string(),
-            merchant_id.to_owned(),
-            v.merchant_uid.to_string(),
-            v.amount.krw(),
-            now,
+            merchant_id,
+            &order,
+            &super::attempt::Flow::ApiVbank,
+            Some(&channel),
+            self.now(),
         );
-        p.pg_state = PgState::InFlight;
-        p.channel_id = Some(channel.id.clone());
-        p.pay_method = Some("vbank".into());
-        p.channel = Some("api".into());
-        p.pg_provider = Some(channel.pg_provider.clone());
-        p.pg_id = Some(channel.mid.clone());
-        p.sandbox = channel.sandbox;
-        p.name = v.name.clone();
-        p.tax_free = v.tax_free;
-        p.vat_amount = v.vat_amount;
-        p.escrow = v.escrow;
-        p.buyer_name = v.buyer.name.clone();
-        p.buyer_email = v.buyer.email.clone();
-        p.buyer_tel = v.buyer.tel.clone();
-        p.buyer_addr = v.buyer.addr.clone();
-        p.buyer_postcode = v.buyer.postcode.clone();
-        p.custom_data = v.custom_data.clone();
-        if !v.notice_urls.is_empty() {
-            p.notice_url = serde_json::to_string(&v.notice_urls).ok();
-        }
         self.store.insert_payment(&p).await?;
         let this = self.clone();
         let task = tokio::spawn(async move {
@@ -186,7 +180,7 @@ impl Engine {
         };
         match answer {
             Ok(issued) => {
-                let ev = self.event_for(p, "ready", None);
+                let ev = self.event_for(p, PaymentStatus::Ready, None);
                 Ok(self
                     .store
                     .vbank_issued(&p.imp_uid, &account(&issued), now, &[ev])
@@ -231,7 +225,10 @@ impl Engine {
     /// A waiting account of the merchant, or why not (404 unknown, 400 not a waiting vbank).
     async fn waiting_vbank(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
         let p = self.payment(merchant_id, imp_uid).await?;
-        if p.pay_method.as_deref() != Some("vbank") || p.status != "ready" || p.pg_tid.is_none() {
+        if p.pay_method.as_deref() != Some("vbank")
+            || p.status != PaymentStatus::Ready
+            || p.pg_tid.is_none()
+        {
             return Err(Error::Invalid(MSG_NOT_WAITING.into()));
         }
         Ok(p)
@@ -381,7 +378,7 @@ impl Engine {
             tracing::warn!(imp_uid = %p.imp_uid, %pg_tid, "deposit does not match the account's MID or amount; ignored");
             return Ok(None);
         }
-        if p.status != "ready" {
+        if p.status != PaymentStatus::Ready {
             return Ok(None);
         }
         let (channel, pg) = self.pg_of(&p).await?;
@@ -398,7 +395,7 @@ impl Engine {
             }
         }
         let now = self.now();
-        let ev = self.event_for(&p, "paid", None);
+        let ev = self.event_for(&p, PaymentStatus::Paid, None);
         let paid_at = if *deposited_at > 0 {
             *deposited_at
         } else {

@@ -19,6 +19,7 @@ use super::charge::{
 };
 use super::{Engine, Error, Result};
 use crate::outbound::Outbound;
+use pier_domain::PaymentStatus;
 use pier_domain::{CustomerUid, MerchantUid};
 use pier_pg::{AuthBegin, AuthComplete, AuthOutcome, Mid, PgError};
 use pier_store::{CheckoutSession, Customer, Payment, Settlement, StoreError, VbankIssue};
@@ -218,7 +219,7 @@ impl Engine {
             .await
             .map_err(store_err)?
         {
-            return Err(if h.status == "ready" {
+            return Err(if h.status == PaymentStatus::Ready {
                 WindowError::new(codes::IN_PROGRESS, MSG_IN_PROGRESS)
             } else {
                 WindowError::new(codes::ALREADY_PAID, MSG_ALREADY_PAID)
@@ -232,38 +233,34 @@ impl Engine {
             .await
             .map_err(|e| WindowError::new(codes::UNKNOWN_PG, e.to_string()))?;
 
+        let order = super::attempt::Order {
+            merchant_uid: uid,
+            amount: req.amount,
+            currency: None,
+            tax_free: req.tax_free,
+            vat_amount: req.vat_amount,
+            name: &req.name,
+            buyer: &req.buyer,
+            custom_data: &req.custom_data,
+            notice_urls: &req.notice_urls,
+            escrow: req.escrow,
+            card_quota: 0,
+        };
+        let flow = super::attempt::Flow::Window {
+            pay_method: &req.pay_method,
+            mobile: req.mobile,
+            user_agent: &req.user_agent,
+            issues_key: req.customer_uid.as_ref().map(|c| c.as_str()),
+        };
         let now = self.now();
-        let mut p = Payment::new(
+        let p = super::attempt::attempt(
             pier_domain::ImpUid::generate().into_string(),
-            mid.clone(),
-            uid.to_owned(),
-            req.amount,
+            &mid,
+            &order,
+            &flow,
+            Some(&channel),
             now,
         );
-        p.channel_id = Some(channel.id.clone());
-        p.pay_method = Some(req.pay_method.clone());
-        p.channel = Some(if req.mobile { "mobile" } else { "pc" }.into());
-        p.user_agent = req.user_agent.clone();
-        p.pg_provider = Some(channel.pg_provider.clone());
-        p.pg_id = Some(channel.mid.clone());
-        p.sandbox = channel.sandbox;
-        p.name = req.name.clone();
-        p.tax_free = req.tax_free;
-        p.vat_amount = req.vat_amount;
-        p.escrow = req.escrow;
-        p.buyer_name = req.buyer.name.clone();
-        p.buyer_email = req.buyer.email.clone();
-        p.buyer_tel = req.buyer.tel.clone();
-        p.buyer_addr = req.buyer.addr.clone();
-        p.buyer_postcode = req.buyer.postcode.clone();
-        p.custom_data = req.custom_data.clone();
-        if !req.notice_urls.is_empty() {
-            p.notice_url = serde_json::to_string(&req.notice_urls).ok();
-        }
-        if let Some(c) = &req.customer_uid {
-            p.customer_uid = Some(c.to_string());
-            p.customer_uid_usage = Some("issue".into());
-        }
         self.store.insert_payment(&p).await.map_err(store_err)?;
         let imp_uid = p.imp_uid.clone();
         let with_uid = |mut e: WindowError| {
@@ -407,11 +404,11 @@ impl Engine {
             None => {
                 // The PG call is already under way or recorded: report where it stands.
                 let p = self.payment_of(&c).await?;
-                let r = match p.status.as_str() {
-                    "ready" if p.vbank_num.is_none() => {
+                let r = match p.status {
+                    PaymentStatus::Ready if p.vbank_num.is_none() => {
                         result_of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS)))
                     }
-                    "failed" => {
+                    PaymentStatus::Failed => {
                         let reason = p.fail_reason.clone().unwrap_or_default();
                         result_of(&p, Some((codes::USER_CANCEL, &reason)))
                     }
@@ -491,7 +488,9 @@ impl Engine {
                     .locked_payment(&c.merchant_id, &self.payment_of(c).await?.merchant_uid)
                     .await?;
                 let (code, msg) = match holder {
-                    Some(h) if h.status == "ready" => (codes::IN_PROGRESS, MSG_IN_PROGRESS),
+                    Some(h) if h.status == PaymentStatus::Ready => {
+                        (codes::IN_PROGRESS, MSG_IN_PROGRESS)
+                    }
                     _ => (codes::ALREADY_PAID, MSG_ALREADY_PAID),
                 };
                 return Ok(
@@ -599,7 +598,7 @@ impl Engine {
                     vbank_date: v.due_unix,
                     vbank_issued_at: if v.issued_at > 0 { v.issued_at } else { now },
                 };
-                let ev = self.event_for(&p, "ready", None);
+                let ev = self.event_for(&p, PaymentStatus::Ready, None);
                 let issued = self
                     .store
                     .record_vbank_issued(&p.imp_uid, &issue, now, &[ev])
@@ -680,10 +679,10 @@ impl Engine {
 
     pub(super) async fn current_result(&self, c: &CheckoutSession) -> Result<Value> {
         let p = self.payment_of(c).await?;
-        Ok(match p.status.as_str() {
-            "paid" | "cancelled" => result_of(&p, None),
-            "ready" if p.vbank_num.is_some() => result_of(&p, None),
-            "ready" => result_of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS))),
+        Ok(match p.status {
+            PaymentStatus::Paid | PaymentStatus::Cancelled => result_of(&p, None),
+            PaymentStatus::Ready if p.vbank_num.is_some() => result_of(&p, None),
+            PaymentStatus::Ready => result_of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS))),
             _ => {
                 let reason = p.fail_reason.clone().unwrap_or_default();
                 let code = if reason == MSG_USER_CANCEL {
@@ -793,15 +792,15 @@ fn with_display(url: &str, req: &WindowRequest) -> String {
 
 /// The callback object (spec §3) of a recorded payment; `error` for a failure.
 pub fn result_of(p: &Payment, error: Option<(&str, &str)>) -> Value {
-    let vbank_issued = p.status == "ready" && p.vbank_num.is_some();
-    let success = error.is_none() && (p.status == "paid" || vbank_issued);
+    let vbank_issued = p.status == PaymentStatus::Ready && p.vbank_num.is_some();
+    let success = error.is_none() && (p.status == PaymentStatus::Paid || vbank_issued);
     let mut r = json!({
         "success": success,
         "imp_success": success,
         "imp_uid": p.imp_uid,
         "merchant_uid": p.merchant_uid,
         "pay_method": p.pay_method,
-        "paid_amount": if p.status == "paid" { p.amount } else { 0 },
+        "paid_amount": if p.status == PaymentStatus::Paid { p.amount } else { 0 },
         "currency": p.currency,
         "status": p.status,
         "name": p.name,

@@ -32,6 +32,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pier_domain::PaymentStatus;
 use pier_domain::{CustomerUid, MerchantUid};
 use pier_store::CheckoutSession;
 use serde_json::{json, Value};
@@ -853,8 +854,9 @@ pub async fn demo_verify(State(engine): State<AppState>, body: Bytes) -> ApiResu
         .await?
         .ok_or_else(|| ApiError::not_found("no such payment"))?;
     let amount_ok = pay.amount == DEMO_PRICE;
-    let verified =
-        amount_ok && (pay.status == "paid" || (pay.status == "ready" && pay.vbank_num.is_some()));
+    let verified = amount_ok
+        && (pay.status == PaymentStatus::Paid
+            || (pay.status == PaymentStatus::Ready && pay.vbank_num.is_some()));
     let v = json!({
         "verified": verified,
         "amount_ok": amount_ok,

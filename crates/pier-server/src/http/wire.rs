@@ -141,7 +141,7 @@ pub fn payment_wire(p: &Payment) -> PaymentWire<'_> {
         receipt_url: &p.receipt_url,
         sandbox: p.sandbox,
         started_at: p.started_at,
-        status: &p.status,
+        status: p.status.as_str(),
         user_agent: &p.user_agent,
         vbank_code: &p.vbank_code,
         vbank_date: p.vbank_date,

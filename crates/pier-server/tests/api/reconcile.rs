@@ -126,7 +126,7 @@ async fn lost_approval_is_reconciled_to_paid_and_the_retry_sees_it() {
     // Not due yet: untouched.
     let r = t.pier.engine.reconcile_pass().await.unwrap();
     assert_eq!(r.paid, 0, "{r:?}");
-    assert_eq!(payment(&t, &imp_uid).await.status, "ready");
+    assert_eq!(payment(&t, &imp_uid).await.status.as_str(), "ready");
 
     t.clock.advance(FIRST_RECONCILE_DELAY_SECS);
     t.pier.engine.reconcile_pass().await.unwrap();
@@ -165,7 +165,7 @@ async fn attempt_the_pg_never_saw_fails_is_voided_and_frees_the_merchant_uid() {
     t.clock.advance(FIRST_RECONCILE_DELAY_SECS);
     let r = t.pier.engine.reconcile_pass().await.unwrap();
     let p = payment(&t, &imp_uid).await;
-    assert_eq!(p.status, "failed", "{r:?}");
+    assert_eq!(p.status.as_str(), "failed", "{r:?}");
     assert!(!p.uid_lock);
     assert!(p.fail_reason.as_deref().unwrap().contains("never saw"));
 
@@ -229,7 +229,7 @@ async fn approval_after_the_client_was_told_failed_is_net_cancelled() {
         .unwrap();
     let r = t.pier.engine.reconcile_pass().await.unwrap();
     let after = payment(&t, &p.imp_uid).await;
-    assert_eq!(after.status, "failed", "{r:?}");
+    assert_eq!(after.status.as_str(), "failed", "{r:?}");
     assert!(!after.uid_lock);
     assert_eq!(
         ledger_status(&t, &p.imp_uid).await,
@@ -278,7 +278,7 @@ async fn crashed_in_flight_attempt_is_recovered_only_once_stale() {
         )
         .await;
     assert!(matches!(s, Err(pier_store::StoreError::Stale(_))));
-    assert_eq!(payment(&t, &p.imp_uid).await.status, "paid");
+    assert_eq!(payment(&t, &p.imp_uid).await.status.as_str(), "paid");
 }
 
 #[tokio::test]
@@ -303,7 +303,7 @@ async fn concurrent_reconcilers_settle_each_attempt_once() {
     for (i, p) in ps.iter().enumerate() {
         let after = payment(&t, &p.imp_uid).await;
         let want = if i % 3 != 0 { "paid" } else { "failed" };
-        assert_eq!(after.status, want, "{}", p.imp_uid);
+        assert_eq!(after.status.as_str(), want, "{}", p.imp_uid);
     }
 }
 

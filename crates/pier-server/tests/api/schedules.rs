@@ -806,7 +806,7 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
         .again_as(DEMO_CODE, input, Some("imp_000000000042".into()))
         .await
         .unwrap();
-    assert_eq!(paid.payment.status, "paid");
+    assert_eq!(paid.payment.status.as_str(), "paid");
     // While A's lease holds nobody takes the schedule over.
     assert_eq!(tick(&t).await, 0);
     // The lease runs out; instance B claims it, finds the payment and records it.
@@ -901,7 +901,7 @@ async fn an_attempt_that_never_reached_the_pg_is_charged_again_not_failed() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stranded.status, "failed");
+    assert_eq!(stranded.status.as_str(), "failed");
     // The lease has run out: the next tick charges the schedule again, under a new imp_uid.
     assert_eq!(tick(&t).await, 1);
     let tok = t.token().await;

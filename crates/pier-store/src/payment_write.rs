@@ -1,0 +1,148 @@
+//! The charge path's writes through sqlx: the single-row insert and settle (with the
+//! settle's webhook rows), and the group-commit writer task that applies queued writes
+//! (`batch`), a batch at a time. On PostgreSQL a batch is one multi-row statement
+//! (`pg_batch`, reached through `batch::MultiRow`); SQLite's hot writes normally go through
+//! the lane's writer thread instead (`lane`), this one serving a store opened without it.
+//! The statements come from the row's declaration (`payment_row`).
+
+use crate::batch::{Op, OpResult};
+use crate::error::on_conflict;
+use crate::models::{OutboxEvent, Payment, Settlement};
+use crate::outbox_row::{NO_WEBHOOK_TARGET, OUTBOX_INSERT};
+use crate::payment_row::{bind_val, insert_sql, read_payment, vals};
+use crate::payment_settle::{settle_sql, settle_vals};
+
+macro_rules! impl_payment_write {
+    ($db:ty, $m:ident) => {
+        pub(crate) mod $m {
+            use super::*;
+
+            pub(crate) async fn insert_outbox<'e, E>(exec: E, ev: &OutboxEvent) -> sqlx::Result<()>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                sqlx::query(OUTBOX_INSERT)
+                    .bind(&ev.id)
+                    .bind(&ev.merchant_id)
+                    .bind(&ev.imp_uid)
+                    .bind(&ev.merchant_uid)
+                    .bind(&ev.status)
+                    .bind(&ev.cancellation_id)
+                    .bind(&ev.notice_urls)
+                    .bind(ev.created_at)
+                    .bind(NO_WEBHOOK_TARGET)
+                    .execute(exec)
+                    .await?;
+                Ok(())
+            }
+
+            /// Records the PG's answer on an attempt awaiting it, with its outbox rows, inside `tx`.
+            /// `None` when the row had moved on.
+            pub(crate) async fn settle_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                imp_uid: &str,
+                s: &Settlement,
+                now: i64,
+                events: &[OutboxEvent],
+            ) -> sqlx::Result<Option<Payment>> {
+                let (kind, vals) = settle_vals(imp_uid, now, s);
+                let q = vals
+                    .into_iter()
+                    .fold(sqlx::query(settle_sql(kind)), bind_val);
+                let Some(row) = q.fetch_optional(&mut **tx).await? else {
+                    return Ok(None);
+                };
+                for ev in events {
+                    insert_outbox(&mut **tx, ev).await?;
+                }
+                Ok(Some(read_payment(&row)?))
+            }
+
+            /// The group-commit writer: takes a batch of queued writes, runs them in one
+            /// transaction (one fsync for the lot), and answers each. If the batch fails, each
+            /// write is retried alone so one bad write cannot fail the others.
+            pub(crate) async fn run_writer(pool: sqlx::Pool<$db>, queue: crate::batch::Queue) {
+                loop {
+                    let batch = match crate::batch::next_batch(&queue).await {
+                        Some(b) => b,
+                        None => return,
+                    };
+                    let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
+                    let attempt: sqlx::Result<Vec<OpResult>> =
+                        match <$db as crate::batch::MultiRow>::write_batch(&pool, &ops).await {
+                            Some(r) => r,
+                            None => {
+                                async {
+                                    let mut tx = pool.begin().await?;
+                                    let mut results = Vec::with_capacity(ops.len());
+                                    for op in &ops {
+                                        results.push(apply(&mut tx, op).await?);
+                                    }
+                                    tx.commit().await?;
+                                    Ok(results)
+                                }
+                                .await
+                            }
+                        };
+                    match attempt {
+                        Ok(results) => {
+                            for ((_, reply), r) in batch.into_iter().zip(results) {
+                                let _ = reply.send(Ok(r));
+                            }
+                        }
+                        Err(_) if batch.len() > 1 => {
+                            for (op, reply) in batch {
+                                let one: sqlx::Result<OpResult> = async {
+                                    let mut tx = pool.begin().await?;
+                                    let r = apply(&mut tx, &op).await?;
+                                    tx.commit().await?;
+                                    Ok(r)
+                                }
+                                .await;
+                                let _ =
+                                    reply.send(one.map_err(|e| on_conflict(e, "payment exists")));
+                            }
+                        }
+                        Err(e) => {
+                            if let Some((_, reply)) = batch.into_iter().next() {
+                                let _ = reply.send(Err(on_conflict(e, "payment exists")));
+                            }
+                        }
+                    }
+                }
+            }
+
+            async fn apply(tx: &mut sqlx::Transaction<'_, $db>, op: &Op) -> sqlx::Result<OpResult> {
+                Ok(match op {
+                    Op::Insert(p) => OpResult::Inserted(insert_exec(&mut **tx, p).await?),
+                    // Only the multi-row batch completes an attempt from its context; alone,
+                    // nothing is inserted and the caller reads the context first.
+                    Op::InsertKeyed(_) => OpResult::InsertedKeyed(None),
+                    Op::Settle {
+                        imp_uid,
+                        s,
+                        now,
+                        events,
+                    } => OpResult::Settled(
+                        settle_tx(tx, imp_uid, s, *now, events).await?.map(Box::new),
+                    ),
+                })
+            }
+
+            /// Inserts an attempt; 0 rows when the merchant_uid guard is taken.
+            pub(crate) async fn insert_exec<'e, E>(exec: E, p: &Payment) -> sqlx::Result<u64>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                Ok(vals(p)
+                    .fold(sqlx::query(insert_sql()), bind_val)
+                    .execute(exec)
+                    .await?
+                    .rows_affected())
+            }
+        }
+    };
+}
+
+impl_payment_write!(sqlx::Sqlite, sqlite);
+impl_payment_write!(sqlx::Postgres, pg);
