@@ -5,9 +5,9 @@
 //! merchants.
 
 use crate::connect::{PgStore, SqliteStore};
-use crate::customers::{customer_from_row, CUSTOMER_COLS};
 use crate::error::{on_conflict, StoreResult};
 use crate::models::{Customer, Payment};
+use crate::rows::{customer_from_row, CUSTOMER_COLS};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
