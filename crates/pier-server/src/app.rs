@@ -24,6 +24,8 @@ pub struct Pier {
     pub demo: Option<Credentials>,
     /// The in-process test PG behind `inprocess` channels.
     pub testpg: pier_pg::testpg::Engine,
+    /// The store this start opened (closed for writes at shutdown).
+    store: Arc<dyn pier_store::Store>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     jobs: Vec<JoinHandle<()>>,
@@ -57,19 +59,16 @@ pub async fn build_engine(
     let deadline = cfg.pg_deadline;
     let inprocess: Arc<dyn Pg> =
         Arc::new(pier_pg::testpg::InProcess::new(testpg.clone()).with_deadline(deadline));
-    let registry = PgRegistry::new(
-        inprocess,
-        Box::new(move |url: &str| -> Arc<dyn Pg> {
-            match pier_pg::pgsim::Client::with_deadline(url, deadline) {
-                Ok(c) => Arc::new(c),
-                Err(e) => Arc::new(crate::engine::BrokenPg(format!(
-                    "channel target {url}: {e}"
-                ))),
-            }
-        }),
-    );
+    let registry = PgRegistry::new(Box::new(move |url: &str| -> Arc<dyn Pg> {
+        match pier_pg::pgsim::Client::with_deadline(url, deadline) {
+            Ok(c) => Arc::new(c),
+            Err(e) => Arc::new(crate::engine::BrokenPg(format!(
+                "channel target {url}: {e}"
+            ))),
+        }
+    }))
+    .register("inprocess", inprocess);
     let engine = Arc::new(Engine::new(store, clock, registry, cfg));
-    let _ = engine.testpg.set(testpg.clone());
     Ok((engine, testpg))
 }
 
@@ -83,7 +82,7 @@ impl Pier {
         let addr = listener.local_addr().map_err(|e| anyhow::anyhow!(e))?;
         cfg.listen = addr;
         let (engine, testpg) = build_engine(cfg, clock).await?;
-        let demo = if engine.cfg.create_demo {
+        let demo = if engine.config().create_demo {
             engine
                 .ensure_demo()
                 .await
@@ -93,7 +92,7 @@ impl Pier {
         };
         let (stop, stop_rx) = watch::channel(false);
         let mut jobs = Vec::new();
-        if engine.cfg.run_jobs {
+        if engine.config().run_jobs {
             jobs.push(tokio::spawn(crate::jobs::idempotency_expiry(
                 engine.clone(),
                 stop_rx.clone(),
@@ -128,7 +127,7 @@ impl Pier {
         }
         // The test PG's window pages, for in-process channels (framing per merchant).
         let csrf_key = crate::keys::derive(
-            &engine.cfg.server_key,
+            &engine.config().server_key,
             crate::keys::Purpose::TestpgWindowCsrf,
         );
         let pg_windows = pier_pg::testpg::window::router_with_csrf_key(testpg.clone(), csrf_key)
@@ -136,19 +135,19 @@ impl Pier {
                 engine.clone(),
                 http::checkout::pg_window_headers,
             ));
-        let app = http::router(engine.clone(), pg_windows);
+        let app = http::router(engine.clone(), crate::console::router(), pg_windows);
         let app = tower::Layer::layer(
             &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
             app,
         );
         let limits = crate::edge::serve::ConnLimits {
-            header_read_timeout: engine.cfg.header_read_timeout,
-            idle_timeout: engine.cfg.idle_timeout,
-            max_connections: engine.cfg.max_connections,
+            header_read_timeout: engine.config().header_read_timeout,
+            idle_timeout: engine.config().idle_timeout,
+            max_connections: engine.config().max_connections,
         };
         // `/metrics` on its own listener when configured (an operator's network, not the public).
         let mut metrics_addr = None;
-        if let Some(m) = engine.cfg.metrics_listen {
+        if let Some(m) = engine.config().metrics_listen {
             let ml = TcpListener::bind(m)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding the metrics listener {m}: {e}"))?;
@@ -171,6 +170,7 @@ impl Pier {
             stop_rx.clone(),
         ));
         Ok(Pier {
+            store: engine.store_handle(),
             addr,
             metrics_addr,
             engine,
@@ -180,6 +180,11 @@ impl Pier {
             server,
             jobs,
         })
+    }
+
+    /// The store, for tests that set up or inspect rows the API does not expose.
+    pub fn store(&self) -> &Arc<dyn pier_store::Store> {
+        &self.store
     }
 
     pub fn base_url(&self) -> String {
@@ -194,7 +199,7 @@ impl Pier {
             let _ = j.await;
         }
         // Nothing writes any more: the group-commit writers drain their queue and end.
-        self.engine.store.close_writes();
+        self.engine.close_writes();
         let _ = self.testpg.flush_journal().await;
     }
 }

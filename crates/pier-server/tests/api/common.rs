@@ -129,7 +129,7 @@ impl TestPier {
         for _ in 1..instances() {
             // The same configuration (as the first one's tweak left it) on another port.
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut cfg = pier.engine.cfg.clone();
+            let mut cfg = pier.engine.config().clone();
             cfg.create_demo = false;
             let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
             others.push(
@@ -154,7 +154,7 @@ impl TestPier {
     /// Shuts this Pier down and starts a new one on the same database, clock and test PG
     /// journal (a restart, or a crash after the last commit).
     pub async fn restart(self, o: Opts, tweak: impl FnOnce(&mut Config)) -> Self {
-        let url = self.pier.engine.cfg.database_url.clone();
+        let url = self.pier.engine.config().database_url.clone();
         let TestPier {
             pier,
             others,
