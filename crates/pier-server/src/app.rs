@@ -91,39 +91,35 @@ impl Pier {
             None
         };
         let (stop, stop_rx) = watch::channel(false);
+        // Every task below is the server's (`crate::tasks`): `shutdown` joins them all.
+        let tasks = engine.tasks();
         let mut jobs = Vec::new();
         if engine.config().run_jobs {
-            jobs.push(tokio::spawn(crate::jobs::idempotency_expiry(
+            jobs.push(tasks.spawn(crate::jobs::idempotency_expiry(
                 engine.clone(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::vbank_deposits(
+            jobs.push(tasks.spawn(crate::jobs::vbank_deposits(
                 engine.clone(),
                 testpg.subscribe(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::cancel_retry(
+            jobs.push(tasks.spawn(crate::jobs::cancel_retry(engine.clone(), stop_rx.clone())));
+            jobs.push(tasks.spawn(crate::jobs::webhooks::dispatcher(
                 engine.clone(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::webhooks::dispatcher(
-                engine.clone(),
-                stop_rx.clone(),
-            )));
-            jobs.push(tokio::spawn(crate::jobs::scheduler::scheduler(
+            jobs.push(tasks.spawn(crate::jobs::scheduler::scheduler(
                 engine.clone(),
                 stop_rx.clone(),
             )));
             // Secrets and retention: abandoned windows, expired tokens, old history.
-            jobs.push(tokio::spawn(crate::jobs::retention::retention(
+            jobs.push(tasks.spawn(crate::jobs::retention::retention(
                 engine.clone(),
                 stop_rx.clone(),
             )));
             // Its first pass is the crash recovery of a previous process's attempts.
-            jobs.push(tokio::spawn(crate::jobs::reconciler(
-                engine.clone(),
-                stop_rx.clone(),
-            )));
+            jobs.push(tasks.spawn(crate::jobs::reconciler(engine.clone(), stop_rx.clone())));
         }
         // The test PG's window pages, for in-process channels (framing per merchant).
         let csrf_key = crate::keys::derive(
@@ -152,7 +148,7 @@ impl Pier {
                 .await
                 .map_err(|e| anyhow::anyhow!("binding the metrics listener {m}: {e}"))?;
             metrics_addr = Some(ml.local_addr().map_err(|e| anyhow::anyhow!(e))?);
-            jobs.push(tokio::spawn({
+            jobs.push(tasks.spawn({
                 let stop_rx = stop_rx.clone();
                 async move {
                     let r = crate::edge::serve::serve(ml, http::metrics_router(), limits, stop_rx)
@@ -163,7 +159,7 @@ impl Pier {
                 }
             }));
         }
-        let server = tokio::spawn(crate::edge::serve::serve(
+        let server = tasks.spawn(crate::edge::serve::serve(
             listener,
             app,
             limits,
@@ -191,13 +187,15 @@ impl Pier {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, stops the jobs.
+    /// Stops accepting, lets in-flight requests finish, stops the jobs, waits for the attempts
+    /// detached from requests (each PG call has a deadline, so this wait is bounded).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         for j in self.jobs {
             let _ = j.await;
         }
+        self.engine.tasks().joined().await;
         // Nothing writes any more: the group-commit writers drain their queue and end.
         self.engine.close_writes();
         let _ = self.testpg.flush_journal().await;

@@ -213,6 +213,9 @@ pub struct Engine {
     anon: crate::edge::AnonLimits,
     /// The console's sign-in limits (engine/console.rs).
     console: console::ConsoleState,
+    /// Owns the attempts detached from requests (and, through `app`, the jobs): shutdown
+    /// waits for them before the store stops taking writes.
+    tasks: crate::tasks::Tasks,
 }
 
 impl Engine {
@@ -232,6 +235,7 @@ impl Engine {
             confirm_client: std::sync::OnceLock::new(),
             anon,
             console: console::ConsoleState::default(),
+            tasks: crate::tasks::Tasks::default(),
         }
     }
 
@@ -243,6 +247,11 @@ impl Engine {
     /// it to tests; the HTTP layer, the console and the jobs never get it.
     pub(crate) fn store_handle(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// The owner of the server's tasks (`crate::tasks`).
+    pub fn tasks(&self) -> crate::tasks::Tasks {
+        self.tasks.clone()
     }
 
     /// The server's configuration, read-only.

@@ -148,7 +148,7 @@ impl Engine {
         }
         self.store.insert_payment(&p).await?;
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let pg = this.pgs.for_channel(&channel);
             let mid = Mid(channel.mid.clone());
             let req = VbankRequest {

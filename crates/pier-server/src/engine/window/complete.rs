@@ -38,7 +38,7 @@ impl Engine {
             ));
         }
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let result = this.complete_window(&c, auth_token, pg_params).await?;
             this.finish(&c, result).await
         });
