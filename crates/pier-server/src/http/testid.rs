@@ -23,11 +23,10 @@ use super::certifications::person_input;
 use super::checkout::{esc, frame_ancestors, page_with, redirect, sdk_json, sdk_json_for, Cors};
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
-use super::window_result::prevalidation_result;
+use super::window_result::{cert_redirect, cert_result, prevalidation_result};
 use super::AppState;
 use crate::engine::certifications::{
-    cert_redirect, cert_result, CertWindowRequest, Prefill, WindowConfirm, MAX_COMPANY_CHARS,
-    TEST_OTP,
+    CertWindowRequest, Prefill, WindowConfirm, MAX_COMPANY_CHARS, TEST_OTP,
 };
 use crate::engine::origins::{url_allowed, MAX_ORIGIN_CHARS};
 use crate::engine::window::{codes, WindowError};
