@@ -11,14 +11,15 @@ import os
 import re
 
 FN = re.compile(r'\n\s*(?:pub(?:\(crate\))? )?(?:async )?fn (\w+)')
-HIDE = {"now", "public_base", "redirect_binding", "cert_binding", "clone"}
+HIDE = {"now", "config", "anon_limits", "public_base", "redirect_binding", "cert_binding", "clone"}
 
 
-def functions(files, keyed):
+def functions(base, keyed):
     out = {}
-    for f in files:
+    for f in glob.glob(os.path.join(base, "**", "*.rs"), recursive=True):
         s = open(f, encoding="utf-8").read()
-        mod = os.path.basename(f)[:-3]
+        # `http/checkout/order.rs` is `checkout` (its mod.rs re-exports it).
+        mod = os.path.relpath(f, base).split(os.sep)[0].removesuffix(".rs")
         for m in FN.finditer(s):
             nxt = FN.search(s, m.end())
             body = s[m.start():(nxt.start() if nxt else len(s))]
@@ -29,8 +30,8 @@ def functions(files, keyed):
 
 def main():
     root = os.path.join(os.path.dirname(__file__), "..", "crates", "pier-server", "src")
-    http = functions(glob.glob(os.path.join(root, "http", "*.rs")), True)
-    eng = functions(glob.glob(os.path.join(root, "engine", "*.rs")), False)
+    http = functions(os.path.join(root, "http"), True)
+    eng = functions(os.path.join(root, "engine"), False)
     src = open(os.path.join(root, "http", "mod.rs"), encoding="utf-8").read()
     routes = []
     for m in re.finditer(

@@ -341,4 +341,16 @@ pub trait Pg: Send + Sync + 'static {
     fn read_return(&self, _params: &[(String, String)]) -> WindowReturn {
         WindowReturn::Cancelled
     }
+    /// A test PG's simulated transfer into the virtual account of `order_id` (`amount_krw`
+    /// `None`: the amount due). A real PG has no such call: the default refuses, nothing moves.
+    async fn simulate_deposit(
+        &self,
+        _order_id: &str,
+        _amount_krw: Option<i64>,
+    ) -> PgResult<PgEvent> {
+        Err(PgError::Rejected {
+            code: "NOT_A_TEST_PG".into(),
+            message: "deposits can be simulated only on a test PG".into(),
+        })
+    }
 }

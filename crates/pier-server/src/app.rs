@@ -24,6 +24,8 @@ pub struct Pier {
     pub demo: Option<Credentials>,
     /// The in-process test PG behind `inprocess` channels.
     pub testpg: pier_pg::testpg::Engine,
+    /// The store this start opened (closed for writes at shutdown).
+    store: Arc<dyn pier_store::Store>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     jobs: Vec<JoinHandle<()>>,
@@ -57,19 +59,16 @@ pub async fn build_engine(
     let deadline = cfg.pg_deadline;
     let inprocess: Arc<dyn Pg> =
         Arc::new(pier_pg::testpg::InProcess::new(testpg.clone()).with_deadline(deadline));
-    let registry = PgRegistry::new(
-        inprocess,
-        Box::new(move |url: &str| -> Arc<dyn Pg> {
-            match pier_pg::pgsim::Client::with_deadline(url, deadline) {
-                Ok(c) => Arc::new(c),
-                Err(e) => Arc::new(crate::engine::BrokenPg(format!(
-                    "channel target {url}: {e}"
-                ))),
-            }
-        }),
-    );
+    let registry = PgRegistry::new(Box::new(move |url: &str| -> Arc<dyn Pg> {
+        match pier_pg::pgsim::Client::with_deadline(url, deadline) {
+            Ok(c) => Arc::new(c),
+            Err(e) => Arc::new(crate::engine::BrokenPg(format!(
+                "channel target {url}: {e}"
+            ))),
+        }
+    }))
+    .register("inprocess", inprocess);
     let engine = Arc::new(Engine::new(store, clock, registry, cfg));
-    let _ = engine.testpg.set(testpg.clone());
     Ok((engine, testpg))
 }
 
@@ -83,7 +82,7 @@ impl Pier {
         let addr = listener.local_addr().map_err(|e| anyhow::anyhow!(e))?;
         cfg.listen = addr;
         let (engine, testpg) = build_engine(cfg, clock).await?;
-        let demo = if engine.cfg.create_demo {
+        let demo = if engine.config().create_demo {
             engine
                 .ensure_demo()
                 .await
@@ -92,43 +91,39 @@ impl Pier {
             None
         };
         let (stop, stop_rx) = watch::channel(false);
+        // Every task below is the server's (`crate::tasks`): `shutdown` joins them all.
+        let tasks = engine.tasks();
         let mut jobs = Vec::new();
-        if engine.cfg.run_jobs {
-            jobs.push(tokio::spawn(crate::jobs::idempotency_expiry(
+        if engine.config().run_jobs {
+            jobs.push(tasks.spawn(crate::jobs::idempotency_expiry(
                 engine.clone(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::vbank_deposits(
+            jobs.push(tasks.spawn(crate::jobs::vbank_deposits(
                 engine.clone(),
                 testpg.subscribe(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::cancel_retry(
+            jobs.push(tasks.spawn(crate::jobs::cancel_retry(engine.clone(), stop_rx.clone())));
+            jobs.push(tasks.spawn(crate::jobs::webhooks::dispatcher(
                 engine.clone(),
                 stop_rx.clone(),
             )));
-            jobs.push(tokio::spawn(crate::jobs::webhooks::dispatcher(
-                engine.clone(),
-                stop_rx.clone(),
-            )));
-            jobs.push(tokio::spawn(crate::jobs::scheduler::scheduler(
+            jobs.push(tasks.spawn(crate::jobs::scheduler::scheduler(
                 engine.clone(),
                 stop_rx.clone(),
             )));
             // Secrets and retention: abandoned windows, expired tokens, old history.
-            jobs.push(tokio::spawn(crate::jobs::retention::retention(
+            jobs.push(tasks.spawn(crate::jobs::retention::retention(
                 engine.clone(),
                 stop_rx.clone(),
             )));
             // Its first pass is the crash recovery of a previous process's attempts.
-            jobs.push(tokio::spawn(crate::jobs::reconciler(
-                engine.clone(),
-                stop_rx.clone(),
-            )));
+            jobs.push(tasks.spawn(crate::jobs::reconciler(engine.clone(), stop_rx.clone())));
         }
         // The test PG's window pages, for in-process channels (framing per merchant).
         let csrf_key = crate::keys::derive(
-            &engine.cfg.server_key,
+            &engine.config().server_key,
             crate::keys::Purpose::TestpgWindowCsrf,
         );
         let pg_windows = pier_pg::testpg::window::router_with_csrf_key(testpg.clone(), csrf_key)
@@ -136,24 +131,24 @@ impl Pier {
                 engine.clone(),
                 http::checkout::pg_window_headers,
             ));
-        let app = http::router(engine.clone(), pg_windows);
+        let app = http::router(engine.clone(), crate::console::router(), pg_windows);
         let app = tower::Layer::layer(
             &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
             app,
         );
         let limits = crate::edge::serve::ConnLimits {
-            header_read_timeout: engine.cfg.header_read_timeout,
-            idle_timeout: engine.cfg.idle_timeout,
-            max_connections: engine.cfg.max_connections,
+            header_read_timeout: engine.config().header_read_timeout,
+            idle_timeout: engine.config().idle_timeout,
+            max_connections: engine.config().max_connections,
         };
         // `/metrics` on its own listener when configured (an operator's network, not the public).
         let mut metrics_addr = None;
-        if let Some(m) = engine.cfg.metrics_listen {
+        if let Some(m) = engine.config().metrics_listen {
             let ml = TcpListener::bind(m)
                 .await
                 .map_err(|e| anyhow::anyhow!("binding the metrics listener {m}: {e}"))?;
             metrics_addr = Some(ml.local_addr().map_err(|e| anyhow::anyhow!(e))?);
-            jobs.push(tokio::spawn({
+            jobs.push(tasks.spawn({
                 let stop_rx = stop_rx.clone();
                 async move {
                     let r = crate::edge::serve::serve(ml, http::metrics_router(), limits, stop_rx)
@@ -164,13 +159,14 @@ impl Pier {
                 }
             }));
         }
-        let server = tokio::spawn(crate::edge::serve::serve(
+        let server = tasks.spawn(crate::edge::serve::serve(
             listener,
             app,
             limits,
             stop_rx.clone(),
         ));
         Ok(Pier {
+            store: engine.store_handle(),
             addr,
             metrics_addr,
             engine,
@@ -182,19 +178,26 @@ impl Pier {
         })
     }
 
+    /// The store, for tests that set up or inspect rows the API does not expose.
+    pub fn store(&self) -> &Arc<dyn pier_store::Store> {
+        &self.store
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, stops the jobs.
+    /// Stops accepting, lets in-flight requests finish, stops the jobs, waits for the attempts
+    /// detached from requests (each PG call has a deadline, so this wait is bounded).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         for j in self.jobs {
             let _ = j.await;
         }
+        self.engine.tasks().joined().await;
         // Nothing writes any more: the group-commit writers drain their queue and end.
-        self.engine.store.close_writes();
+        self.engine.close_writes();
         let _ = self.testpg.flush_journal().await;
     }
 }

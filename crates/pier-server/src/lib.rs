@@ -12,6 +12,7 @@ pub mod http;
 pub mod jobs;
 pub mod keys;
 pub mod outbound;
+pub mod tasks;
 pub mod testpg_shared;
 
 pub use app::Pier;

@@ -756,7 +756,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
             cmd: MerchantCmd::List { common },
         } => {
             let engine = engine_for(&common).await?;
-            for m in engine.store.list_merchants().await? {
+            for m in engine.merchants().await? {
                 println!(
                     "{}\t{}\t{}{}",
                     m.imp_code,
@@ -888,12 +888,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let stuck = engine
-                .store
-                .list_stuck(
-                    None,
-                    pier_server::engine::reconcile::STUCK_AFTER_ATTEMPTS,
-                    1000,
-                )
+                .stuck_everywhere(pier_server::engine::reconcile::STUCK_AFTER_ATTEMPTS, 1000)
                 .await?;
             if json {
                 let stuck: Vec<_> = stuck
@@ -954,7 +949,7 @@ async fn run(cli: Cli, parsed: &cli_config::Parsed) -> Result<std::process::Exit
             cmd: ChannelCmd::List { common, merchant },
         } => {
             let engine = engine_for(&common).await?;
-            for c in engine.store.list_channels(merchant.as_deref()).await? {
+            for c in engine.channels(merchant.as_deref()).await? {
                 // The secret key itself is never printed (it is sealed in the database).
                 let creds = match (&c.api_base, &c.client_key, &c.secret_sealed) {
                     (None, None, None) => String::new(),

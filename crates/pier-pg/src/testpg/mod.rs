@@ -39,8 +39,8 @@ pub(crate) use engine::{EngineResult, Fail};
 
 use crate::{
     Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,
-    CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgResult, VbankIssued, VbankRequest,
-    DEFAULT_DEADLINE,
+    CancelRequest, CardData, Inquiry, Mid, Order, Pg, PgError, PgEvent, PgResult, VbankIssued,
+    VbankRequest, DEFAULT_DEADLINE,
 };
 use async_trait::async_trait;
 use std::time::Duration;
@@ -125,6 +125,12 @@ impl InProcess {
 
 #[async_trait]
 impl Pg for InProcess {
+    async fn simulate_deposit(&self, order_id: &str, amount_krw: Option<i64>) -> PgResult<PgEvent> {
+        let target = DepositTarget::OrderId(order_id.to_owned());
+        let deposit = self.engine.deposit_shared(&target, amount_krw).await?;
+        Ok(deposit.into())
+    }
+
     async fn approve_keyed(&self, mid: &Mid, order: &Order, card: CardData) -> PgResult<Approval> {
         self.call(|e| e.approve_keyed(mid, order, card.clone()))
             .await

@@ -142,7 +142,7 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// origin (behind a TLS-terminating proxy).
 pub(crate) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     state
-        .cfg
+        .config()
         .public_url
         .as_deref()
         .is_some_and(|u| u.starts_with("https://"))
@@ -193,7 +193,7 @@ pub(crate) fn cross_site(state: &AppState, headers: &HeaderMap) -> bool {
         return false;
     }
     let public = state
-        .cfg
+        .config()
         .public_url
         .as_deref()
         .and_then(|u| url::Url::parse(u).ok());

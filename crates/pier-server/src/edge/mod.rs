@@ -1,17 +1,15 @@
 //! The network edge: who the client is (`client_ip`, behind trusted proxies), the limits on
-//! anonymous endpoints, and serving connections with timeouts and a cap (`serve`).
+//! anonymous endpoints, and serving connections with timeouts and a cap (`serve`). It knows
+//! neither the engine nor the HTTP layer; the middlewares that answer in the i'mport envelope
+//! are `http::edge`.
 //! Every limit's default lives in `Config::new`; docs/security/edge.md lists them with their flags.
 
 pub mod buckets;
 pub mod serve;
 
 use crate::config::Config;
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use buckets::KeyedBuckets;
 pub use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -99,18 +97,6 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware (outermost of the routed stack): puts `ClientIp` in the request's extensions.
-pub async fn client_addr(State(engine): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let ip = client_ip(peer, req.headers(), &engine.cfg.trusted_proxies);
-    req.extensions_mut().insert(ClientIp(ip));
-    next.run(req).await
-}
-
 /// The request's `ClientIp` (set by `client_addr`; unspecified when it did not run).
 pub fn client_of(req: &Request) -> IpAddr {
     req.extensions()
@@ -165,39 +151,16 @@ impl AnonLimits {
         self.prepare_addr.take(&limit_key(client), self.now_ms())
     }
 
+    /// A request to another anonymous endpoint from `client` may go on.
+    pub fn pages_addr_allows(&self, client: IpAddr) -> bool {
+        self.pages_addr.take(&limit_key(client), self.now_ms())
+    }
+
     /// A `POST /checkout/prepare` for merchant `user_code` may go on.
     pub fn prepare_merchant_allows(&self, user_code: &str) -> bool {
         self.prepare_merchant
             .take(&user_code.to_owned(), self.now_ms())
     }
-}
-
-/// 429 in the i'mport envelope, readable by the SDK cross-origin, with `Retry-After`.
-pub fn too_many(what: &str) -> Response {
-    let mut res = ApiError::too_many(format!(
-        "요청이 너무 많습니다. 잠시 후 다시 시도해주세요. (too many requests: {what})"
-    ))
-    .into_response();
-    let h = res.headers_mut();
-    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    res
-}
-
-/// Middleware of the other anonymous endpoints: per client address.
-pub async fn anon_limit(State(engine): State<AppState>, req: Request, next: Next) -> Response {
-    let limits = &engine.anon;
-    if !limits
-        .pages_addr
-        .take(&limit_key(client_of(&req)), limits.now_ms())
-    {
-        metrics::counter!("pier_rate_limited_total", "limit" => "anon_addr").increment(1);
-        return too_many("anonymous endpoints per address");
-    }
-    next.run(req).await
 }
 
 /// `X-Content-Type-Options: nosniff` on every answer, API and pages alike (no answer of Pier's

@@ -294,7 +294,7 @@ impl Engine {
     ) -> Result<ChargeOutcome> {
         let this = self.clone();
         // Detached: the attempt gets its record even if the client disconnects.
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let pg = this.pgs.for_channel(&channel);
             let order = order_of(&p);
             let mid = Mid(channel.mid.clone());

@@ -40,7 +40,9 @@ impl Engine {
         let ch = channel.clone();
         let uid_s = uid.to_string();
         // Detached so a hang-up cannot lose a key the PG issued.
-        let key = tokio::spawn(async move { this.issue_key_at_pg(&pgc, &ch, &uid_s, card).await })
+        let key = self
+            .tasks
+            .spawn(async move { this.issue_key_at_pg(&pgc, &ch, &uid_s, card).await })
             .await
             .map_err(|_| Error::Unavailable("internal error".into()))?;
         let key = match key {

@@ -23,6 +23,9 @@ impl Origins {
     }
 }
 
+/// Idempotency-Keys live at least this long.
+pub const IDEM_RETENTION_SECS: i64 = 24 * 3600;
+
 impl Engine {
     /// `GET /readyz`: the database answers. The driver's text goes to the log only.
     pub async fn ready(&self) -> Result<()> {
@@ -58,6 +61,18 @@ impl Engine {
             Ok(Some(c)) => Some(c.merchant_id),
             _ => None,
         }
+    }
+
+    /// The keyed hash an Idempotency-Key request is matched by (keyed: the body may hold card
+    /// data, and a plain hash of it could be brute-forced).
+    pub fn idem_request_hash(&self, material: &[u8]) -> String {
+        self.auth.keyed_hash(material)
+    }
+
+    /// Forgets Idempotency-Keys older than twice their retention (`IDEM_RETENTION_SECS`).
+    pub async fn idem_expire(&self) -> Result<u64> {
+        let before = self.now() - 2 * IDEM_RETENTION_SECS;
+        Ok(self.store.idem_purge(before).await?)
     }
 
     /// Starts an Idempotency-Key request (or finds it running or done).

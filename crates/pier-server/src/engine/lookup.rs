@@ -8,6 +8,12 @@ pub const MSG_NO_PAYMENT: &str = "존재하지 않는 결제정보입니다.";
 pub const STATUS_WINDOW_SECS: i64 = 90 * 24 * 3600;
 
 impl Engine {
+    /// Unsettled attempts of every merchant tried at least `min_attempts` times, oldest first
+    /// (the operator's `pier reconcile`; merchants see theirs through `unsettled`).
+    pub async fn stuck_everywhere(&self, min_attempts: i64, limit: i64) -> Result<Vec<Payment>> {
+        Ok(self.store.list_stuck(None, min_attempts, limit).await?)
+    }
+
     pub async fn payment(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
         self.store
             .get_payment(Some(merchant_id), imp_uid)

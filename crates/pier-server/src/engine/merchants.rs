@@ -117,6 +117,16 @@ impl Engine {
 
     /// On a database with no merchant, creates the demo merchant and its `jtnet` test channel.
     /// Returns its credentials when it was created now.
+    /// Every merchant (`pier merchant list`).
+    pub async fn merchants(&self) -> Result<Vec<Merchant>> {
+        Ok(self.store.list_merchants().await?)
+    }
+
+    /// Every channel, or one merchant's (`pier channel list`).
+    pub async fn channels(&self, merchant_id: Option<&str>) -> Result<Vec<Channel>> {
+        Ok(self.store.list_channels(merchant_id).await?)
+    }
+
     pub async fn ensure_demo(&self) -> Result<Option<Credentials>> {
         if !self.store.list_merchants().await?.is_empty() {
             return Ok(None);

@@ -23,6 +23,7 @@ pub mod prepare;
 pub mod receipts;
 pub mod reconcile;
 pub mod refunds;
+pub mod retention;
 pub mod schedules;
 pub mod secrets;
 pub mod vbanks;
@@ -111,10 +112,13 @@ impl From<pier_domain::FieldError> for Error {
 /// Builds the connector for a pgsim base URL.
 pub type RemoteFactory = Box<dyn Fn(&str) -> Arc<dyn Pg> + Send + Sync>;
 
-/// Which connector serves a channel: the in-process test PG, a pgsim over HTTP, or a PG Pier
-/// calls directly with the channel's own credentials (`tosspayments`).
+/// Which connector serves a channel, by the channel alone: a PG Pier calls directly with the
+/// channel's own credentials (`tosspayments`), a connector registered under the channel's
+/// target name (the in-process test PG is registered as `inprocess` at start-up), or a pgsim
+/// over HTTP at the target URL.
 pub struct PgRegistry {
-    inprocess: Arc<dyn Pg>,
+    /// Connectors by target name, registered at start-up.
+    named: std::collections::HashMap<String, Arc<dyn Pg>>,
     remote: dashmap::DashMap<String, Arc<dyn Pg>>,
     make_remote: RemoteFactory,
     /// Direct connectors by channel id, with the sealed secret each was built from: a rotated
@@ -131,9 +135,9 @@ struct DirectSetup {
 }
 
 impl PgRegistry {
-    pub fn new(inprocess: Arc<dyn Pg>, make_remote: RemoteFactory) -> Self {
+    pub fn new(make_remote: RemoteFactory) -> Self {
         Self {
-            inprocess,
+            named: std::collections::HashMap::new(),
             remote: dashmap::DashMap::new(),
             make_remote,
             direct: dashmap::DashMap::new(),
@@ -179,12 +183,18 @@ impl PgRegistry {
         pg
     }
 
+    /// Channels whose target is `name` are served by `pg` (before the engine is built).
+    pub fn register(mut self, name: &str, pg: Arc<dyn Pg>) -> Self {
+        self.named.insert(name.to_owned(), pg);
+        self
+    }
+
     pub fn for_channel(&self, c: &Channel) -> Arc<dyn Pg> {
         if c.pg_provider == channels::TOSS {
             return self.direct_for(c);
         }
-        if c.target == "inprocess" {
-            return self.inprocess.clone();
+        if let Some(pg) = self.named.get(&c.target) {
+            return pg.clone();
         }
         if let Some(pg) = self.remote.get(&c.target) {
             return pg.clone();
@@ -195,20 +205,23 @@ impl PgRegistry {
     }
 }
 
+/// Every field is private: the HTTP layer, the console, the jobs and the binary call the
+/// engine's methods (one per use case), never its store or connectors.
 pub struct Engine {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub pgs: PgRegistry,
-    pub cfg: Config,
-    pub(crate) auth: auth::AuthState,
-    /// The in-process test PG, for simulated deposits (set once at start-up).
-    pub testpg: std::sync::OnceLock<pier_pg::testpg::Engine>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    pgs: PgRegistry,
+    cfg: Config,
+    auth: auth::AuthState,
     /// The outbound client of confirm_url calls (built on first use).
-    pub(crate) confirm_client: std::sync::OnceLock<crate::outbound::Outbound>,
+    confirm_client: std::sync::OnceLock<crate::outbound::Outbound>,
     /// Limits of the anonymous endpoints (edge/).
-    pub anon: crate::edge::AnonLimits,
+    anon: crate::edge::AnonLimits,
     /// The console's sign-in limits (engine/console.rs).
-    pub(crate) console: console::ConsoleState,
+    console: console::ConsoleState,
+    /// Owns the attempts detached from requests (and, through `app`, the jobs): shutdown
+    /// waits for them before the store stops taking writes.
+    tasks: crate::tasks::Tasks,
 }
 
 impl Engine {
@@ -225,15 +238,42 @@ impl Engine {
             pgs,
             cfg,
             auth,
-            testpg: std::sync::OnceLock::new(),
             confirm_client: std::sync::OnceLock::new(),
             anon,
             console: console::ConsoleState::default(),
+            tasks: crate::tasks::Tasks::default(),
         }
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now_unix()
+    }
+
+    /// The store, for the application that opened it and closes it (`app::Pier`), which hands
+    /// it to tests; the HTTP layer, the console and the jobs never get it.
+    pub(crate) fn store_handle(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The owner of the server's tasks (`crate::tasks`).
+    pub fn tasks(&self) -> crate::tasks::Tasks {
+        self.tasks.clone()
+    }
+
+    /// The server's configuration, read-only.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The anonymous endpoints' limits (the HTTP edge middleware takes from them).
+    pub fn anon_limits(&self) -> &crate::edge::AnonLimits {
+        &self.anon
+    }
+
+    /// Tells the store's group-commit writers that nothing writes any more (shutdown, or a
+    /// test stopping the writer mid-request): they drain their queue and end.
+    pub fn close_writes(&self) {
+        self.store.close_writes();
     }
 }
 

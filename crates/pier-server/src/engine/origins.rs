@@ -7,7 +7,7 @@
 //! (any page, any http(s) redirect target), except that a browser-supplied `notice_url` is
 //! refused: otherwise any page could send the merchant's webhooks elsewhere.
 
-use super::window::{codes, WindowError, WindowRequest};
+use super::window::types::{codes, WindowError, WindowRequest};
 use super::{Engine, Error, Result};
 use pier_store::Merchant;
 

@@ -7,7 +7,7 @@
 //! sends the buyer back to `/checkout/return/{id}` with its own parameters; the channel's
 //! connector reads them (`Pg::read_return`).
 
-use super::window::result_of;
+use super::window::result::result_of;
 use super::{Engine, Error, Result};
 use pier_pg::{BrowserCall, WindowReturn};
 use pier_store::CheckoutSession;

@@ -161,7 +161,7 @@ impl Engine {
         }
         let this = self.clone();
         // Detached: the cancel gets its record even if the client disconnects.
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let answer = this.call_pg_cancel(&p, &req).await;
             this.record_cancel(&p, &req, answer).await
         });

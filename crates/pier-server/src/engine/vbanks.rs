@@ -142,7 +142,7 @@ impl Engine {
         );
         self.store.insert_payment(&p).await?;
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let task = self.tasks.spawn(async move {
             let pg = this.pgs.for_channel(&channel);
             let mid = Mid(channel.mid.clone());
             let req = VbankRequest {
@@ -416,24 +416,22 @@ impl Engine {
         amount: Option<i64>,
     ) -> Result<Payment> {
         let p = self.waiting_vbank(merchant_id, imp_uid).await?;
-        let (channel, _) = self.pg_of(&p).await?;
+        let (channel, pg) = self.pg_of(&p).await?;
         if channel.target != "inprocess" {
             return Err(Error::Invalid(
                 "deposits can be simulated here only on in-process test channels (use pgsim's admin API for a pgsim channel)".into(),
             ));
         }
-        let Some(testpg) = self.testpg.get() else {
-            return Err(Error::Unavailable(
-                "the in-process test PG is not running".into(),
-            ));
-        };
         let order_id = self.store.pg_order_id(&p.imp_uid).await?;
-        let d = testpg
-            .deposit_shared(&pier_pg::testpg::DepositTarget::OrderId(order_id), amount)
-            .await
-            .map_err(|e| Error::PgRefused(pg_text("가상계좌 입금에 실패하였습니다.", &e)))?;
+        let ev = super::pg_call(
+            "simulate_deposit",
+            self.cfg.pg_deadline,
+            pg.simulate_deposit(&order_id, amount),
+        )
+        .await
+        .map_err(|e| Error::PgRefused(pg_text("가상계좌 입금에 실패하였습니다.", &e)))?;
         // The deposit job records it too; whichever comes first wins the guarded update.
-        self.on_pg_event(&d.into(), false).await?;
+        self.on_pg_event(&ev, false).await?;
         self.payment(merchant_id, imp_uid).await
     }
 }

@@ -15,9 +15,6 @@ use pier_store::IdemBegin;
 
 pub const HEADER: &str = "idempotency-key";
 pub const MAX_KEY_LEN: usize = 255;
-/// Keys live at least this long.
-pub const RETENTION_SECS: i64 = 24 * 3600;
-
 pub async fn layer(State(engine): State<AppState>, req: Request, next: Next) -> Response {
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE) {
         return next.run(req).await;
@@ -58,7 +55,7 @@ pub async fn layer(State(engine): State<AppState>, req: Request, next: Next) -> 
     material.extend_from_slice(parts.uri.path().as_bytes());
     material.push(b'\n');
     material.extend_from_slice(&bytes);
-    let hash = engine.auth.keyed_hash(&material);
+    let hash = engine.idem_request_hash(&material);
     match engine.idem_begin(&merchant, &key, &hash).await {
         Err(e) => return ApiError::from(e).into_response(),
         Ok(IdemBegin::InFlight { .. }) => {

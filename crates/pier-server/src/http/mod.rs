@@ -9,6 +9,7 @@ pub mod balance;
 pub mod certifications;
 pub mod checkout;
 pub mod codes;
+pub mod edge;
 pub mod error;
 pub mod escrows;
 pub mod holder;
@@ -25,6 +26,7 @@ pub mod testid;
 pub mod unsupported;
 pub mod vbanks;
 pub mod webhooks;
+pub mod window_result;
 pub mod wire;
 
 use crate::engine::Engine;
@@ -47,9 +49,11 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// No request may take longer than this end to end.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every route, and `pages` (the test PG's window pages) under the same middleware.
-/// Authenticated routes sit behind the token check and the idempotency layer.
-pub fn router(state: AppState, pages: Router) -> Router {
+/// Every route, the operator console's (`console`) and `pages` (the test PG's window pages)
+/// under the same middleware. Authenticated routes sit behind the token check and the
+/// idempotency layer. The console comes in as a router so that `http` does not name it (the
+/// console builds on `http`'s state and limits, not the other way round).
+pub fn router(state: AppState, console: Router<AppState>, pages: Router) -> Router {
     let authed = Router::new()
         .route("/users/pg", get(auth::list_pg))
         .route("/payments", get(payments::get_many))
@@ -187,7 +191,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         .route("/demo", get(checkout::demo))
         .route("/demo/shop.js", get(checkout::demo_js));
     // With `--metrics-listen`, /metrics is served there only.
-    if state.cfg.metrics_listen.is_none() {
+    if state.config().metrics_listen.is_none() {
         public = public.route("/metrics", get(ops::metrics));
     }
     // Anonymous endpoints that do work per call: limited per client address.
@@ -215,16 +219,16 @@ pub fn router(state: AppState, pages: Router) -> Router {
             "/pg/tosspayments/{channel_id}/webhook",
             post(pg_window::toss_webhook),
         )
-        .route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
+        .route_layer(from_fn_with_state(state.clone(), edge::anon_limit));
     // The test PG's window pages: the same limit, and below the same stack as the API.
-    let pages = pages.route_layer(from_fn_with_state(state.clone(), crate::edge::anon_limit));
+    let pages = pages.route_layer(from_fn_with_state(state.clone(), edge::anon_limit));
 
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(authed)
         .merge(public)
         .merge(anonymous)
-        .merge(crate::console::router())
+        .merge(console)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
@@ -241,7 +245,7 @@ pub fn router(state: AppState, pages: Router) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(from_fn_with_state(state, crate::edge::client_addr))
+        .layer(from_fn_with_state(state, edge::client_addr))
         .layer(crate::edge::nosniff())
 }
 

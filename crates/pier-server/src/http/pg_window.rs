@@ -8,7 +8,7 @@
 //! - `POST /pg/tosspayments/{channel_id}/webhook`: Toss's webhooks for a channel, a hint that
 //!   Pier checks with Toss before acting (`engine::pg_webhooks`).
 
-use super::checkout::{esc, frame_ancestors};
+use super::checkout::pages::{esc, frame_ancestors};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::engine::pg_webhooks::PgWebhook;

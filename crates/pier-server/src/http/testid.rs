@@ -23,13 +23,13 @@ use super::certifications::person_input;
 use super::checkout::{esc, frame_ancestors, page_with, redirect, sdk_json, sdk_json_for, Cors};
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
+use super::window_result::{cert_redirect, cert_result, prevalidation_result};
 use super::AppState;
 use crate::engine::certifications::{
-    cert_redirect, cert_result, CertWindowRequest, Prefill, WindowConfirm, MAX_COMPANY_CHARS,
-    TEST_OTP,
+    CertWindowRequest, Prefill, WindowConfirm, MAX_COMPANY_CHARS, TEST_OTP,
 };
 use crate::engine::origins::{url_allowed, MAX_ORIGIN_CHARS};
-use crate::engine::window::{codes, prevalidation_result, WindowError};
+use crate::engine::window::{codes, WindowError};
 use crate::engine::{Engine, Error};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -383,7 +383,7 @@ pub async fn window(
         } else {
             ""
         };
-        let max_age = (c.created_at + engine.cfg.checkout_ttl_secs - engine.now()).max(1);
+        let max_age = (c.created_at + engine.config().checkout_ttl_secs - engine.now()).max(1);
         let cookie = format!(
             "{}={}; Path=/testid/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
             binding_cookie_name(&id),
@@ -520,7 +520,7 @@ async fn deliver(engine: &Engine, c: &Certification, headers: &HeaderMap) -> Res
     };
     let id = c.window_id.as_deref().unwrap_or("");
     let allowed = engine.merchant_origins(&c.merchant_id).await.into_list();
-    let session_lives = engine.now() <= c.created_at + engine.cfg.checkout_ttl_secs;
+    let session_lives = engine.now() <= c.created_at + engine.config().checkout_ttl_secs;
     if c.window_mode.as_deref() == Some("redirect") && session_lives {
         if let Some(to) = c.m_redirect_url.as_deref() {
             let permitted = match &allowed {

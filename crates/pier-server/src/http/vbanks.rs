@@ -21,7 +21,10 @@ use serde_json::{json, Value};
 
 /// The secret pgsim must send with its notifications to this server.
 pub fn pgsim_notify_secret(server_key: &[u8; 32]) -> String {
-    hex::encode(crate::app::derive_key(server_key, b"pier pgsim notify"))
+    hex::encode(crate::keys::legacy_hmac_kdf(
+        server_key,
+        b"pier pgsim notify",
+    ))
 }
 
 pub async fn issue(
@@ -97,7 +100,7 @@ pub async fn pgsim_notify(
     body: Bytes,
 ) -> ApiResult<Envelope<Value>> {
     use subtle::ConstantTimeEq;
-    let expected = pgsim_notify_secret(&engine.cfg.server_key);
+    let expected = pgsim_notify_secret(&engine.config().server_key);
     let given = headers
         .get(pier_pg::pgsim::NOTIFY_SECRET_HEADER)
         .and_then(|v| v.to_str().ok())

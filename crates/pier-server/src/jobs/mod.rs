@@ -20,8 +20,7 @@ use tokio::sync::watch;
 /// Forgets idempotency keys older than twice their retention, every ten minutes.
 pub async fn idempotency_expiry(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     loop {
-        let before = engine.now() - 2 * crate::http::idempotency::RETENTION_SECS;
-        match engine.store.idem_purge(before).await {
+        match engine.idem_expire().await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "idempotency expiry failed"),

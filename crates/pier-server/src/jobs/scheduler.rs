@@ -9,14 +9,14 @@ use tokio::sync::watch;
 
 pub async fn scheduler(engine: Arc<Engine>, stop: watch::Receiver<bool>) {
     let mut loops = tokio::task::JoinSet::new();
-    for _ in 0..engine.cfg.schedule_ticks.max(1) {
+    for _ in 0..engine.config().schedule_ticks.max(1) {
         loops.spawn(tick_loop(engine.clone(), stop.clone()));
     }
     while loops.join_next().await.is_some() {}
 }
 
 async fn tick_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
-    let batch = engine.cfg.schedule_batch.max(1);
+    let batch = engine.config().schedule_batch.max(1);
     loop {
         let full = match engine.run_due_schedules(batch).await {
             Ok(n) => n as i64 == batch,
@@ -32,7 +32,7 @@ async fn tick_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         tokio::select! {
-            _ = tokio::time::sleep(engine.cfg.jobs_poll_interval) => {}
+            _ = tokio::time::sleep(engine.config().jobs_poll_interval) => {}
             _ = stop.changed() => return,
         }
     }

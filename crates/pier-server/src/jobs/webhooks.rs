@@ -16,15 +16,15 @@ use tokio::task::JoinSet;
 const SWEEP_BATCH: i64 = 1000;
 
 pub async fn dispatcher(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
-    let sender = match WebhookSender::new(&engine.cfg) {
+    let sender = match WebhookSender::new(engine.config()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "webhook dispatcher cannot start");
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(engine.cfg.webhook_concurrency.max(1)));
-    let per_merchant = engine.cfg.webhook_merchant_concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(engine.config().webhook_concurrency.max(1)));
+    let per_merchant = engine.config().webhook_merchant_concurrency.max(1);
     // Deliveries in flight per merchant; an entry is removed when it reaches 0.
     let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut tasks = JoinSet::new();
@@ -101,13 +101,13 @@ pub async fn dispatcher(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             continue;
         }
         tokio::select! {
-            _ = tokio::time::sleep(engine.cfg.jobs_poll_interval) => {}
+            _ = tokio::time::sleep(engine.config().jobs_poll_interval) => {}
             _ = stop.changed() => break,
         }
     }
     // Let deliveries under way finish (each is bounded by the delivery timeout); anything cut
     // short is delivered again once its lease expires.
-    let grace = engine.cfg.webhook_timeout + std::time::Duration::from_secs(1);
+    let grace = engine.config().webhook_timeout + std::time::Duration::from_secs(1);
     if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
         .await
         .is_err()

@@ -94,8 +94,7 @@ async fn otp_request_and_confirm_certify_once() {
     // At rest the person is sealed: the stored row holds none of it in clear.
     let row = t
         .pier
-        .engine
-        .store
+        .store()
         .get_certification(DEMO_CODE, &imp)
         .await
         .unwrap()
@@ -331,8 +330,7 @@ async fn delete_removes_the_personal_data() {
     assert_eq!(s, 404);
     assert!(t
         .pier
-        .engine
-        .store
+        .store()
         .get_certification(DEMO_CODE, imp)
         .await
         .unwrap()
@@ -723,7 +721,7 @@ async fn abandoned_certifications_are_deleted_by_retention() {
         .unwrap();
     assert_eq!(r.certifications_deleted, 0, "{r:?}");
     t.clock
-        .advance(t.pier.engine.cfg.checkout_retention_secs + 3600);
+        .advance(t.pier.engine.config().checkout_retention_secs + 3600);
     let r = pier_server::jobs::retention::retention_pass(&t.pier.engine)
         .await
         .unwrap();
@@ -780,7 +778,8 @@ async fn window_code_expires_and_a_new_one_can_be_requested() {
     // Past the window's own lifetime, an unfinished window is expired.
     let opened = prepare(&t, "iframe", json!({})).await;
     let url = opened["window_url"].as_str().unwrap().to_owned();
-    t.clock.advance(t.pier.engine.cfg.checkout_ttl_secs + 1);
+    t.clock
+        .advance(t.pier.engine.config().checkout_ttl_secs + 1);
     let res = client.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("testid-expired"));

@@ -147,7 +147,7 @@ impl TestPier {
         for _ in 1..instances {
             // The same configuration (as the first one's tweak left it) on another port.
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut cfg = pier.engine.cfg.clone();
+            let mut cfg = pier.engine.config().clone();
             cfg.create_demo = false;
             let clock_dyn: Arc<dyn Clock> = Arc::new(clock.clone());
             others.push(

@@ -119,8 +119,7 @@ pub(crate) async fn operator(t: &TestPier, merchant: &str, email: &str, role: &s
 
 async fn allowed_origins(t: &TestPier) -> Option<String> {
     t.pier
-        .engine
-        .store
+        .store()
         .get_merchant(DEMO_CODE)
         .await
         .unwrap()

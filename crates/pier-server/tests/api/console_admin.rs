@@ -55,8 +55,7 @@ async fn console_billing_keys_masked_unschedule_and_delete_through_rest() {
     schedule(&t, &tok, "bk-1", &["bk-1-a", "bk-1-b"]).await;
     let stored = t
         .pier
-        .engine
-        .store
+        .store()
         .get_customer(DEMO_CODE, "bk-1")
         .await
         .unwrap()
@@ -297,7 +296,7 @@ async fn console_webhook_target_and_signing_secret() {
             .await;
         assert_eq!(p.status, 400, "{url} {format}");
     }
-    let store = &t.pier.engine.store;
+    let store = t.pier.store();
     let before = store.get_merchant(DEMO_CODE).await.unwrap().unwrap();
     let p = c
         .post(
@@ -434,7 +433,7 @@ async fn console_default_channel_and_operators_never_lose_the_last_admin() {
     assert_eq!(p.status, 303, "{}", p.body);
     let mut n = Console::new(&t);
     assert_eq!(n.sign_in("new@shop.example", PASSWORD).await.status, 303);
-    let ops = t.pier.engine.store.list_operators(DEMO_CODE).await.unwrap();
+    let ops = t.pier.store().list_operators(DEMO_CODE).await.unwrap();
     let newbie = ops.iter().find(|o| o.email == "new@shop.example").unwrap();
     let me = ops
         .iter()
@@ -483,14 +482,7 @@ async fn console_default_channel_and_operators_never_lose_the_last_admin() {
             .await;
         assert_eq!(p.status, 409, "{}", p.body);
     }
-    let o = t
-        .pier
-        .engine
-        .store
-        .get_operator(&me.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let o = t.pier.store().get_operator(&me.id).await.unwrap().unwrap();
     assert_eq!((o.role.as_str(), o.disabled), ("admin", false));
     // With a second admin it can step down.
     let p = c

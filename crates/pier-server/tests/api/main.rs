@@ -20,6 +20,7 @@ mod security_edge;
 mod security_origins;
 mod security_secrets;
 mod security_ssrf;
+mod shutdown;
 mod subscribe;
 mod toss;
 mod toss_window;

@@ -58,8 +58,7 @@ async fn payment_receipt_issue_lookup_cancel_and_full_refund() {
     assert!(!b.to_string().contains("5678"), "{b}");
     let merchant_id = t
         .pier
-        .engine
-        .store
+        .store()
         .get_payment(None, &imp)
         .await
         .unwrap()
@@ -67,8 +66,7 @@ async fn payment_receipt_issue_lookup_cancel_and_full_refund() {
         .merchant_id;
     let stored = t
         .pier
-        .engine
-        .store
+        .store()
         .find_receipt(&merchant_id, "payment", &imp)
         .await
         .unwrap()

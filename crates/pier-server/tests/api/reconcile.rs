@@ -35,8 +35,7 @@ fn imp_uid_of_unknown(b: &Value) -> String {
 
 async fn payment(t: &TestPier, imp_uid: &str) -> Payment {
     t.pier
-        .engine
-        .store
+        .store()
         .get_payment(None, imp_uid)
         .await
         .unwrap()
@@ -45,8 +44,7 @@ async fn payment(t: &TestPier, imp_uid: &str) -> Payment {
 
 async fn demo_channel(t: &TestPier) -> pier_store::Channel {
     t.pier
-        .engine
-        .store
+        .store()
         .list_channels(Some(DEMO_CODE))
         .await
         .unwrap()
@@ -72,7 +70,7 @@ async fn insert_in_flight(t: &TestPier, merchant_uid: &str, amount: i64) -> Paym
     p.pay_method = Some("card".into());
     p.pg_provider = Some(ch.pg_provider.clone());
     p.pg_id = Some(ch.mid.clone());
-    t.pier.engine.store.insert_payment(&p).await.unwrap();
+    t.pier.store().insert_payment(&p).await.unwrap();
     p
 }
 
@@ -214,8 +212,7 @@ async fn approval_after_the_client_was_told_failed_is_net_cancelled() {
     approve_at_pg(&t, &p).await;
     let now = t.clock.now_unix();
     t.pier
-        .engine
-        .store
+        .store()
         .settle(
             &p.imp_uid,
             &Settlement::Unknown {
@@ -265,8 +262,7 @@ async fn crashed_in_flight_attempt_is_recovered_only_once_stale() {
     // A live request that wakes up late with the same answer loses the guarded race harmlessly.
     let s = t
         .pier
-        .engine
-        .store
+        .store()
         .settle(
             &p.imp_uid,
             &Settlement::Failed {
@@ -337,7 +333,7 @@ async fn unreachable_pg_backs_off_and_is_flagged_for_the_operator_of_that_mercha
     q.pg_state = PgState::InFlight;
     q.channel_id = Some(dead.id.clone());
     q.pay_method = Some("card".into());
-    t.pier.engine.store.insert_payment(&q).await.unwrap();
+    t.pier.store().insert_payment(&q).await.unwrap();
 
     let mut last_attempts = 0;
     for _ in 0..(STUCK_AFTER_ATTEMPTS + 1) {

@@ -296,7 +296,7 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
     // Without enable_webhook: no cancelled announcement.
     let (_, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 1000})).await;
     assert_eq!(code(&b), 0, "{b}");
-    let events = t.pier.engine.store.outbox_for_payment(imp).await.unwrap();
+    let events = t.pier.store().outbox_for_payment(imp).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.status == "cancelled").count(), 0);
     // With it: one, carrying the cancellation_id of the new history entry.
     let (_, b) = cancel(
@@ -310,7 +310,7 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
         .as_str()
         .unwrap()
         .to_owned();
-    let events = t.pier.engine.store.outbox_for_payment(imp).await.unwrap();
+    let events = t.pier.store().outbox_for_payment(imp).await.unwrap();
     let cancelled: Vec<_> = events.iter().filter(|e| e.status == "cancelled").collect();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].cancellation_id.as_deref(), Some(cid.as_str()));
@@ -707,8 +707,7 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
     };
     assert!(t
         .pier
-        .engine
-        .store
+        .store()
         .reserve_cancel(&req, Some(6000))
         .await
         .unwrap());

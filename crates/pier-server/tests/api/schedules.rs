@@ -776,8 +776,9 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
     let e = t.pier.engine.clone();
     // Instance A claims the schedule, fixes its attempt and charges, then dies before recording.
     let now = START + HOUR;
-    let mut claimed = e
-        .store
+    let mut claimed = t
+        .pier
+        .store()
         .claim_due_schedules(now, now + 120, &["imp_000000000042".to_owned()])
         .await
         .unwrap();
@@ -870,8 +871,9 @@ async fn an_attempt_that_never_reached_the_pg_is_charged_again_not_failed() {
     let e = t.pier.engine.clone();
     let now = START + HOUR;
     // Instance A claims, records its attempt in flight, and dies before calling the PG.
-    let claimed = e
-        .store
+    let claimed = t
+        .pier
+        .store()
         .claim_due_schedules(now, now + 120, &["imp_000000000077".to_owned()])
         .await
         .unwrap();
@@ -886,17 +888,18 @@ async fn an_attempt_that_never_reached_the_pg_is_charged_again_not_failed() {
     p.uid_lock = true;
     p.pg_state = pier_store::PgState::InFlight;
     p.customer_uid = Some("strand".into());
-    let channel = e.store.list_channels(Some(DEMO_CODE)).await.unwrap();
+    let channel = t.pier.store().list_channels(Some(DEMO_CODE)).await.unwrap();
     p.channel_id = Some(channel[0].id.clone());
     p.pg_provider = Some("jtnet".into());
     p.pg_id = Some(channel[0].mid.clone());
-    e.store.insert_payment(&p).await.unwrap();
+    t.pier.store().insert_payment(&p).await.unwrap();
     // Later the reconciler finds it stale, the PG does not know it: voided and failed.
     t.clock.advance(300);
     let r = e.reconcile_pass().await.unwrap();
     assert_eq!((r.failed, r.net_cancelled), (1, 1), "{r:?}");
-    let stranded = e
-        .store
+    let stranded = t
+        .pier
+        .store()
         .get_payment(Some(DEMO_CODE), "imp_000000000077")
         .await
         .unwrap()

@@ -73,7 +73,7 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 /// Everything the database holds, as bytes: the SQLite files (main, WAL, shared memory), or every
 /// row of every table of the test's PostgreSQL schema rendered as text.
 async fn database_bytes(t: &TestPier) -> Vec<u8> {
-    let url = t.pier.engine.cfg.database_url.clone();
+    let url = t.pier.engine.config().database_url.clone();
     if let Some(path) = url.strip_prefix("sqlite:") {
         let mut out = Vec::new();
         for suffix in ["", "-wal", "-shm"] {

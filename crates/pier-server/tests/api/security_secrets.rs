@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Every text value of `table`, as one string per row, read straight from the database.
 async fn table_text(t: &TestPier, table: &str) -> Vec<String> {
-    let url = &t.pier.engine.cfg.database_url;
+    let url = &t.pier.engine.config().database_url;
     let sql = format!("SELECT * FROM {table}");
     if url.starts_with("postgres") {
         use sqlx::Row;
@@ -42,7 +42,7 @@ async fn table_text(t: &TestPier, table: &str) -> Vec<String> {
 
 /// Runs one statement straight on the database (rows a test needs that no API makes).
 async fn exec(t: &TestPier, sql: &str) {
-    let url = &t.pier.engine.cfg.database_url;
+    let url = &t.pier.engine.config().database_url;
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
         sqlx::query(sql).execute(&pool).await.unwrap();
@@ -126,7 +126,7 @@ async fn revocation_by_another_process_takes_effect_within_the_cache_bound() {
     let token = t.token().await;
     assert_eq!(call_with(&t, &token).await, 200); // now cached in this server
                                                   // Another process (the CLI) deletes the tokens through its own store connection.
-    let (store, _) = pier_store::connect(&t.pier.engine.cfg.database_url, false)
+    let (store, _) = pier_store::connect(&t.pier.engine.config().database_url, false)
         .await
         .unwrap();
     assert_eq!(store.revoke_tokens(DEMO_CODE).await.unwrap(), 1);

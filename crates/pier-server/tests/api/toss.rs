@@ -478,7 +478,7 @@ async fn toss_secret_key_is_sealed_in_the_database() {
         .await;
     assert_eq!(b["response"]["status"], "paid", "{b}");
 
-    let url = t.pier.engine.cfg.database_url.clone();
+    let url = t.pier.engine.config().database_url.clone();
     let sql = "SELECT id, merchant_id, pg_provider, mid, target, COALESCE(api_base, ''), \
                COALESCE(client_key, ''), COALESCE(secret_sealed, '') FROM channels";
     let rows: Vec<ChannelText> = if url.starts_with("postgres") {
@@ -518,13 +518,7 @@ async fn toss_secret_key_is_sealed_in_the_database() {
         }
     }
     // Debug of a channel does not show the sealed value either.
-    let chans = t
-        .pier
-        .engine
-        .store
-        .list_channels(Some(DEMO_CODE))
-        .await
-        .unwrap();
+    let chans = t.pier.store().list_channels(Some(DEMO_CODE)).await.unwrap();
     let dbg = format!("{chans:?}");
     assert!(!dbg.contains(SECRET) && !dbg.contains(&toss.7), "{dbg}");
     assert!(dbg.contains("<redacted>"), "{dbg}");
@@ -532,8 +526,7 @@ async fn toss_secret_key_is_sealed_in_the_database() {
     // A channel whose sealed key does not open (another server key) charges nothing and says so.
     let c = t
         .pier
-        .engine
-        .store
+        .store()
         .list_channels(Some(DEMO_CODE))
         .await
         .unwrap()
@@ -543,7 +536,7 @@ async fn toss_secret_key_is_sealed_in_the_database() {
     let mut moved = c.clone();
     moved.id = "ch_moved_0001".into();
     moved.mid = "toss_moved".into();
-    t.pier.engine.store.add_channel(&moved).await.unwrap();
+    t.pier.store().add_channel(&moved).await.unwrap();
     let (s, b) = t
         .post(
             "/subscribe/payments/onetime",

@@ -40,8 +40,7 @@ async fn writer_stopped_during_the_pg_call_is_unavailable_and_retryable() {
     let mut recorded = false;
     for _ in 0..200 {
         if t.pier
-            .engine
-            .store
+            .store()
             .locked_payment(DEMO_CODE, "order-stop")
             .await
             .unwrap()
@@ -53,7 +52,7 @@ async fn writer_stopped_during_the_pg_call_is_unavailable_and_retryable() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(recorded, "the attempt was never recorded");
-    t.pier.engine.store.close_writes();
+    t.pier.store().close_writes();
 
     let res = call.await.unwrap().unwrap();
     let status = res.status().as_u16();

@@ -61,7 +61,7 @@ async fn issue_deposit_paid_refund() {
     assert!(v["vbank_date"].as_i64().unwrap() > t.clock.now_unix());
     assert_eq!(v["vbank_issued_at"], t.clock.now_unix());
     assert_eq!(v["paid_at"], 0);
-    let events = t.pier.engine.store.outbox_for_payment(&imp).await.unwrap();
+    let events = t.pier.store().outbox_for_payment(&imp).await.unwrap();
     assert_eq!(
         events.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(),
         ["ready"]
@@ -92,7 +92,7 @@ async fn issue_deposit_paid_refund() {
     assert_eq!(b["response"]["paid_at"], t.clock.now_unix());
     let paid = wait_status(&t, &tok, &imp, "paid").await;
     assert_eq!(paid["amount"], 25_000);
-    let events = t.pier.engine.store.outbox_for_payment(&imp).await.unwrap();
+    let events = t.pier.store().outbox_for_payment(&imp).await.unwrap();
     assert_eq!(
         events.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(),
         ["ready", "paid"],

@@ -317,8 +317,7 @@ async fn receiver_failing_twice_gets_the_event_on_the_third_try() {
     assert_eq!(rx.all().len(), 3);
     let ev = t
         .pier
-        .engine
-        .store
+        .store()
         .list_events(DEMO_CODE, Some(imp), 10)
         .await
         .unwrap();
@@ -371,8 +370,7 @@ async fn dead_after_the_retry_budget_then_manual_redelivery() {
     for _ in 0..100 {
         state = t
             .pier
-            .engine
-            .store
+            .store()
             .list_events(DEMO_CODE, Some(imp), 1)
             .await
             .unwrap()[0]
@@ -489,8 +487,7 @@ async fn other_event_types_go_through_the_same_code() {
         created_at: t.clock_now(),
     };
     t.pier
-        .engine
-        .store
+        .store()
         .insert_events(&[mk("cancelled", Some("cncl_1")), mk("ready", None)])
         .await
         .unwrap();
@@ -519,8 +516,7 @@ async fn no_target_is_skipped_and_private_targets_are_refused() {
     for _ in 0..100 {
         state = t
             .pier
-            .engine
-            .store
+            .store()
             .list_events(DEMO_CODE, Some(&imp), 1)
             .await
             .unwrap()[0]
@@ -564,7 +560,7 @@ async fn an_event_without_a_target_is_written_skipped_and_one_with_a_target_pend
     .await;
     let tok = t.token().await;
     let event = |imp: String| {
-        let store = t.pier.engine.store.clone();
+        let store = t.pier.store().clone();
         async move {
             let rows = store.list_events(DEMO_CODE, Some(&imp), 10).await.unwrap();
             assert_eq!(rows.len(), 1, "one event per payment");

@@ -18,16 +18,19 @@
 //! - The store guards every transition (`window` → `requested` → `certified` | `failed` |
 //!   `cancelled`) with a conditional update: a second confirm finds nothing to change.
 
-use super::window::{codes, WindowError, WindowMode};
+use super::window::WindowMode;
 use super::{Engine, Error, Result};
-use crate::keys::{self, Purpose};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use pier_domain::MerchantUid;
 use pier_store::{CertStep, Certification, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+
+mod person;
+mod sealed;
+mod window;
+
+pub use person::*;
+use sealed::*;
 
 /// The only code the test identity provider accepts (no SMS is ever sent).
 pub const TEST_OTP: &str = "123456";
@@ -141,13 +144,6 @@ pub struct Prefill {
     pub carrier: Option<String>,
 }
 
-/// The sealed blob of a certification.
-#[derive(Clone, Default, Serialize, Deserialize)]
-struct Sealed {
-    person: Option<Person>,
-    prefill: Option<Prefill>,
-}
-
 impl std::fmt::Debug for Prefill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Prefill(<personal data redacted>)")
@@ -202,247 +198,8 @@ pub enum WindowConfirm {
     WrongCode { attempts_left: i64 },
 }
 
-/// Strips everything but digits (the OAS: "숫자 외에는 정규식으로 모두 제거").
-fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
-}
-
-/// Checks a person as entered. Messages never repeat the value.
-pub fn parse_person(i: &PersonInput, now: i64) -> Result<Person> {
-    let name = i.name.split_whitespace().collect::<Vec<_>>().join(" ");
-    let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS {
-        return Err(Error::Invalid(format!(
-            "name is required (1 to {MAX_NAME_CHARS} characters)"
-        )));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''))
-    {
-        return Err(Error::Invalid(
-            "name must be letters (spaces, '.', '-' and ' allowed)".into(),
-        ));
-    }
-    // 20 characters: 11 digits with any separators a form may add ("010-1234-5678", "+82 …").
-    if i.phone.chars().count() > 20 || i.phone.chars().any(|c| c.is_alphabetic()) {
-        return Err(Error::Invalid(
-            "phone must be a mobile number (digits, '-' or '.' allowed)".into(),
-        ));
-    }
-    let phone = digits(&i.phone);
-    if !(10..=11).contains(&phone.len()) || !phone.starts_with("01") {
-        return Err(Error::Invalid(
-            "phone must be a Korean mobile number of 10 or 11 digits starting with 01".into(),
-        ));
-    }
-    let gd = i.gender_digit.trim();
-    let gender_digit = match gd.as_bytes() {
-        [d @ b'1'..=b'8'] => d - b'0',
-        _ => {
-            return Err(Error::Invalid(
-                "gender_digit must be one digit from 1 to 8 (the 7th digit of the resident registration number)".into(),
-            ))
-        }
-    };
-    let century = if matches!(gender_digit, 1 | 2 | 5 | 6) {
-        "19"
-    } else {
-        "20"
-    };
-    if i.birth.chars().count() > 12 || i.birth.chars().any(|c| c.is_alphabetic()) {
-        return Err(Error::Invalid(
-            "birth must be YYMMDD or YYYYMMDD (separators allowed)".into(),
-        ));
-    }
-    let b = digits(&i.birth);
-    let birth = match b.len() {
-        6 => format!("{century}{b}"),
-        8 if b.starts_with(century) => b,
-        8 => {
-            return Err(Error::Invalid(
-                "birth and gender_digit disagree (1, 2, 5, 6: born 1900–1999; 3, 4, 7, 8: born 2000 or later)".into(),
-            ))
-        }
-        _ => {
-            return Err(Error::Invalid(
-                "birth must be YYMMDD or YYYYMMDD (separators allowed)".into(),
-            ))
-        }
-    };
-    let (y, m, d) = (
-        birth[..4].parse::<i32>().unwrap_or(0),
-        birth[4..6].parse::<u32>().unwrap_or(0),
-        birth[6..].parse::<u32>().unwrap_or(0),
-    );
-    if chrono::NaiveDate::from_ymd_opt(y, m, d).is_none() {
-        return Err(Error::Invalid("birth is not a valid date".into()));
-    }
-    let carrier = i.carrier.trim().to_ascii_uppercase();
-    if !CARRIERS.contains(&carrier.as_str()) {
-        return Err(Error::Invalid("carrier must be SKT, KT or LGT".into()));
-    }
-    let p = Person {
-        name,
-        phone,
-        birth,
-        gender_digit,
-        carrier,
-        is_mvno: i.is_mvno,
-    };
-    if p.age_at(now) < 0 {
-        return Err(Error::Invalid("birth is in the future".into()));
-    }
-    Ok(p)
-}
-
-/// The identity provider's name for `pg` (`danal`, `danal.{CPID}`, …).
-pub fn provider(pg: Option<&str>) -> Result<String> {
-    let Some(pg) = pg.filter(|s| !s.is_empty()) else {
-        return Ok(DEFAULT_PROVIDER.to_owned());
-    };
-    let base = pg.split('.').next().unwrap_or("");
-    if PROVIDERS.contains(&base) {
-        Ok(base.to_owned())
-    } else {
-        Err(Error::Invalid(format!(
-            "pg {pg:?} is not an identity provider Pier offers (offered: {})",
-            PROVIDERS.join(", ")
-        )))
-    }
-}
-
-/// CI: 88 base64 characters, the same for the person everywhere.
-pub fn unique_key(server_key: &[u8; 32], p: &Person) -> String {
-    let k = keys::derive(server_key, Purpose::CertificationCi);
-    let data = format!("pier-ci-v1\n{}\n{}\n{}", p.name, p.birth, p.gender_digit);
-    base64::engine::general_purpose::STANDARD.encode(keys::hmac_sha512(&k, data.as_bytes()))
-}
-
-/// DI: 64 hex characters, the same for the person within one merchant.
-pub fn unique_in_site(server_key: &[u8; 32], merchant_id: &str, ci: &str) -> String {
-    let k = keys::derive(server_key, Purpose::CertificationDi);
-    hex::encode(keys::hmac_sha256(
-        &k,
-        format!("pier-di-v1\n{merchant_id}\n{ci}").as_bytes(),
-    ))
-}
-
-fn cipher(server_key: &[u8; 32]) -> Aes256Gcm {
-    let key = keys::derive(server_key, Purpose::PersonalData);
-    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key))
-}
-
-fn seal(server_key: &[u8; 32], imp_uid: &str, s: &Sealed) -> Result<String> {
-    let plain = serde_json::to_vec(s).map_err(|_| sealing_failed())?;
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
-    let ct = cipher(server_key)
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &plain,
-                aad: imp_uid.as_bytes(),
-            },
-        )
-        .map_err(|_| sealing_failed())?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&ct);
-    Ok(format!(
-        "{SEALED_V1}{}",
-        base64::engine::general_purpose::STANDARD.encode(out)
-    ))
-}
-
-fn open(server_key: &[u8; 32], imp_uid: &str, sealed: Option<&str>) -> Result<Sealed> {
-    let Some(sealed) = sealed else {
-        return Ok(Sealed::default());
-    };
-    let raw = sealed
-        .strip_prefix(SEALED_V1)
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .filter(|r| r.len() > NONCE_LEN)
-        .ok_or_else(sealing_failed)?;
-    let (nonce, ct) = raw.split_at(NONCE_LEN);
-    let plain = cipher(server_key)
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ct,
-                aad: imp_uid.as_bytes(),
-            },
-        )
-        .map_err(|_| sealing_failed())?;
-    serde_json::from_slice(&plain).map_err(|_| sealing_failed())
-}
-
-fn sealing_failed() -> Error {
-    // Never says more: the cause is the server key or a damaged row, not the client.
-    tracing::error!("a certification's personal data does not seal or open");
-    Error::Unavailable(
-        "본인인증 정보를 처리할 수 없습니다. (the certification's data cannot be read)".into(),
-    )
-}
-
 fn not_found() -> Error {
     Error::NotFound(MSG_NOT_FOUND.into())
-}
-
-/// The result handed to the callback or merged into `m_redirect_url`; `None` while the window
-/// is still in progress.
-pub fn cert_result(c: &Certification) -> Option<Value> {
-    let (success, code, msg) = match c.status.as_str() {
-        "certified" => (true, None, None),
-        "cancelled" => (false, Some(codes::USER_CANCEL), c.fail_reason.clone()),
-        "failed" => (false, Some(CERT_FAILED), c.fail_reason.clone()),
-        _ => return None,
-    };
-    Some(json!({
-        "success": success,
-        "imp_uid": c.imp_uid,
-        "merchant_uid": c.merchant_uid,
-        "error_code": code,
-        "error_msg": msg,
-    }))
-}
-
-/// `m_redirect_url` with a certification's result in its query (`imp_uid`, `merchant_uid`,
-/// `success`, and on failure `error_code`, `error_msg`; i'mport's certification redirect keys),
-/// the merchant's own keys and fragment kept. `None` unless it is an http(s) URL.
-pub fn cert_redirect(m_redirect_url: &str, result: &Value) -> Option<String> {
-    let mut u = url::Url::parse(m_redirect_url).ok()?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return None;
-    }
-    const OURS: &[&str] = &[
-        "imp_uid",
-        "merchant_uid",
-        "success",
-        "error_code",
-        "error_msg",
-    ];
-    let kept: Vec<(String, String)> = u
-        .query_pairs()
-        .filter(|(k, _)| !OURS.contains(&k.as_ref()))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let text = |k: &str| result[k].as_str().unwrap_or("").to_owned();
-    let success = result["success"].as_bool().unwrap_or(false);
-    {
-        let mut q = u.query_pairs_mut();
-        q.clear();
-        for (k, v) in &kept {
-            q.append_pair(k, v);
-        }
-        q.append_pair("imp_uid", &text("imp_uid"));
-        q.append_pair("merchant_uid", &text("merchant_uid"));
-        q.append_pair("success", if success { "true" } else { "false" });
-        if !success {
-            q.append_pair("error_code", &text("error_code"));
-            q.append_pair("error_msg", &text("error_msg"));
-        }
-    }
-    Some(u.to_string())
 }
 
 impl Engine {
@@ -650,168 +407,6 @@ impl Engine {
             .ok_or_else(not_found)?;
         self.view(c)
     }
-
-    // -----------------------------------------------------------------------------------------
-    // The browser window (`IMP.certification`).
-
-    /// The cookie value binding a redirect-mode certification window to its browser.
-    pub fn cert_binding(&self, window_id: &str) -> String {
-        self.redirect_binding(&format!("certification:{window_id}"))
-    }
-
-    pub async fn open_cert_window(
-        &self,
-        req: CertWindowRequest,
-    ) -> std::result::Result<CertWindowOpened, WindowError> {
-        let merchant = self.window_merchant(&req.imp_code).await?;
-        let allowed = Self::allowed_origins(&merchant);
-        if let Some(list) = &allowed {
-            let page_ok = req
-                .parent_origin
-                .as_deref()
-                .and_then(|o| super::origins::normalize_origin(o).ok())
-                .is_some_and(|o| list.contains(&o));
-            let target_ok = req
-                .m_redirect_url
-                .as_deref()
-                .is_none_or(|u| super::origins::url_allowed(list, u));
-            if !page_ok || !target_ok {
-                return Err(WindowError::new(
-                    codes::ORIGIN_NOT_ALLOWED,
-                    "허용되지 않은 도메인에서의 본인인증 요청입니다. (origin or m_redirect_url not allowed)",
-                ));
-            }
-        }
-        let pg = provider(req.pg.as_deref())
-            .map_err(|e| WindowError::new(codes::UNKNOWN_PG, e.to_string()))?;
-        let mut c = self.new_certification(&merchant.imp_code, pg);
-        c.status = "window".into();
-        c.merchant_uid = req.merchant_uid.map(|u| u.to_string());
-        c.origin = req.parent_origin.clone();
-        c.company = req.company;
-        c.min_age = req.min_age;
-        c.expires_at = c.created_at + self.cfg.checkout_ttl_secs;
-        let window_id = pier_domain::ids::random_hex(16);
-        c.window_id = Some(window_id.clone());
-        c.window_mode = Some(req.mode.as_str().to_owned());
-        c.parent_origin = req.parent_origin.clone();
-        c.m_redirect_url = req.m_redirect_url;
-        if req.prefill != Prefill::default() {
-            c.sealed = Some(
-                seal(
-                    &self.cfg.server_key,
-                    &c.imp_uid,
-                    &Sealed {
-                        person: None,
-                        prefill: Some(req.prefill),
-                    },
-                )
-                .map_err(|e| WindowError::new(codes::UNAVAILABLE, e.to_string()))?,
-            );
-        }
-        self.store
-            .insert_certification(&c)
-            .await
-            .map_err(super::window::store_err)?;
-        Ok(CertWindowOpened {
-            imp_uid: c.imp_uid,
-            window_url: format!("{}/testid/{window_id}", self.public_base()),
-            window_id,
-            cors_origin: allowed.and(req.parent_origin),
-        })
-    }
-
-    /// The certification behind a window id, and what its page may prefill.
-    pub async fn cert_window(&self, window_id: &str) -> Result<(Certification, Prefill)> {
-        if window_id.len() != 32 || !window_id.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(not_found());
-        }
-        let c = self
-            .store
-            .certification_by_window(window_id)
-            .await?
-            .ok_or_else(not_found)?;
-        let prefill = if c.status == "window" {
-            open(&self.cfg.server_key, &c.imp_uid, c.sealed.as_deref())?
-                .prefill
-                .unwrap_or_default()
-        } else {
-            Prefill::default()
-        };
-        Ok((c, prefill))
-    }
-
-    /// Whether the window's time is up (nothing more may be entered in it).
-    pub fn cert_window_expired(&self, c: &Certification) -> bool {
-        matches!(c.status.as_str(), "window" | "requested")
-            && self.now() > c.created_at + self.cfg.checkout_ttl_secs
-    }
-
-    /// Whether the code sent in a live window expired (the person may request a new one).
-    pub fn cert_code_expired(&self, c: &Certification) -> bool {
-        c.status == "requested" && self.now() > c.expires_at
-    }
-
-    /// The person entered in the window: checked, sealed, a code "sent".
-    pub async fn cert_window_request(
-        &self,
-        c: &Certification,
-        input: &PersonInput,
-    ) -> Result<Certification> {
-        if self.cert_window_expired(c) {
-            return Err(Error::Invalid(
-                "본인인증 가능 시간이 지났습니다. (the window expired)".into(),
-            ));
-        }
-        let person = parse_person(input, self.now())?;
-        let sealed = seal(
-            &self.cfg.server_key,
-            &c.imp_uid,
-            &Sealed {
-                person: Some(person),
-                prefill: None,
-            },
-        )?;
-        // The code's validity, never past the window's own.
-        let expires_at = (self.now() + OTP_TTL_SECS).min(c.created_at + self.cfg.checkout_ttl_secs);
-        self.store
-            .step_certification(
-                &c.merchant_id,
-                &c.imp_uid,
-                &CertStep::Requested { sealed, expires_at },
-            )
-            .await?
-            .ok_or_else(|| {
-                Error::Invalid(
-                    "이미 처리된 본인인증 요청입니다. (the certification was already processed)"
-                        .into(),
-                )
-            })
-    }
-
-    pub async fn cert_window_confirm(&self, c: &Certification, otp: &str) -> Result<WindowConfirm> {
-        self.check_code(c, otp).await
-    }
-
-    /// The buyer cancelled (or closed the window): ends it unless it already ended; answers the
-    /// final state.
-    pub async fn cert_window_cancel(&self, c: &Certification) -> Result<Certification> {
-        let step = CertStep::Ended {
-            status: "cancelled".into(),
-            reason: MSG_USER_CANCEL.into(),
-        };
-        if let Some(after) = self
-            .store
-            .step_certification(&c.merchant_id, &c.imp_uid, &step)
-            .await?
-        {
-            return Ok(after);
-        }
-        self.store
-            .get_certification(&c.merchant_id, &c.imp_uid)
-            .await?
-            .ok_or_else(not_found)
-    }
 }
 
 #[cfg(test)]
@@ -908,16 +503,5 @@ mod tests {
         );
         assert!(open(&k, "imp_2", Some(&sealed)).is_err());
         assert!(open(&[4u8; 32], "imp_1", Some(&sealed)).is_err());
-    }
-
-    #[test]
-    fn redirects_carry_the_certification_keys() {
-        let r = json!({"success": true, "imp_uid": "imp_1", "merchant_uid": "m1"});
-        let u = cert_redirect("https://shop.example/done?x=1&success=no#top", &r).unwrap();
-        assert_eq!(
-            u,
-            "https://shop.example/done?x=1&imp_uid=imp_1&merchant_uid=m1&success=true#top"
-        );
-        assert!(cert_redirect("javascript:alert(1)", &r).is_none());
     }
 }

@@ -1,0 +1,24 @@
+//! Shutdown stops and joins every task the server spawned (issue #21): the jobs, the
+//! listeners, and the attempts the engine detached from requests. `shutdown` returning is the
+//! join; the count of live tasks says nothing was left behind.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn shutdown_joins_every_task_it_spawned() {
+    let t = TestPier::start().await;
+    let token = t.token().await;
+    // A payment: its PG call and record run in a task detached from the request.
+    t.pay(&token, "shutdown-1", 1000).await;
+    let tasks = t.pier.engine.tasks();
+    assert!(
+        tasks.live() > 0,
+        "the listener and the jobs run as the server's tasks"
+    );
+    let TestPier { pier, others, .. } = t;
+    pier.shutdown().await;
+    for p in others {
+        p.shutdown().await;
+    }
+    assert_eq!(tasks.live(), 0, "a task outlived shutdown");
+}
