@@ -10,10 +10,19 @@
 //! `keyed` does; the HTTP test `subscribe::again_fills_the_attempt_from_the_key` and the store's
 //! `keyed_attempt_inserts` hold the two in step.
 
-use super::charge::Buyer;
 use super::prepare::check_prepared_amount;
 use super::{Error, Result};
 use pier_store::{Channel, Customer, Payment, PgState, Prepared};
+
+/// The buyer's details an order carries (all optional, as i'mport takes them).
+#[derive(Debug, Clone, Default)]
+pub struct Buyer {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub tel: Option<String>,
+    pub addr: Option<String>,
+    pub postcode: Option<String>,
+}
 
 /// The order part shared by every flow.
 pub(crate) struct Order<'a> {

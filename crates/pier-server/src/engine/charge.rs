@@ -28,14 +28,8 @@ pub const MSG_UNKNOWN: &str = "PG사로부터 결제 결과를 확인하지 못�
 pub const MSG_SETTLED_ELSEWHERE: &str = "결제 결과가 이미 확정되었습니다. 결제 내역을 조회해주세요. (the attempt was already settled; look it up)";
 pub const MSG_UNKNOWN_CUSTOMER: &str = "등록되지 않은 구매자입니다.";
 
-#[derive(Debug, Clone, Default)]
-pub struct Buyer {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub tel: Option<String>,
-    pub addr: Option<String>,
-    pub postcode: Option<String>,
-}
+/// Declared with the attempt rule that reads it (`attempt.rs`); named here too for the callers.
+pub use super::attempt::Buyer;
 
 /// The order part of a charge request, already validated.
 #[derive(Debug, Clone)]
