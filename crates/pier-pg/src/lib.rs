@@ -320,6 +320,13 @@ pub trait Pg: Send + Sync + 'static {
     /// Full or partial cancel of an approved transaction.
     async fn cancel(&self, mid: &Mid, req: &CancelRequest) -> PgResult<CancelOutcome>;
     async fn inquire(&self, mid: &Mid, order_id: &str) -> PgResult<Inquiry>;
+    /// The inquiry of a payment whose PG transaction id (`pg_tid`) Pier already holds, by that
+    /// id where the PG looks payments up by it; the payment found must be `order_id`'s, or the
+    /// answer is `Rejected`. The default asks by order id.
+    async fn inquire_tid(&self, mid: &Mid, order_id: &str, pg_tid: &str) -> PgResult<Inquiry> {
+        let _ = pg_tid;
+        self.inquire(mid, order_id).await
+    }
     /// Void an approval whose response was lost. Idempotent; voiding an unknown order is Ok.
     async fn net_cancel(&self, mid: &Mid, order_id: &str) -> PgResult<()>;
     /// How long after an attempt began this PG may still act on a request Pier gave up on, when

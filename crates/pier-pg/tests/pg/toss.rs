@@ -108,6 +108,51 @@ async fn approval_maps_toss_fields_to_imports() {
     assert_eq!(a.card_quota, 0);
 }
 
+/// Inquiry by paymentKey (`GET /v1/payments/{paymentKey}`): the payment found must be the
+/// order's; an unknown key is not found; a key from outside Toss is refused before any call.
+#[tokio::test]
+async fn inquiry_by_payment_key_checks_the_order() {
+    let rig = TossRig::start().await;
+    let o = order(12_000);
+    let a = rig
+        .connector
+        .approve_keyed(&mid(), &o, card("4518-4200-0000-0000"))
+        .await
+        .unwrap();
+    let by_key = rig
+        .connector
+        .inquire_tid(&mid(), &o.order_id, &a.pg_tid)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&by_key, Inquiry::Approved(x) if x.pg_tid == a.pg_tid && x.amount_krw == 12_000),
+        "{by_key:?}"
+    );
+    let other = order(1_000);
+    let mismatch = rig
+        .connector
+        .inquire_tid(&mid(), &other.order_id, &a.pg_tid)
+        .await;
+    assert!(
+        matches!(&mismatch, Err(PgError::Rejected { code, .. }) if code == "ORDER_MISMATCH"),
+        "{mismatch:?}"
+    );
+    let unknown = rig
+        .connector
+        .inquire_tid(&mid(), &o.order_id, "tviva20261206000000abcde")
+        .await
+        .unwrap();
+    assert_eq!(unknown, Inquiry::NotFound);
+    let hostile = rig
+        .connector
+        .inquire_tid(&mid(), &o.order_id, "../orders/x")
+        .await;
+    assert!(
+        matches!(&hostile, Err(PgError::Rejected { code, .. }) if code == "INVALID_PAYMENT_KEY"),
+        "{hostile:?}"
+    );
+}
+
 #[tokio::test]
 async fn billing_key_carries_its_customer_key() {
     let rig = TossRig::start().await;

@@ -383,13 +383,15 @@ impl Engine {
         }
         let (channel, pg) = self.pg_of(&p).await?;
         if verify {
+            // By the account's own PG transaction id where the PG can (Toss: its paymentKey),
+            // and the approval must be that transaction.
             let answer = super::pg_call(
                 "inquire",
                 self.deadline(),
-                pg.inquire(&Mid(channel.mid.clone()), order_id),
+                pg.inquire_tid(&Mid(channel.mid.clone()), order_id, pg_tid),
             )
             .await;
-            if !matches!(answer, Ok(Inquiry::Approved(_))) {
+            if !matches!(&answer, Ok(Inquiry::Approved(a)) if a.pg_tid == *pg_tid) {
                 tracing::warn!(imp_uid = %p.imp_uid, "the PG does not confirm the announced deposit; ignored");
                 return Ok(None);
             }

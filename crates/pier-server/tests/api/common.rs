@@ -392,3 +392,13 @@ pub async fn card_window_through_pg(window_url: &str) -> (String, String) {
     let end = html[start..].find('"').unwrap() + start;
     (html[start..end].replace("&amp;", "&"), cookie)
 }
+
+/// The imp_uid an "outcome unknown" answer (code -1) names in its message.
+pub fn imp_uid_of_unknown(b: &Value) -> String {
+    let m = b["message"].as_str().unwrap();
+    let start = m
+        .find("imp_uid: ")
+        .expect("unknown answer names the imp_uid")
+        + "imp_uid: ".len();
+    m[start..].trim_end_matches(')').to_owned()
+}

@@ -24,15 +24,6 @@ async fn charge(t: &TestPier, tok: &str, merchant_uid: &str, card: &str) -> (u16
     .await
 }
 
-fn imp_uid_of_unknown(b: &Value) -> String {
-    let m = b["message"].as_str().unwrap();
-    let start = m
-        .find("imp_uid: ")
-        .expect("unknown answer names the imp_uid")
-        + 9;
-    m[start..].trim_end_matches(')').to_owned()
-}
-
 async fn payment(t: &TestPier, imp_uid: &str) -> Payment {
     t.pier
         .store()

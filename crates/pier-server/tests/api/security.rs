@@ -20,7 +20,7 @@ const BIRTH: &str = "830917";
 
 /// Every log line of this test process (all tests), captured by a global subscriber at debug
 /// level and trace for Pier's crates.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     BUF.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
