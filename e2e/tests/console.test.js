@@ -1,7 +1,8 @@
 // Browser end-to-end tests of the merchant console (/console, docs/console.md) in headless
 // Chromium against a real `pier serve`: sign in, search, open a payment, refund it partially
 // (checked through REST), redeliver a webhook, change the allowed origins, sign out; a viewer
-// has no refund form. Operators are created with `pier operator create` on the server's data dir.
+// has no refund form; another merchant's operator sees none of these payments; posts without
+// the CSRF token or from another site are refused. Operators are created with `pier operator create` on the server's data dir.
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -207,6 +208,49 @@ describe('Pier merchant console', () => {
       for (const what of ['webhook.settings', 'webhook.rotate_secret', 'operator.create', 'operator.update']) {
         assert.ok(audit.includes(what), what);
       }
+    });
+  });
+
+  it("another merchant's operator sees none of these payments; CSRF-less and cross-site posts are refused", T, async () => {
+    const other = JSON.parse(pierCli(pier.dir, ['merchant', 'create', '--name', 'Other shop', '--json']));
+    pierCli(pier.dir, ['operator', 'create', '--merchant', other.imp_code, '--email', 'admin@other.example',
+      '--role', 'admin', '--password-stdin'], `${PASSWORD}\n`);
+    await withBrowser(async (page) => {
+      await signIn(page, pier.base, 'admin@other.example');
+      await page.locator(tid('console-dashboard')).waitFor();
+      // The list, a search by the demo merchant's imp_uid and by its buyer, the detail URL, the CSV.
+      await page.goto(`${pier.base}/console/payments`);
+      await page.locator(tid('console-payments')).waitFor();
+      assert.equal(await page.locator(tid(`console-payment-row-${paid.imp_uid}`)).count(), 0);
+      for (const q of [paid.imp_uid, buyer]) {
+        await page.goto(`${pier.base}/console/payments?q=${encodeURIComponent(q)}`);
+        await page.locator(tid('console-payments')).waitFor();
+        assert.equal(await page.locator('[data-testid^="console-payment-row-"]').count(), 0, q);
+      }
+      const detail = await page.goto(`${pier.base}/console/payments/${paid.imp_uid}`);
+      assert.equal(detail.status(), 404);
+      assert.equal(await page.locator(tid('console-payment-detail')).count(), 0);
+      // The browser's own cookies, outside the page (the console's CSP allows no fetch).
+      const csv = await page.context().request.get(`${pier.base}/console/payments.csv`);
+      assert.equal(csv.status(), 200);
+      assert.ok(!(await csv.text()).includes(paid.imp_uid), 'not in the CSV');
+
+      // Signed in as the demo merchant's admin: a post without the CSRF token is refused...
+      await signIn(page, pier.base, 'admin@shop.example');
+      await page.locator(tid('console-dashboard')).waitFor();
+      const before = (await payment(pier.base, paid.imp_uid)).cancel_amount;
+      const noToken = await page.context().request.post(
+        `${pier.base}/console/payments/${paid.imp_uid}/refund`,
+        { form: { amount: '1000', reason: 'csrf' }, maxRedirects: 0 },
+      );
+      assert.equal(noToken.status(), 403);
+      // ...and so is a form another site makes the browser submit (Origin is not Pier's).
+      await page.setContent(`<form method="post" action="${pier.base}/console/payments/${paid.imp_uid}/refund">
+        <input name="amount" value="1000"><input name="reason" value="cross-site"><input name="csrf" value="guess">
+        <button id="go">go</button></form>`);
+      const [crossSite] = await Promise.all([page.waitForNavigation(), page.locator('#go').click()]);
+      assert.equal(crossSite.status(), 403);
+      assert.equal((await payment(pier.base, paid.imp_uid)).cancel_amount, before, 'nothing refunded');
     });
   });
 
