@@ -6,6 +6,7 @@
 
 use super::pages::{enc, error_page, html, layout, see_other, Layout};
 use super::{post_actor, Form};
+use crate::engine::console::Actor;
 use crate::engine::Error;
 use crate::http::AppState;
 use askama::Template;
@@ -63,15 +64,28 @@ pub async fn save_webhook(
     }
 }
 
-/// Two steps: a confirmation (the merchant's verifier breaks until it has the new secret),
-/// then the rotation and the secret, once.
-pub async fn rotate_webhook_secret(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+/// The wording of one secret's rotation: its confirmation, then the page showing it once.
+struct Rotation {
+    section: &'static str,
+    confirm_title: &'static str,
+    confirm_message: &'static str,
+    action: &'static str,
+    secret_title: &'static str,
+    secret_note: &'static str,
+    back: &'static str,
+}
+
+/// Two steps for an admin: a confirmation (whatever holds the old secret breaks), then the
+/// rotation and the new secret, once.
+async fn rotate(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    r: Rotation,
+    make: impl AsyncFnOnce(&Actor) -> Result<String, Error>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
+    let form = Form::parse(body);
+    let a = match post_actor(state, headers, &form).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -82,67 +96,69 @@ pub async fn rotate_webhook_secret(
         return html(
             StatusCode::OK,
             &ConfirmPage {
-                layout: layout(&state, &a, "webhooks").await,
-                title: "웹훅 서명 키 재발급",
-                message: "새 서명 키로 바꾸면 이후 웹훅은 새 키로 서명됩니다. 수신 서버의 검증 키를 바로 바꿔주세요. (webhooks are signed with the new secret from now on)",
-                action: "/console/webhooks/rotate-secret",
-                back: "/console/webhooks",
+                layout: layout(state, &a, r.section).await,
+                title: r.confirm_title,
+                message: r.confirm_message,
+                action: r.action,
+                back: r.back,
             },
         );
     }
-    match state.console_rotate_webhook_secret(&a).await {
+    match make(&a).await {
         Ok(secret) => html(
             StatusCode::OK,
             &SecretPage {
-                layout: layout(&state, &a, "webhooks").await,
-                title: "웹훅 서명 키",
-                note: "새 서명 키는 지금 한 번만 보입니다. (shown once)",
+                layout: layout(state, &a, r.section).await,
+                title: r.secret_title,
+                note: r.secret_note,
                 secret,
-                back: "/console/webhooks",
+                back: r.back,
             },
         ),
         Err(e) => error_page(&e),
     }
 }
 
+/// The merchant's webhook verifier breaks until it has the new signing secret.
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = Rotation {
+        section: "webhooks",
+        confirm_title: "웹훅 서명 키 재발급",
+        confirm_message: "새 서명 키로 바꾸면 이후 웹훅은 새 키로 서명됩니다. 수신 서버의 검증 키를 바로 바꿔주세요. (webhooks are signed with the new secret from now on)",
+        action: "/console/webhooks/rotate-secret",
+        secret_title: "웹훅 서명 키",
+        secret_note: "새 서명 키는 지금 한 번만 보입니다. (shown once)",
+        back: "/console/webhooks",
+    };
+    rotate(&state, &headers, &body, r, async |a: &Actor| {
+        state.console_rotate_webhook_secret(a).await
+    })
+    .await
+}
+
+/// The current imp_secret and every access token stop working at once.
 pub async fn rotate_imp_secret(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let r = Rotation {
+        section: "settings",
+        confirm_title: "REST API secret 재발급",
+        confirm_message: "지금의 imp_secret과 발급된 모든 액세스 토큰이 즉시 무효가 됩니다. 서버 설정을 새 값으로 바꿔야 결제 API가 다시 동작합니다. (the current imp_secret and every access token stop working at once)",
+        action: "/console/settings/rotate-secret",
+        secret_title: "새 REST API secret (imp_secret)",
+        secret_note: "새 imp_secret은 지금 한 번만 보입니다. 저장해두세요. (shown once)",
+        back: "/console/settings",
     };
-    if !a.role.can_admin() {
-        return error_page(&Error::Unauthorized);
-    }
-    if form.get("confirm") != Some("1") {
-        return html(
-            StatusCode::OK,
-            &ConfirmPage {
-                layout: layout(&state, &a, "settings").await,
-                title: "REST API secret 재발급",
-                message: "지금의 imp_secret과 발급된 모든 액세스 토큰이 즉시 무효가 됩니다. 서버 설정을 새 값으로 바꿔야 결제 API가 다시 동작합니다. (the current imp_secret and every access token stop working at once)",
-                action: "/console/settings/rotate-secret",
-                back: "/console/settings",
-            },
-        );
-    }
-    match state.console_rotate_secret(&a).await {
-        Ok(secret) => html(
-            StatusCode::OK,
-            &SecretPage {
-                layout: layout(&state, &a, "settings").await,
-                title: "새 REST API secret (imp_secret)",
-                note: "새 imp_secret은 지금 한 번만 보입니다. 저장해두세요. (shown once)",
-                secret,
-                back: "/console/settings",
-            },
-        ),
-        Err(e) => error_page(&e),
-    }
+    rotate(&state, &headers, &body, r, async |a: &Actor| {
+        state.console_rotate_secret(a).await
+    })
+    .await
 }
 
 pub async fn default_channel(
