@@ -3,6 +3,11 @@
 //! goes away). `Pier::shutdown` stops the jobs, then waits here until the last task has ended,
 //! and only then closes the store for writes, so no detached attempt meets a closed writer.
 //! `live()` is what a test reads to see that shutdown joined them all.
+//!
+//! What a spawn costs beyond `tokio::spawn` (it runs once per charge, refund and window return):
+//! one atomic add and one `Arc` clone, and their reverse when the task ends. No lock and no map:
+//! `Notify::notify_waiters` (which takes `Notify`'s own mutex) runs only when the count reaches
+//! zero, and while the server runs it never does (the jobs and the listeners are tasks here).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,15 +4,14 @@
 //! A rotated secret is shown once, on the answer to the post that made it (never on a page a
 //! reload or the history can bring back: every console response is `no-store`).
 
-use super::pages::{enc, error_page, html, layout, see_other, Layout};
-use super::{post_actor, Form};
+use super::view::{enc, error_page, html, layout, see_other, Layout};
+use super::{CanAdmin, Post};
 use crate::engine::console::Actor;
 use crate::engine::Error;
 use crate::http::AppState;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 #[derive(Template)]
@@ -37,14 +36,8 @@ struct ConfirmPage {
 
 pub async fn save_webhook(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let url = form.get("url").unwrap_or("");
     let format = form.get("format").unwrap_or("");
     match state.console_set_webhook(&a, url, format).await {
@@ -79,19 +72,11 @@ struct Rotation {
 /// rotation and the new secret, once.
 async fn rotate(
     state: &AppState,
-    headers: &HeaderMap,
-    body: &Bytes,
+    post: Post<CanAdmin>,
     r: Rotation,
     make: impl AsyncFnOnce(&Actor) -> Result<String, Error>,
 ) -> Response {
-    let form = Form::parse(body);
-    let a = match post_actor(state, headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if !a.role.can_admin() {
-        return error_page(&Error::Unauthorized);
-    }
+    let Post { actor: a, form, .. } = post;
     if form.get("confirm") != Some("1") {
         return html(
             StatusCode::OK,
@@ -122,8 +107,7 @@ async fn rotate(
 /// The merchant's webhook verifier breaks until it has the new signing secret.
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    post: Post<CanAdmin>,
 ) -> Response {
     let r = Rotation {
         section: "webhooks",
@@ -134,18 +118,14 @@ pub async fn rotate_webhook_secret(
         secret_note: "새 서명 키는 지금 한 번만 보입니다. (shown once)",
         back: "/console/webhooks",
     };
-    rotate(&state, &headers, &body, r, async |a: &Actor| {
+    rotate(&state, post, r, async |a: &Actor| {
         state.console_rotate_webhook_secret(a).await
     })
     .await
 }
 
 /// The current imp_secret and every access token stop working at once.
-pub async fn rotate_imp_secret(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn rotate_imp_secret(State(state): State<AppState>, post: Post<CanAdmin>) -> Response {
     let r = Rotation {
         section: "settings",
         confirm_title: "REST API secret 재발급",
@@ -155,7 +135,7 @@ pub async fn rotate_imp_secret(
         secret_note: "새 imp_secret은 지금 한 번만 보입니다. 저장해두세요. (shown once)",
         back: "/console/settings",
     };
-    rotate(&state, &headers, &body, r, async |a: &Actor| {
+    rotate(&state, post, r, async |a: &Actor| {
         state.console_rotate_secret(a).await
     })
     .await
@@ -163,14 +143,8 @@ pub async fn rotate_imp_secret(
 
 pub async fn default_channel(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     match state
         .console_set_default_channel(&a, form.get("channel_id").unwrap_or(""))
         .await
@@ -182,14 +156,8 @@ pub async fn default_channel(
 
 pub async fn create_operator(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     match state
         .console_create_operator(
             &a,
@@ -206,15 +174,9 @@ pub async fn create_operator(
 
 pub async fn update_operator(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let disabled = form.get("disabled") == Some("1");
     match state
         .console_set_operator(&a, &id, form.get("role").unwrap_or(""), disabled)

@@ -1,14 +1,13 @@
 //! Billing keys and their schedules (`/console/billing`, docs/console.md).
 
-use super::pages::{enc, error_page, html, layout, see_other, won, Layout};
-use super::{actor, post_actor, Form};
+use super::view::{enc, error_page, html, layout, see_other, won, Layout};
+use super::{CanOperate, Form, Post, Signed};
 use crate::engine::console::mask_card;
 use crate::engine::console::{kst_time, PAGE_SIZE};
 use crate::http::AppState;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use pier_store::Customer;
 
@@ -47,13 +46,9 @@ struct BillingPage {
 
 pub async fn billing(
     State(state): State<AppState>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
+    Signed(a): Signed,
 ) -> Response {
-    let a = match actor(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let q = Form::parse(query.as_deref().unwrap_or("").as_bytes());
     let list = match state.console_customers(&a, q.get("after")).await {
         Ok(l) => l,
@@ -98,14 +93,10 @@ struct KeyPage {
 
 pub async fn key(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(uid): Path<String>,
     RawQuery(query): RawQuery,
+    Signed(a): Signed,
 ) -> Response {
-    let a = match actor(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let q = Form::parse(query.as_deref().unwrap_or("").as_bytes());
     let offset = q
         .get("offset")
@@ -159,18 +150,9 @@ struct DeleteConfirmPage {
 /// Step 1 (no `confirm`): what deleting the key revokes. Step 2 (`confirm=1`): deletes.
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post<CanOperate>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if !a.role.can_operate() {
-        return error_page(&crate::engine::Error::Unauthorized);
-    }
     if form.get("confirm") != Some("1") {
         let (k, _) = match state.console_customer(&a, &uid, 0).await {
             Ok(x) => x,
@@ -191,15 +173,9 @@ pub async fn delete(
 
 pub async fn unschedule(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: Bytes,
+    Post { actor: a, form, .. }: Post,
 ) -> Response {
-    let form = Form::parse(&body);
-    let a = match post_actor(&state, &headers, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let merchant_uid = form.get("merchant_uid").unwrap_or("");
     match state.console_unschedule(&a, &uid, merchant_uid).await {
         Ok(()) => see_other(&format!("/console/billing/{}?unscheduled=1", enc(&uid))),

@@ -4,25 +4,46 @@
 //!
 //! This layer parses forms, checks the request's provenance (session cookie, CSRF token,
 //! `Origin` / `Sec-Fetch-Site`), calls one engine use case (engine/console.rs) and renders.
+//!
+//! Every handler gets its actor from one of two extractors: `Signed` (a page: the session, or a
+//! redirect to sign-in) or `Post<Need>` (a form: same site, the session, its CSRF token, and
+//! the role `Need` asks for). One page or form per file: `sign_in`, `dashboard`, `payments`
+//! (the list), `export` (its CSV), `payment` (one payment and its refund), `webhooks`,
+//! `settings`, `audit`, `billing`, `admin` (the admin forms); `view` holds what they share.
 
 mod admin;
+mod audit;
 mod billing;
-mod pages;
+mod dashboard;
+mod export;
+mod payment;
+mod payments;
+mod settings;
+mod sign_in;
+mod view;
+mod webhooks;
 
-use crate::engine::console::Actor;
+use crate::engine::console::{Actor, Role};
 use crate::engine::Error;
 use crate::http::AppState;
-use axum::extract::Request;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use std::marker::PhantomData;
 use subtle::ConstantTimeEq;
 
 /// The session cookie and the sign-in form's pre-session cookie.
 pub const SESSION_COOKIE: &str = "pier_console";
 pub const PRE_COOKIE: &str = "pier_console_pre";
+
+const MSG_CROSS_SITE: &str =
+    "다른 사이트에서 보낸 요청은 받지 않습니다. (cross-site request refused)";
+const MSG_NO_CSRF: &str = "보안 토큰이 없거나 올바르지 않습니다. 페이지를 새로 고친 뒤 다시 시도해주세요. (missing or wrong CSRF token)";
 
 /// Nothing but this origin's own script, style and images; no framing; forms post here only.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -33,15 +54,18 @@ const CSS: &str = include_str!("console.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(pages::home))
-        .route("/console/", get(pages::home))
-        .route("/console/login", get(pages::login_form).post(pages::login))
-        .route("/console/logout", post(pages::logout))
-        .route("/console/dashboard", get(pages::dashboard))
-        .route("/console/payments", get(pages::payments))
-        .route("/console/payments.csv", get(pages::payments_csv))
-        .route("/console/payments/{imp_uid}", get(pages::payment))
-        .route("/console/payments/{imp_uid}/refund", post(pages::refund))
+        .route("/console", get(sign_in::home))
+        .route("/console/", get(sign_in::home))
+        .route(
+            "/console/login",
+            get(sign_in::login_form).post(sign_in::login),
+        )
+        .route("/console/logout", post(sign_in::logout))
+        .route("/console/dashboard", get(dashboard::dashboard))
+        .route("/console/payments", get(payments::payments))
+        .route("/console/payments.csv", get(export::payments_csv))
+        .route("/console/payments/{imp_uid}", get(payment::payment))
+        .route("/console/payments/{imp_uid}/refund", post(payment::refund))
         .route("/console/billing", get(billing::billing))
         .route("/console/billing/{customer_uid}", get(billing::key))
         .route(
@@ -52,7 +76,7 @@ pub fn router() -> Router<AppState> {
             "/console/billing/{customer_uid}/unschedule",
             post(billing::unschedule),
         )
-        .route("/console/webhooks", get(pages::webhooks))
+        .route("/console/webhooks", get(webhooks::webhooks))
         .route("/console/webhooks/settings", post(admin::save_webhook))
         .route(
             "/console/webhooks/rotate-secret",
@@ -60,10 +84,10 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/webhooks/{event_id}/redeliver",
-            post(pages::redeliver),
+            post(webhooks::redeliver),
         )
-        .route("/console/settings", get(pages::settings))
-        .route("/console/settings/origins", post(pages::save_origins))
+        .route("/console/settings", get(settings::settings))
+        .route("/console/settings/origins", post(settings::save_origins))
         .route(
             "/console/settings/rotate-secret",
             post(admin::rotate_imp_secret),
@@ -77,7 +101,7 @@ pub fn router() -> Router<AppState> {
             "/console/settings/operators/{id}",
             post(admin::update_operator),
         )
-        .route("/console/audit", get(pages::audit))
+        .route("/console/audit", get(audit::audit))
         .route("/console/static/console.js", get(js))
         .route("/console/static/console.css", get(css))
         .route_layer(from_fn(headers))
@@ -215,32 +239,93 @@ pub(crate) async fn actor(state: &AppState, headers: &HeaderMap) -> Result<Actor
     match state.console_session(&token).await {
         Ok(a) => Ok(a),
         Err(Error::Unauthorized) => Err(to_login()),
-        Err(e) => Err(pages::error_page(&e)),
+        Err(e) => Err(view::error_page(&e)),
     }
 }
 
 /// Checks a console post: same site, a session, the session's CSRF token.
-pub(crate) async fn post_actor(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<Actor, Response> {
+async fn post_actor(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Actor, Response> {
     if cross_site(state, headers) {
-        return Err(refused(
-            "다른 사이트에서 보낸 요청은 받지 않습니다. (cross-site request refused)",
-        ));
+        return Err(refused(MSG_CROSS_SITE));
     }
     let a = actor(state, headers).await?;
     if !csrf_ok(&a.csrf, form.get("csrf")) {
-        return Err(refused(
-            "보안 토큰이 없거나 올바르지 않습니다. 페이지를 새로 고친 뒤 다시 시도해주세요. (missing or wrong CSRF token)",
-        ));
+        return Err(refused(MSG_NO_CSRF));
     }
     Ok(a)
 }
 
+/// A signed-in request: the session's actor (a page view). Without a live session the answer is
+/// a redirect to the sign-in page.
+pub(crate) struct Signed(pub Actor);
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        actor(state, &parts.headers).await.map(Signed)
+    }
+}
+
+/// What role a console form asks for (checked after the session and its CSRF token).
+pub(crate) trait Need {
+    fn allows(role: Role) -> bool;
+}
+
+/// Any signed-in operator (the engine decides per use case).
+pub(crate) struct Anyone;
+/// Refunds, redeliveries, billing keys: operators and admins.
+pub(crate) struct CanOperate;
+/// Settings and secrets: admins.
+pub(crate) struct CanAdmin;
+
+impl Need for Anyone {
+    fn allows(_: Role) -> bool {
+        true
+    }
+}
+impl Need for CanOperate {
+    fn allows(role: Role) -> bool {
+        role.can_operate()
+    }
+}
+impl Need for CanAdmin {
+    fn allows(role: Role) -> bool {
+        role.can_admin()
+    }
+}
+
+/// A console form post, checked in this order: same site, a live session, the session's CSRF
+/// token (`post_actor`), then the role `N`; any refusal is the answer.
+pub(crate) struct Post<N: Need = Anyone> {
+    pub actor: Actor,
+    pub form: Form,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> FromRequest<AppState> for Post<N> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        let actor = post_actor(state, &headers, &form).await?;
+        if !N::allows(actor.role) {
+            return Err(view::error_page(&Error::Unauthorized));
+        }
+        Ok(Self {
+            actor,
+            form,
+            need: PhantomData,
+        })
+    }
+}
+
 pub(crate) fn refused(message: &str) -> Response {
-    pages::message_page(StatusCode::FORBIDDEN, message)
+    view::message_page(StatusCode::FORBIDDEN, message)
 }
 
 /// A url-encoded form body (bounded by the app's body limit).

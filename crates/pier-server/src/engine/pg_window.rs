@@ -7,11 +7,10 @@
 //! sends the buyer back to `/checkout/return/{id}` with its own parameters; the channel's
 //! connector reads them (`Pg::read_return`).
 
-use super::window::result::result_of;
+use super::window::result::WindowResult;
 use super::{Engine, Error, Result};
 use pier_pg::{BrowserCall, WindowReturn};
 use pier_store::CheckoutSession;
-use serde_json::Value;
 
 /// Marks a stored `pg_window_url` that is a `BrowserCall`, not a URL.
 pub const CALL_PREFIX: &str = "call:";
@@ -31,7 +30,7 @@ impl Engine {
         &self,
         c: &CheckoutSession,
         params: &[(String, String)],
-    ) -> Result<std::result::Result<Option<String>, Value>> {
+    ) -> Result<std::result::Result<Option<String>, WindowResult>> {
         let p = self.payment_of(c).await?;
         let channel = match &p.channel_id {
             Some(id) => self.store.get_channel(id).await?,
@@ -47,7 +46,7 @@ impl Engine {
                 let now = self.now();
                 Ok(Err(
                     match self.store.fail_before_pg(&c.imp_uid, &reason, now).await? {
-                        Some(p) => result_of(&p, Some((&code, &message))),
+                        Some(p) => WindowResult::of(&p, Some((&code, &message))),
                         None => self.current_result(c).await?,
                     },
                 ))

@@ -6,7 +6,7 @@
 //! while it is `ready` with `pg_state = 'none'` (the store's guard); attempts in flight or
 //! unknown belong to the reconciler.
 
-use super::window::result::result_of;
+use super::window::result::WindowResult;
 use super::window::types::MSG_WINDOW_EXPIRED;
 use super::{Engine, Result};
 
@@ -62,14 +62,14 @@ impl Engine {
                     .fail_before_pg(imp_uid, MSG_WINDOW_EXPIRED, now)
                     .await?
                 {
-                    let r = result_of(
+                    let r = WindowResult::of(
                         &p,
                         Some((
                             super::window::types::codes::SESSION_EXPIRED,
                             MSG_WINDOW_EXPIRED,
                         )),
                     );
-                    store.finish_checkout(id, &r.to_string(), now).await?;
+                    store.finish_checkout(id, &r.stored(), now).await?;
                     report.windows_expired += 1;
                 }
             }

@@ -1,4 +1,5 @@
-//! The console's billing-key, webhook-setting, credential, channel and operator use cases.
+//! The console's billing-key, webhook-setting, credential, channel, origin and operator use
+//! cases, and what the settings page reads.
 //!
 //! Each goes through the same engine use case as its REST or CLI path (deleting a key is
 //! `DELETE /subscribe/customers/{customer_uid}`, unscheduling is `POST
@@ -8,7 +9,7 @@
 
 use super::{Actor, Role, PAGE_SIZE};
 use crate::engine::{Engine, Error, Result};
-use pier_store::{Channel, Customer, Operator, Page, Schedule, ScheduleQuery};
+use pier_store::{Channel, Customer, Merchant, Operator, Page, Schedule, ScheduleQuery};
 
 /// One billing key as the console shows it: no billing key handle, the card masked.
 pub struct BillingKey {
@@ -90,9 +91,7 @@ impl Engine {
 
     /// Deletes a billing key through the REST use case (its waiting schedules are revoked).
     pub async fn console_delete_customer(&self, a: &Actor, customer_uid: &str) -> Result<()> {
-        if !a.role.can_operate() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_operate()?;
         // REST answers a missing key with code 1 (i'mport's); the console says "not found".
         let c = self
             .delete_customer(&a.merchant_id, customer_uid)
@@ -122,9 +121,7 @@ impl Engine {
         customer_uid: &str,
         merchant_uid: &str,
     ) -> Result<()> {
-        if !a.role.can_operate() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_operate()?;
         // An empty merchant_uid would leave only the customer_uid filter: every schedule of
         // the key. One button revokes one schedule.
         if merchant_uid.is_empty() {
@@ -154,9 +151,7 @@ impl Engine {
         url: &str,
         format: &str,
     ) -> Result<Option<String>> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         let before = self.console_merchant(a).await?;
         let url = Some(url.trim().to_owned()).filter(|u| !u.is_empty());
         // The CLI (Pier's own operator) may name a private address; a merchant's admin may
@@ -184,9 +179,7 @@ impl Engine {
 
     /// A new webhook signing secret, returned to be shown once.
     pub async fn console_rotate_webhook_secret(&self, a: &Actor) -> Result<String> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         let m = self.console_merchant(a).await?;
         let m = self
             .write_webhook(&a.merchant_id, m.webhook_url, &m.webhook_format, true)
@@ -198,9 +191,7 @@ impl Engine {
     /// A new `imp_secret` (`pier merchant rotate-secret`), returned to be shown once; the old
     /// one and every token stop working.
     pub async fn console_rotate_secret(&self, a: &Actor) -> Result<String> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         let s = self.rotate_secret(&a.merchant_id).await?;
         self.audit(a, "settings.rotate_imp_secret", None, None)
             .await;
@@ -212,9 +203,7 @@ impl Engine {
     }
 
     pub async fn console_set_default_channel(&self, a: &Actor, channel_id: &str) -> Result<()> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         if !self
             .store
             .set_default_channel(&a.merchant_id, channel_id)
@@ -236,9 +225,7 @@ impl Engine {
         role: &str,
         password: &str,
     ) -> Result<String> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         self.add_operator(&a.merchant_id, email, role, password, Some(a))
             .await
     }
@@ -252,9 +239,7 @@ impl Engine {
         role: &str,
         disabled: bool,
     ) -> Result<Operator> {
-        if !a.role.can_admin() {
-            return Err(Error::Unauthorized);
-        }
+        a.must_admin()?;
         let role = Role::parse(role)
             .ok_or_else(|| Error::Invalid("role must be admin, operator or viewer".into()))?;
         let target = self
@@ -285,6 +270,43 @@ impl Engine {
             disabled,
             ..target
         })
+    }
+}
+
+impl Engine {
+    pub async fn console_merchant(&self, a: &Actor) -> Result<Merchant> {
+        self.store
+            .get_merchant(&a.merchant_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no merchant".into()))
+    }
+
+    /// Whether the merchant's default channel (or, without one, any) is the test PG.
+    pub async fn console_test_mode(&self, a: &Actor) -> Result<bool> {
+        let chans = self.store.list_channels(Some(&a.merchant_id)).await?;
+        let is_test = |c: &pier_store::Channel| {
+            c.target == "inprocess" && c.pg_provider != crate::engine::channels::TOSS
+        };
+        Ok(match chans.iter().find(|c| c.is_default) {
+            Some(c) => is_test(c),
+            None => chans.iter().any(is_test),
+        })
+    }
+
+    pub async fn console_set_origins(&self, a: &Actor, text: &str) -> Result<Option<Vec<String>>> {
+        a.must_admin()?;
+        let list = self.set_allowed_origins(&a.merchant_id, text).await?;
+        let shown = list
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), |l| l.join(" "));
+        self.audit(a, "settings.allowed_origins", None, Some(shown))
+            .await;
+        Ok(list)
+    }
+
+    pub async fn console_operators(&self, a: &Actor) -> Result<Vec<Operator>> {
+        a.must_admin()?;
+        Ok(self.store.list_operators(&a.merchant_id).await?)
     }
 }
 

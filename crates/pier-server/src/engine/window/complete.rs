@@ -1,7 +1,7 @@
 //! Steps 3 and after: the PG window's return, the merchant's `confirm_url`, the approval and
 //! its record, and the buyer's cancel.
 
-use super::result::result_of;
+use super::result::WindowResult;
 use super::types::*;
 use crate::engine::charge::{
     order_of, FIRST_RECONCILE_DELAY_SECS, MSG_ALREADY_PAID, MSG_IN_PROGRESS, MSG_UNKNOWN,
@@ -24,9 +24,9 @@ impl Engine {
         auth_session_id: &str,
         auth_token: Option<String>,
         pg_params: Vec<(String, String)>,
-    ) -> Result<(CheckoutSession, Value)> {
+    ) -> Result<(CheckoutSession, WindowResult)> {
         let c = self.checkout(checkout_id).await?;
-        if let Some(r) = stored_result(&c) {
+        if let Some(r) = WindowResult::recorded(&c) {
             return Ok((c, r));
         }
         // Constant time: the session id is the window's capability.
@@ -56,9 +56,12 @@ impl Engine {
 
     /// The buyer closed the window from the merchant page (SDK close button, `IMP.close()`,
     /// popup closed).
-    pub async fn cancel_window(&self, checkout_id: &str) -> Result<(CheckoutSession, Value)> {
+    pub async fn cancel_window(
+        &self,
+        checkout_id: &str,
+    ) -> Result<(CheckoutSession, WindowResult)> {
         let c = self.checkout(checkout_id).await?;
-        if let Some(r) = stored_result(&c) {
+        if let Some(r) = WindowResult::recorded(&c) {
             return Ok((c, r));
         }
         let now = self.now();
@@ -68,7 +71,7 @@ impl Engine {
             .await?
         {
             Some(p) => {
-                let r = result_of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL)));
+                let r = WindowResult::of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL)));
                 self.finish(&c, r).await
             }
             None => {
@@ -76,13 +79,13 @@ impl Engine {
                 let p = self.payment_of(&c).await?;
                 let r = match p.status {
                     PaymentStatus::Ready if p.vbank_num.is_none() => {
-                        result_of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS)))
+                        WindowResult::of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS)))
                     }
                     PaymentStatus::Failed => {
                         let reason = p.fail_reason.clone().unwrap_or_default();
-                        result_of(&p, Some((codes::USER_CANCEL, &reason)))
+                        WindowResult::of(&p, Some((codes::USER_CANCEL, &reason)))
                     }
-                    _ => result_of(&p, None),
+                    _ => WindowResult::of(&p, None),
                 };
                 Ok((c, r))
             }
@@ -96,9 +99,13 @@ impl Engine {
             .ok_or_else(|| Error::NotFound("결제건이 존재하지 않습니다.".into()))
     }
 
-    async fn finish(&self, c: &CheckoutSession, result: Value) -> Result<(CheckoutSession, Value)> {
+    async fn finish(
+        &self,
+        c: &CheckoutSession,
+        result: WindowResult,
+    ) -> Result<(CheckoutSession, WindowResult)> {
         let now = self.now();
-        let text = result.to_string();
+        let text = result.stored();
         if self.store.finish_checkout(&c.id, &text, now).await? {
             let mut done = c.clone();
             done.state = "done".into();
@@ -107,7 +114,7 @@ impl Engine {
         }
         // Someone else finished it first: theirs is the answer.
         let c2 = self.checkout(&c.id).await?;
-        let r = stored_result(&c2).unwrap_or(result);
+        let r = WindowResult::recorded(&c2).unwrap_or(result);
         Ok((c2, r))
     }
 
@@ -116,7 +123,7 @@ impl Engine {
         c: &CheckoutSession,
         auth_token: Option<String>,
         pg_params: Vec<(String, String)>,
-    ) -> Result<Value> {
+    ) -> Result<WindowResult> {
         let now = self.now();
         let auth_token = match auth_token.filter(|t| !t.is_empty()) {
             Some(t) => Some(t),
@@ -135,7 +142,7 @@ impl Engine {
                     .fail_before_pg(&c.imp_uid, MSG_USER_CANCEL, now)
                     .await?
                 {
-                    Some(p) => result_of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL))),
+                    Some(p) => WindowResult::of(&p, Some((codes::USER_CANCEL, MSG_USER_CANCEL))),
                     None => self.current_result(c).await?,
                 },
             );
@@ -144,7 +151,7 @@ impl Engine {
             let msg = MSG_WINDOW_EXPIRED;
             return Ok(
                 match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
-                    Some(p) => result_of(&p, Some((codes::SESSION_EXPIRED, msg))),
+                    Some(p) => WindowResult::of(&p, Some((codes::SESSION_EXPIRED, msg))),
                     None => self.current_result(c).await?,
                 },
             );
@@ -165,7 +172,7 @@ impl Engine {
                 };
                 return Ok(
                     match self.store.fail_before_pg(&c.imp_uid, msg, now).await? {
-                        Some(p) => result_of(&p, Some((code, msg))),
+                        Some(p) => WindowResult::of(&p, Some((code, msg))),
                         None => self.current_result(c).await?,
                     },
                 );
@@ -188,7 +195,10 @@ impl Engine {
                         &[],
                     )
                     .await?;
-                return Ok(result_of(&failed, Some((codes::CONFIRM_REFUSED, &text))));
+                return Ok(WindowResult::of(
+                    &failed,
+                    Some((codes::CONFIRM_REFUSED, &text)),
+                ));
             }
         }
         let channel = match &p.channel_id {
@@ -228,7 +238,7 @@ impl Engine {
                     )
                     .await?;
                 }
-                Ok(result_of(&paid, None))
+                Ok(WindowResult::of(&paid, None))
             }
             Ok(AuthOutcome::BillingKeyOnly(k)) => {
                 if let Some(uid) = &p.customer_uid {
@@ -256,7 +266,7 @@ impl Engine {
                     ..Default::default()
                 };
                 let paid = self.settle_paid(&p, &a).await?;
-                Ok(result_of(&paid, None))
+                Ok(WindowResult::of(&paid, None))
             }
             Ok(AuthOutcome::Vbank(v)) => {
                 let issue = VbankIssue {
@@ -273,7 +283,7 @@ impl Engine {
                     .store
                     .record_vbank_issued(&p.imp_uid, &issue, now, &[ev])
                     .await?;
-                Ok(result_of(&issued, None))
+                Ok(WindowResult::of(&issued, None))
             }
             Err(PgError::Unknown(why)) => {
                 tracing::warn!(imp_uid = %p.imp_uid, %why, "window approval outcome unknown; left for the reconciler");
@@ -282,7 +292,10 @@ impl Engine {
                     next_reconcile_at: now + FIRST_RECONCILE_DELAY_SECS,
                 };
                 let row = self.store.settle(&p.imp_uid, &s, now, &[]).await?;
-                Ok(result_of(&row, Some((codes::PG_UNKNOWN, MSG_UNKNOWN))))
+                Ok(WindowResult::of(
+                    &row,
+                    Some((codes::PG_UNKNOWN, MSG_UNKNOWN)),
+                ))
             }
             Err(e) => {
                 let (code, msg) = pg_error_parts(&e);
@@ -303,7 +316,7 @@ impl Engine {
                         &[],
                     )
                     .await?;
-                Ok(result_of(&failed, Some((&code, &msg))))
+                Ok(WindowResult::of(&failed, Some((&code, &msg))))
             }
         }
     }
@@ -347,12 +360,17 @@ impl Engine {
         Ok(())
     }
 
-    pub(in crate::engine) async fn current_result(&self, c: &CheckoutSession) -> Result<Value> {
+    pub(in crate::engine) async fn current_result(
+        &self,
+        c: &CheckoutSession,
+    ) -> Result<WindowResult> {
         let p = self.payment_of(c).await?;
         Ok(match p.status {
-            PaymentStatus::Paid | PaymentStatus::Cancelled => result_of(&p, None),
-            PaymentStatus::Ready if p.vbank_num.is_some() => result_of(&p, None),
-            PaymentStatus::Ready => result_of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS))),
+            PaymentStatus::Paid | PaymentStatus::Cancelled => WindowResult::of(&p, None),
+            PaymentStatus::Ready if p.vbank_num.is_some() => WindowResult::of(&p, None),
+            PaymentStatus::Ready => {
+                WindowResult::of(&p, Some((codes::IN_PROGRESS, MSG_IN_PROGRESS)))
+            }
             _ => {
                 let reason = p.fail_reason.clone().unwrap_or_default();
                 let code = if reason == MSG_USER_CANCEL {
@@ -360,7 +378,7 @@ impl Engine {
                 } else {
                     codes::INVALID_PARAM
                 };
-                result_of(&p, Some((code, &reason)))
+                WindowResult::of(&p, Some((code, &reason)))
             }
         })
     }
@@ -408,10 +426,4 @@ impl Engine {
             }
         }
     }
-}
-
-fn stored_result(c: &CheckoutSession) -> Option<Value> {
-    c.result
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok())
 }

@@ -11,17 +11,18 @@
 //!    `confirm_url` is asked, the PG approves server-to-server (`Pg::complete_auth`, spawned
 //!    task, deadline) and the answer is recorded with its webhook row in one transaction.
 //!
-//! The result object handed to the callback (or merged into `m_redirect_url`) is built from the
-//! recorded payment, so what the browser sees is what the REST API answers.
+//! The result a window records (`WindowResult`) is taken from the recorded payment, so what the
+//! browser sees is what the REST API answers; `http/window_result.rs` makes it the callback
+//! object (or merges it into `m_redirect_url`).
 //!
 //! `types` holds what the flow is about (requests, errors, codes), `open` step 1, `complete`
-//! steps 3 and after, `result` the result object the window records.
+//! steps 3 and after, `result` the result the window records.
 
 mod complete;
 mod open;
 pub mod result;
 pub mod types;
 
-pub use result::result_of;
+pub use result::WindowResult;
 pub(crate) use types::store_err;
 pub use types::*;

@@ -26,12 +26,12 @@ pub use order::*;
 pub use pages::*;
 
 use crate::engine::origins::url_allowed;
-use crate::engine::window::{codes, WindowError};
+use crate::engine::window::{codes, WindowError, WindowResult};
 use crate::engine::Engine;
 use crate::http::auth::ClientAddr;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::Params;
-use crate::http::window_result::{merge_redirect, prevalidation_result};
+use crate::http::window_result::{merge_redirect, prevalidation_result, window_callback};
 use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -39,7 +39,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use pier_store::CheckoutSession;
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub async fn prepare(
     State(engine): State<AppState>,
@@ -117,9 +117,10 @@ fn has_binding(engine: &Engine, c: &CheckoutSession, headers: &HeaderMap) -> boo
 async fn deliver(
     engine: &Engine,
     c: &CheckoutSession,
-    result: &Value,
+    result: &WindowResult,
     headers: &HeaderMap,
 ) -> Response {
+    let result = &window_callback(result);
     let allowed = engine.merchant_origins(&c.merchant_id).await.into_list();
     if c.mode == "redirect" && engine.now() <= c.expires_at {
         if let Some(to) = c.m_redirect_url.as_deref() {
@@ -165,11 +166,7 @@ pub async fn window(
     if now > c.expires_at {
         return Ok(expired_page(&engine, &c).await);
     }
-    if let Some(r) = c
-        .result
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<Value>(r).ok())
-    {
+    if let Some(r) = WindowResult::recorded(&c) {
         return Ok(deliver(&engine, &c, &r, &headers).await);
     }
     let mut res = match crate::engine::pg_window::browser_call(&c) {
@@ -233,6 +230,7 @@ pub async fn window_return(
 pub async fn cancel(State(engine): State<AppState>, Path(id): Path<String>) -> Response {
     match engine.cancel_window(&id).await {
         Ok((c, r)) => {
+            let r = window_callback(&r);
             // A merchant with allowed origins: only the page that opened the window reads it.
             let allowed = engine.merchant_origins(&c.merchant_id).await.into_list();
             match allowed {
