@@ -82,10 +82,7 @@ pub(super) struct Request {
     pub(super) max_plan: i64,
 }
 
-fn request_of(
-    sim: &Inner,
-    p: &BTreeMap<String, String>,
-) -> Result<Request, (String, String)> {
+fn request_of(sim: &Inner, p: &BTreeMap<String, String>) -> Result<Request, (String, String)> {
     let bad = |what: &str| {
         (
             "INVALID_REQUEST".to_owned(),
