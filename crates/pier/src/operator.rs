@@ -1,6 +1,6 @@
 //! `pier operator create`: a person who signs in to the merchant console (docs/console.md).
 
-use crate::{engine_for, Common};
+use crate::common::{engine_for, Common};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::io::{BufRead, Read};

@@ -8,16 +8,20 @@
 //! `docs/connectors/tosspayments.md` maps every field to i'mport's and names the Toss page each
 //! fact comes from.
 
+mod answers;
+mod client;
 mod codes;
 mod connector;
+mod errors;
+mod requests;
 pub mod sim;
 mod window;
 mod wire;
 
+pub use answers::mask_card_number;
+pub use client::{Config, ConfigError, Connector, UNSEEN_ORDER_GRACE};
 pub use codes::{kftc_bank_of_toss, kftc_card_of_toss, toss_bank_of_kftc, toss_card_of_kftc};
-pub use connector::{
-    idempotency_key, mask_card_number, Config, ConfigError, Connector, UNSEEN_ORDER_GRACE,
-};
+pub use requests::idempotency_key;
 pub use wire::{Payment, TossError};
 
 /// Toss's production API base.

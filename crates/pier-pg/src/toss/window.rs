@@ -11,12 +11,11 @@
 //! unconfirmed payment expire), or `POST /v1/billing/authorizations/issue` and, for an amount
 //! above 0, a first charge on the new key. docs/connectors/tosspayments.md cites the pages.
 
+use super::answers::{approval_of, billing_key_of, declined_of, unix_of};
+use super::client::Connector;
 use super::codes;
-use super::connector::{
-    approval_of, billing_key_of, check_order_id, encode, idempotency_key, order_name, tax_free,
-    unix_of, Connector,
-};
-use super::wire::{self, BillingAuth, Payment, TossError};
+use super::requests::{check_order_id, encode, idempotency_key, order_name, tax_free};
+use super::wire::{self, BillingAuth, Payment};
 use crate::{
     AuthBegin, AuthComplete, AuthOutcome, AuthSession, BrowserCall, Mid, Pg, PgError, PgResult,
     VbankIssued, WindowDisplay, WindowReturn,
@@ -26,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 /// Toss's fail codes for a buyer who closed or cancelled the window (SDK and fail URL).
 const CANCEL_CODES: &[&str] = &["PAY_PROCESS_CANCELED", "USER_CANCEL"];
-/// Installments Toss's window offers: 2 to 12 months (see `MAX_INSTALLMENT_MONTHS` in the
-/// connector; listed under "to verify").
+/// Installments Toss's window offers: 2 to 12 months (see `MAX_INSTALLMENT_MONTHS` in
+/// `requests`; listed under "to verify").
 const MAX_PLAN: i64 = 12;
 
 /// Toss's name of a Pier pay method, as `requestPayment` takes it.
@@ -276,16 +275,7 @@ impl Connector {
         match p.status.as_str() {
             "DONE" => Ok(AuthOutcome::Paid(approval_of(&p))),
             "WAITING_FOR_DEPOSIT" => vbank_of(&p).map(AuthOutcome::Vbank),
-            "ABORTED" | "EXPIRED" => {
-                let f = p.failure.clone().unwrap_or_else(|| TossError {
-                    code: p.status.clone(),
-                    message: "결제가 승인되지 않았습니다.".into(),
-                });
-                Err(PgError::Declined {
-                    code: f.code,
-                    message: f.message,
-                })
-            }
+            "ABORTED" | "EXPIRED" => Err(declined_of(&p)),
             other => Err(PgError::Unknown(format!(
                 "Toss answered a confirmation with status {other}"
             ))),

@@ -267,6 +267,12 @@ pub struct BillingCard {
     pub owner_type: Option<String>,
 }
 
+/// Korea Standard Time, the offset Toss writes its timestamps in.
+pub(crate) fn kst() -> chrono::FixedOffset {
+    // `east_opt` only fails beyond ±24 h; +9 h is a constant within it.
+    chrono::FixedOffset::east_opt(9 * 3600).expect("+09:00 is a valid offset")
+}
+
 #[cfg(test)]
 mod tests {
     //! The field names the connector sends, checked against the names on Toss's pages (not

@@ -16,3 +16,4 @@ mod window;
 mod conformance;
 mod toss;
 mod toss_live;
+mod toss_sim;

@@ -94,6 +94,21 @@ fn code(b: &Value) -> i64 {
     b["code"].as_i64().unwrap()
 }
 
+/// A keyed charge through the Toss channel while the simulator has `faults`: asserts that its
+/// outcome is unknown and returns the attempt's imp_uid. The faults stay set.
+async fn unknown_charge(r: &TossPier, faults: Faults, merchant_uid: &str, amount: i64) -> String {
+    r.sim.faults().set(faults).unwrap();
+    let (s, b) =
+        r.t.post(
+            "/subscribe/payments/onetime",
+            Some(&r.tok),
+            keyed(merchant_uid, amount, CARD_SHINHAN, "tosspayments"),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (200, -1), "the outcome is unknown: {b}");
+    imp_uid_of_unknown(&b)
+}
+
 #[tokio::test]
 async fn toss_onetime_paid_declined_and_looked_up() {
     let r = start().await;
@@ -357,23 +372,12 @@ async fn toss_not_found_is_trusted_only_after_the_late_request_grace() {
     let r = start().await;
     let (t, tok) = (&r.t, r.tok.as_str());
     // The request never reaches Toss's processing and no answer comes.
-    r.sim
-        .faults()
-        .set(Faults {
-            timeout_rate: 1.0,
-            hang_ms: 2_500,
-            ..Faults::default()
-        })
-        .unwrap();
-    let (s, b) = t
-        .post(
-            "/subscribe/payments/onetime",
-            Some(tok),
-            keyed("toss-unseen-1", 15_000, CARD_SHINHAN, "tosspayments"),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (200, -1), "the outcome is unknown: {b}");
-    let imp = imp_uid_of_unknown(&b);
+    let no_answer = Faults {
+        timeout_rate: 1.0,
+        hang_ms: 2_500,
+        ..Faults::default()
+    };
+    let imp = unknown_charge(&r, no_answer, "toss-unseen-1", 15_000).await;
     assert_eq!(r.sim.approved_charges(&imp), 0, "Toss saw nothing");
     r.sim.faults().set(Faults::default()).unwrap();
 
@@ -406,22 +410,11 @@ async fn toss_lost_answer_is_unknown_then_reconciled_to_one_payment() {
     let r = start().await;
     let (t, tok) = (&r.t, r.tok.as_str());
     // Toss processes the charge and the answer never arrives.
-    r.sim
-        .faults()
-        .set(Faults {
-            drop_response_rate: 1.0,
-            ..Faults::default()
-        })
-        .unwrap();
-    let (s, b) = t
-        .post(
-            "/subscribe/payments/onetime",
-            Some(tok),
-            keyed("toss-lost-1", 20_000, CARD_SHINHAN, "tosspayments"),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (200, -1), "the outcome is unknown: {b}");
-    let imp = imp_uid_of_unknown(&b);
+    let answer_lost = Faults {
+        drop_response_rate: 1.0,
+        ..Faults::default()
+    };
+    let imp = unknown_charge(&r, answer_lost, "toss-lost-1", 20_000).await;
     assert_eq!(r.sim.approved_charges(&imp), 1, "Toss did charge");
     let (_, b) = t.get(&format!("/payments/{imp}"), tok).await;
     assert_eq!(b["response"]["status"], "ready", "{b}");
