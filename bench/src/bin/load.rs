@@ -44,7 +44,7 @@ struct Args {
     only: String,
     /// Payments charged (`again`, 64 at a time) before the measurements, so that lookups and
     /// `again` run on a grown database (issue #20: within 20 % of a fresh one after 100k);
-    /// `get` then also looks up a sample of them.
+    /// `get` then also looks up a sample of them, as a row of its own.
     #[arg(long, default_value_t = 0)]
     prefill: usize,
 }
@@ -515,27 +515,36 @@ fn main() {
             }
             v
         });
-        let h = host.clone();
-        let t = token.clone();
-        let mut imp_uids = imp_uids;
-        imp_uids.extend(filled.iter().cloned());
-        let ids = Arc::new(imp_uids);
-        results.push(client_rt.block_on(drive(
-            "GET /payments/{imp_uid}",
-            addr,
-            args.concurrency,
-            args.seconds,
-            Arc::new(move |n| {
-                req(
-                    "GET",
-                    &h,
-                    &format!("/payments/{}", ids[n as usize % ids.len()]),
-                    Some(&t),
-                    None,
-                )
-            }),
-            code_zero,
-        )));
+        // Two sets of lookups. The 200 payments just made are the same set on a fresh and on a
+        // grown database: what differs is only the tables' size, so this row shows whether the
+        // plans stay fast as the tables grow (issue #20). After a prefill, a second row looks up
+        // ~10,000 payments spread over the whole table: it also pays a working set that no
+        // longer fits in a small shared_buffers (docs/PERFORMANCE.md).
+        let mut sets = vec![("GET /payments/{imp_uid}", imp_uids)];
+        if !filled.is_empty() {
+            sets.push(("GET /payments/{imp_uid} (spread)", filled.clone()));
+        }
+        for (name, set) in sets {
+            let h = host.clone();
+            let t = token.clone();
+            let ids = Arc::new(set);
+            results.push(client_rt.block_on(drive(
+                name,
+                addr,
+                args.concurrency,
+                args.seconds,
+                Arc::new(move |n| {
+                    req(
+                        "GET",
+                        &h,
+                        &format!("/payments/{}", ids[n as usize % ids.len()]),
+                        Some(&t),
+                        None,
+                    )
+                }),
+                code_zero,
+            )));
+        }
     }
 
     if only.contains(&"again") {
