@@ -199,6 +199,8 @@ impl Pier {
         // Nothing writes any more: the group-commit writers drain their queue and end.
         self.engine.close_writes();
         let _ = self.testpg.flush_journal().await;
+        // Then the store's own tasks and threads are stopped and joined.
+        self.engine.shutdown_store().await;
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::batch::Writer;
 use crate::error::{StoreError, StoreResult};
 use crate::lane::Lane;
+use crate::owner::Owner;
 use crate::pg_reads::PgReads;
 use crate::Store;
 use sqlx::migrate::Migrator;
@@ -40,6 +41,8 @@ pub struct SqliteStore {
     pub(crate) writer: Option<Writer>,
     /// Hot reads and the writer on rusqlite (`None` for an in-memory database).
     pub(crate) lane: Option<Arc<Lane>>,
+    /// The writer task or threads, joined at shutdown.
+    pub(crate) owner: Owner,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +51,8 @@ pub struct PgStore {
     pub(crate) writer: Option<Writer>,
     /// Batched point reads of the charge path (`None`: read directly).
     pub(crate) reads: Option<Arc<PgReads>>,
+    /// The writer and reader tasks (and the analyze loop, `pg_stats`), joined at shutdown.
+    pub(crate) owner: Owner,
 }
 
 /// PostgreSQL writers sharing the group-commit queue (each holds one connection while writing);
@@ -94,15 +99,16 @@ impl SqliteStore {
         // SQLite has one writer at a time anyway: one group-commit writer, on its own thread
         // with rusqlite when the database is a file (see `lane`).
         let (writer, queue) = Writer::new();
+        let owner = Owner::default();
         let lane = if file.as_os_str().is_empty() || in_memory {
-            tokio::spawn(crate::payment_write::sqlite::run_writer(
-                pool.clone(),
-                queue,
-            ));
+            owner.spawn(
+                "sqlite-writer",
+                crate::payment_write::sqlite::run_writer(pool.clone(), queue),
+            );
             None
         } else {
             let lane = Arc::new(Lane::new(file));
-            crate::lane::spawn_writer(lane.clone(), queue)
+            crate::lane::spawn_writer(lane.clone(), queue, &owner)
                 .map_err(|e| StoreError::Sqlite(format!("cannot start the writer thread: {e}")))?;
             Some(lane)
         };
@@ -110,6 +116,7 @@ impl SqliteStore {
             pool,
             writer: Some(writer),
             lane,
+            owner,
         })
     }
 
@@ -152,21 +159,19 @@ impl PgStore {
                     .options([("enable_bitmapscan", "off"), ("enable_seqscan", "off")]),
             )
             .await?;
+        let owner = Owner::default();
         for _ in 0..writers {
-            tokio::spawn(crate::payment_write::pg::run_writer(
-                writer_pool.clone(),
-                queue.clone(),
-            ));
+            owner.spawn(
+                "pg-writer",
+                crate::payment_write::pg::run_writer(writer_pool.clone(), queue.clone()),
+            );
         }
-        let direct = Self {
-            pool: pool.clone(),
-            writer: None,
-            reads: None,
-        };
+        let reads = PgReads::start(&pool, &owner);
         Ok(Self {
             pool,
             writer: Some(writer),
-            reads: Some(Arc::new(PgReads::start(direct))),
+            reads: Some(Arc::new(reads)),
+            owner,
         })
     }
 
@@ -209,7 +214,7 @@ pub async fn connect(url: &str, migrate: bool) -> StoreResult<(Arc<dyn Store>, S
         let s = PgStore::open(url, pool.max(2)).await?;
         if migrate {
             s.migrate().await?;
-            crate::pg_stats::at_start(&s.pool).await;
+            crate::pg_stats::at_start(&s.pool, &s.owner).await;
         }
         Ok((Arc::new(s), StoreKind::Postgres))
     } else {

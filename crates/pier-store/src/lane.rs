@@ -16,16 +16,14 @@
 use crate::batch::{Op, OpResult, Queue, Reply};
 use crate::error::{StoreError, StoreResult};
 use crate::models::{Channel, Customer, OutboxEvent, Payment, Settlement};
-use crate::outbox_row::{NO_WEBHOOK_TARGET, OUTBOX_INSERT};
+use crate::outbox_row::{outbox_insert_sql, NO_WEBHOOK_TARGET};
+use crate::owner::Owner;
 use crate::payment_row::{
-    get_sql, insert_sql, read_cancel_entry, read_payment, vals, ReadRow, CANCEL_HISTORY_COLS,
-    CANCEL_HISTORY_ONE,
+    get_sql, insert_sql, read_cancel_entry, vals, CANCEL_HISTORY_COLS, CANCEL_HISTORY_ONE,
 };
 use crate::payment_settle::{settle_sql, settle_vals};
-use crate::rows::{
-    channel_from_row, customer_from_row, prepared_from_row, ChargeContext, Prepared, CHANNEL_COLS,
-    CUSTOMER_COLS, PREPARE_COLS,
-};
+use crate::row::{select_sql, ReadRow, Row, Val};
+use crate::rows::{ChargeContext, Prepared};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -85,8 +83,8 @@ impl Lane {
         self.read(|c| {
             let mut stmt = c.prepare_cached(get_sql(merchant_id.is_some()))?;
             let found = match merchant_id {
-                Some(m) => stmt.query_row([imp_uid, m], payment),
-                None => stmt.query_row([imp_uid], payment),
+                Some(m) => stmt.query_row([imp_uid, m], read::<Payment>),
+                None => stmt.query_row([imp_uid], read::<Payment>),
             }
             .optional()?;
             let Some(mut p) = found else {
@@ -114,16 +112,13 @@ impl Lane {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
-                "SELECT {CUSTOMER_COLS} FROM customers WHERE merchant_id = $1 AND customer_uid = $2"
+                "{} WHERE merchant_id = $1 AND customer_uid = $2",
+                select_sql::<Customer>()
             )
         });
         self.read(|c| {
             c.prepare_cached(sql)?
-                .query_row([merchant_id, customer_uid], |r| {
-                    static NAMES: OnceLock<Vec<&str>> = OnceLock::new();
-                    let r = Cols::new(r, names(CUSTOMER_COLS, &NAMES));
-                    Ok(customer_from_row!(r, get))
-                })
+                .query_row([merchant_id, customer_uid], read)
                 .optional()
         })
     }
@@ -149,20 +144,21 @@ impl Lane {
 
     pub(crate) fn get_channel(&self, id: &str) -> StoreResult<Option<Channel>> {
         static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1"));
-        self.read(|c| c.prepare_cached(sql)?.query_row([id], channel).optional())
+        let sql = SQL.get_or_init(|| format!("{} WHERE id = $1", select_sql::<Channel>()));
+        self.read(|c| c.prepare_cached(sql)?.query_row([id], read).optional())
     }
 
     pub(crate) fn merchant_channels(&self, merchant_id: &str) -> StoreResult<Vec<Channel>> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
-                "SELECT {CHANNEL_COLS} FROM channels WHERE merchant_id = $1 ORDER BY created_at, id"
+                "{} WHERE merchant_id = $1 ORDER BY created_at, id",
+                select_sql::<Channel>()
             )
         });
         self.read(|c| {
             c.prepare_cached(sql)?
-                .query_map([merchant_id], channel)?
+                .query_map([merchant_id], read)?
                 .collect()
         })
     }
@@ -175,16 +171,13 @@ impl Lane {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
             format!(
-                "SELECT {PREPARE_COLS} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2"
+                "{} WHERE merchant_id = $1 AND merchant_uid = $2",
+                select_sql::<Prepared>()
             )
         });
         self.read(|c| {
             c.prepare_cached(sql)?
-                .query_row([merchant_id, merchant_uid], |r| {
-                    static NAMES: OnceLock<Vec<&str>> = OnceLock::new();
-                    let r = Cols::new(r, names(PREPARE_COLS, &NAMES));
-                    Ok(prepared_from_row!(r, get))
-                })
+                .query_row([merchant_id, merchant_uid], read)
                 .optional()
         })
     }
@@ -239,30 +232,33 @@ fn db(e: rusqlite::Error) -> StoreError {
 /// The group-commit writer (see `batch`): one OS thread owning one connection. It takes what is
 /// queued (up to `MAX_BATCH`), runs it in one `BEGIN IMMEDIATE` transaction — one fsync for the
 /// lot — and answers each write. If the batch fails, each write is retried alone so one bad
-/// write cannot fail the others. The thread ends when the store (the queue's sender) is dropped.
-pub(crate) fn spawn_writer(lane: Arc<Lane>, queue: Queue) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("pier-sqlite-writer".into())
-        .spawn(move || {
-            let mut conn = loop {
-                match lane.connect() {
-                    Ok(c) => break c,
-                    Err(e) => {
-                        tracing::error!(error = %e, "sqlite writer cannot open the database; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            };
-            let checkpointer = Checkpointer::start(&lane, &conn);
-            let mut rx = queue.blocking_lock();
-            while let Some(batch) = crate::batch::next_batch_blocking(&mut rx) {
-                run_batch(&mut conn, batch);
-                if let Some(c) = &checkpointer {
-                    c.after_commit(&conn);
+/// write cannot fail the others. The thread (and its checkpointer's) is one of the store's
+/// (`owner`); it ends when the queue is closed (`Writer::close`, or the store dropped) and
+/// drained.
+pub(crate) fn spawn_writer(lane: Arc<Lane>, queue: Queue, owner: &Owner) -> std::io::Result<()> {
+    let owner_ = owner.clone();
+    owner.spawn_thread("pier-sqlite-writer", move || {
+        let mut rx = queue.blocking_lock();
+        let mut conn = loop {
+            match lane.connect() {
+                Ok(c) => break c,
+                // Closed while it could not open the database: nothing to write.
+                Err(_) if rx.is_closed() && rx.is_empty() => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "sqlite writer cannot open the database; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
-        })
-        .map(|_| ())
+        };
+        let checkpointer = Checkpointer::start(&lane, &conn, &owner_);
+        drop(owner_);
+        while let Some(batch) = crate::batch::next_batch_blocking(&mut rx) {
+            run_batch(&mut conn, batch);
+            if let Some(c) = &checkpointer {
+                c.after_commit(&conn);
+            }
+        }
+    })
 }
 
 /// WAL frames after which the writer completes a checkpoint itself, so that its next
@@ -294,9 +290,9 @@ struct Checkpointer {
 
 impl Checkpointer {
     /// `None` (SQLite's automatic checkpoint stays on) if the thread cannot be set up.
-    fn start(lane: &Lane, writer: &Connection) -> Option<Self> {
+    fn start(lane: &Lane, writer: &Connection, owner: &Owner) -> Option<Self> {
         let wal_frames = Arc::new(AtomicI64::new(0));
-        let wake = Self::spawn(lane, wal_frames.clone())
+        let wake = Self::spawn(lane, wal_frames.clone(), owner)
             .map_err(|e| tracing::warn!(error = %e, "no sqlite checkpointer; checkpointing in the writer"))
             .ok()?;
         if let Err(e) = writer.pragma_update(None, "wal_autocheckpoint", 0) {
@@ -311,19 +307,18 @@ impl Checkpointer {
     fn spawn(
         lane: &Lane,
         frames: Arc<AtomicI64>,
+        owner: &Owner,
     ) -> Result<mpsc::SyncSender<()>, Box<dyn std::error::Error>> {
         let conn = lane.connect()?;
         let (wake, rx) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
-            .name("pier-sqlite-ckpt".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    if let Some((log, _)) = checkpoint(&conn) {
-                        frames.store(log, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(CHECKPOINT_PAUSE);
+        owner.spawn_thread("pier-sqlite-ckpt", move || {
+            while rx.recv().is_ok() {
+                if let Some((log, _)) = checkpoint(&conn) {
+                    frames.store(log, Ordering::Relaxed);
                 }
-            })?;
+                std::thread::sleep(CHECKPOINT_PAUSE);
+            }
+        })?;
         Ok(wake)
     }
 
@@ -444,15 +439,14 @@ fn settle(
     bind_numbered(&mut stmt, &vals)?;
     let mut rows = stmt.raw_query();
     match rows.next()? {
-        Some(r) => Ok(Some(payment(r)?)),
+        Some(r) => Ok(Some(read(r)?)),
         None => Ok(None),
     }
 }
 
-fn payment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Payment> {
-    static NAMES: OnceLock<Vec<&str>> = OnceLock::new();
-    let names = NAMES.get_or_init(|| crate::payment_row::names().collect());
-    read_payment(&Cols::new(r, names))
+/// A declared row from its columns, in declared order.
+fn read<T: Row>(r: &rusqlite::Row<'_>) -> rusqlite::Result<T> {
+    T::read(&Cols::new(r, T::NAMES))
 }
 
 impl ReadRow for Cols<'_, '_> {
@@ -476,30 +470,16 @@ impl ReadRow for Cols<'_, '_> {
         rusqlite::Error::FromSqlConversionFailure(
             0,
             rusqlite::types::Type::Text,
-            Box::new(crate::payment_row::Invalid(format!(
+            Box::new(crate::row::Invalid(format!(
                 "{col}: unknown value {value:?}"
             ))),
         )
     }
 }
 
-fn channel(r: &rusqlite::Row<'_>) -> rusqlite::Result<Channel> {
-    static NAMES: OnceLock<Vec<&str>> = OnceLock::new();
-    let r = Cols::new(r, names(CHANNEL_COLS, &NAMES));
-    Ok(channel_from_row!(r, get))
-}
-
+/// Inserts an event (`outbox_row`): its declared columns, then `NO_WEBHOOK_TARGET`.
 fn insert_outbox(c: &Connection, ev: &OutboxEvent) -> rusqlite::Result<usize> {
-    let vals: [&dyn ToSql; 9] = [
-        &ev.id,
-        &ev.merchant_id,
-        &ev.imp_uid,
-        &ev.merchant_uid,
-        &ev.status,
-        &ev.cancellation_id,
-        &ev.notice_urls,
-        &ev.created_at,
-        &NO_WEBHOOK_TARGET,
-    ];
-    c.prepare_cached(OUTBOX_INSERT)?.execute(&vals[..])
+    let vals = ev.vals().chain([Val::Text(Some(NO_WEBHOOK_TARGET))]);
+    c.prepare_cached(outbox_insert_sql())?
+        .execute(rusqlite::params_from_iter(vals))
 }

@@ -43,6 +43,7 @@ mod merchants;
 mod models;
 mod operators;
 mod outbox_row;
+mod owner;
 mod payment_row;
 mod payment_settle;
 mod payment_write;
@@ -55,6 +56,7 @@ mod receipts;
 mod reconcile;
 mod refunds;
 mod retention;
+mod row;
 mod rows;
 mod schedules;
 pub mod testdb;
@@ -71,6 +73,7 @@ pub use idempotency::{IdemBegin, IdempotencyStore};
 pub use merchants::{ChannelUse, MerchantStore};
 pub use models::*;
 pub use operators::{AuditEntry, ConsoleFilter, ConsoleSession, ConsoleStore, DayTotals, Operator};
+pub use owner::Unjoined;
 pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use receipts::{CashReceipt, EscrowLogis, ReceiptStore};
@@ -83,28 +86,48 @@ pub use vbanks::{VbankAccount, VbankStore};
 pub use webhooks::{Delivery, EventUpdate, OutboxRow, WebhookStore};
 
 /// The store's own lifecycle.
+#[async_trait::async_trait]
 pub trait Lifecycle: Send + Sync {
     /// Stops taking writes of the charge path: the group-commit writers finish what is queued and
     /// end; later writes are answered `StoreError::Unavailable`. Called at shutdown, after the
-    /// server and the jobs stopped.
+    /// server and the jobs stopped (and by tests that stop the writer mid-request).
     fn close_writes(&self);
+
+    /// Stops every task and thread the store started — the writers (`close_writes`), the
+    /// batched readers, the analyze loop — and joins them, waiting at most `within`. What is
+    /// queued is answered first. `Unjoined` names what was still running at the deadline (a
+    /// task is aborted then; a thread cannot be). Reads outside the batched readers still work
+    /// afterwards; the batched ones answer `Unavailable`.
+    async fn shutdown(&self, within: std::time::Duration) -> Result<(), Unjoined>;
+
+    /// Tasks and threads the store started that have not ended (0 after `shutdown`).
+    fn live_tasks(&self) -> usize;
 }
 
-impl Lifecycle for SqliteStore {
-    fn close_writes(&self) {
-        if let Some(w) = &self.writer {
-            w.close();
+macro_rules! impl_lifecycle {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl Lifecycle for $store {
+            fn close_writes(&self) {
+                if let Some(w) = &self.writer {
+                    w.close();
+                }
+            }
+
+            async fn shutdown(&self, within: std::time::Duration) -> Result<(), Unjoined> {
+                self.close_writes();
+                self.owner.shutdown(within).await
+            }
+
+            fn live_tasks(&self) -> usize {
+                self.owner.live()
+            }
         }
-    }
+    };
 }
 
-impl Lifecycle for PgStore {
-    fn close_writes(&self) {
-        if let Some(w) = &self.writer {
-            w.close();
-        }
-    }
-}
+impl_lifecycle!(SqliteStore);
+impl_lifecycle!(PgStore);
 
 /// Everything the engine needs from storage.
 pub trait Store:

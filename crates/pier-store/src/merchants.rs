@@ -3,7 +3,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
 use crate::models::{Channel, Merchant, Token};
-use crate::rows::{channel_from_row, CHANNEL_COLS};
+use crate::row::{bind_row, insert_sql};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -76,6 +76,7 @@ macro_rules! impl_merchant_store {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::row::Row as _;
             use crate::connect::{HasLane, HasPgReads};
 
             fn merchant(r: &$row) -> sqlx::Result<Merchant> {
@@ -94,7 +95,7 @@ macro_rules! impl_merchant_store {
             }
 
             fn channel(r: &$row) -> sqlx::Result<Channel> {
-                Ok(channel_from_row!(r, try_get))
+                Channel::read(r)
             }
 
             fn token(r: &$row) -> sqlx::Result<Token> {
@@ -184,20 +185,7 @@ macro_rules! impl_merchant_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    sqlx::query(&format!(
-                        "INSERT INTO channels ({CHANNEL_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-                    ))
-                    .bind(&c.id)
-                    .bind(&c.merchant_id)
-                    .bind(&c.pg_provider)
-                    .bind(&c.mid)
-                    .bind(c.is_default)
-                    .bind(c.sandbox)
-                    .bind(&c.target)
-                    .bind(c.created_at)
-                    .bind(&c.api_base)
-                    .bind(&c.client_key)
-                    .bind(&c.secret_sealed)
+                    bind_row(sqlx::query(&insert_sql::<Channel>()), c)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| on_conflict(e, "channel exists"))?;
@@ -214,12 +202,13 @@ macro_rules! impl_merchant_store {
                     }
                     let rows = match merchant_id {
                         Some(m) => sqlx::query(&format!(
-                            "SELECT {CHANNEL_COLS} FROM channels WHERE merchant_id = $1 ORDER BY created_at, id"
+                            "SELECT {} FROM channels WHERE merchant_id = $1 ORDER BY created_at, id",
+                            Channel::LIST
                         ))
                         .bind(m)
                         .fetch_all(&self.pool)
                         .await?,
-                        None => sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels ORDER BY merchant_id, created_at, id"))
+                        None => sqlx::query(&format!("SELECT {} FROM channels ORDER BY merchant_id, created_at, id", Channel::LIST))
                             .fetch_all(&self.pool)
                             .await?,
                     };
@@ -230,7 +219,7 @@ macro_rules! impl_merchant_store {
                     if let Some(lane) = self.lane() {
                         return lane.get_channel(id);
                     }
-                    let row = sqlx::query(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = $1"))
+                    let row = sqlx::query(&format!("SELECT {} FROM channels WHERE id = $1", Channel::LIST))
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await?;

@@ -7,7 +7,6 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
 use crate::models::{Customer, Payment};
-use crate::rows::{customer_from_row, CUSTOMER_COLS};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +223,7 @@ macro_rules! impl_console_store {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::row::Row as _;
             use $payments as pay;
 
             fn operator(r: &$row) -> sqlx::Result<Operator> {
@@ -490,19 +490,16 @@ macro_rules! impl_console_store {
                     limit: i64,
                 ) -> StoreResult<Vec<Customer>> {
                     let rows = sqlx::query(&format!(
-                        "SELECT {CUSTOMER_COLS} FROM customers WHERE merchant_id = $1 \
-                         AND customer_uid > $2 ORDER BY customer_uid LIMIT $3"
+                        "SELECT {} FROM customers WHERE merchant_id = $1 \
+                         AND customer_uid > $2 ORDER BY customer_uid LIMIT $3",
+                        Customer::LIST
                     ))
                     .bind(merchant_id)
                     .bind(after.unwrap_or(""))
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        out.push(customer_from_row!(r, try_get));
-                    }
-                    Ok(out)
+                    Ok(rows.iter().map(Customer::read).collect::<sqlx::Result<_>>()?)
                 }
 
                 async fn set_operator(

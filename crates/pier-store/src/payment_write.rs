@@ -1,5 +1,6 @@
 //! The charge path's writes through sqlx: the single-row insert and settle (with the
-//! settle's webhook rows), and the group-commit writer task that applies queued writes
+//! settle's webhook rows), the cancel history every read of a payment completes it with
+//! (`with_history`), and the group-commit writer task that applies queued writes
 //! (`batch`), a batch at a time. On PostgreSQL a batch is one multi-row statement
 //! (`pg_batch`, reached through `batch::MultiRow`); SQLite's hot writes normally go through
 //! the lane's writer thread instead (`lane`), this one serving a store opened without it.
@@ -8,9 +9,12 @@
 use crate::batch::{Op, OpResult};
 use crate::error::on_conflict;
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::outbox_row::{NO_WEBHOOK_TARGET, OUTBOX_INSERT};
-use crate::payment_row::{bind_val, insert_sql, read_payment, vals};
+use crate::outbox_row::{outbox_insert_sql, NO_WEBHOOK_TARGET};
+use crate::payment_row::{
+    insert_sql, numbered, read_cancel_entry, read_payment, vals, CANCEL_HISTORY_COLS,
+};
 use crate::payment_settle::{settle_sql, settle_vals};
+use crate::row::{bind_row, bind_val};
 
 macro_rules! impl_payment_write {
     ($db:ty, $m:ident) => {
@@ -21,19 +25,46 @@ macro_rules! impl_payment_write {
             where
                 E: sqlx::Executor<'e, Database = $db>,
             {
-                sqlx::query(OUTBOX_INSERT)
-                    .bind(&ev.id)
-                    .bind(&ev.merchant_id)
-                    .bind(&ev.imp_uid)
-                    .bind(&ev.merchant_uid)
-                    .bind(&ev.status)
-                    .bind(&ev.cancellation_id)
-                    .bind(&ev.notice_urls)
-                    .bind(ev.created_at)
+                bind_row(sqlx::query(outbox_insert_sql()), ev)
                     .bind(NO_WEBHOOK_TARGET)
                     .execute(exec)
                     .await?;
                 Ok(())
+            }
+
+            /// Fills `cancel_history` of payments that have cancels, in one query.
+            pub(crate) async fn with_history<'e, E>(
+                exec: E,
+                mut ps: Vec<Payment>,
+            ) -> sqlx::Result<Vec<Payment>>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let ids: Vec<&str> = ps
+                    .iter()
+                    .filter(|p| p.cancel_amount > 0 || p.cancelled_at > 0)
+                    .map(|p| p.imp_uid.as_str())
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(ps);
+                }
+                let sql = format!(
+                    "SELECT {CANCEL_HISTORY_COLS} FROM cancel_history WHERE imp_uid IN ({}) \
+                     ORDER BY imp_uid, seq",
+                    numbered(1, ids.len())
+                );
+                let rows = ids
+                    .iter()
+                    .fold(sqlx::query(&sql), |q, id| q.bind(*id))
+                    .fetch_all(exec)
+                    .await?;
+                for r in &rows {
+                    let (imp_uid, e) = read_cancel_entry(r)?;
+                    if let Some(p) = ps.iter_mut().find(|p| p.imp_uid == imp_uid) {
+                        p.cancel_history.push(e);
+                    }
+                }
+                Ok(ps)
             }
 
             /// Records the PG's answer on an attempt awaiting it, with its outbox rows, inside `tx`.

@@ -3,7 +3,7 @@
 use crate::batch::{Op, OpResult};
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreError, StoreResult};
-use crate::models::{CancelEntry, OutboxEvent, Page, Payment, Settlement, Sorting};
+use crate::models::{OutboxEvent, Page, Payment, Settlement, Sorting};
 pub use crate::outbox_row::NO_WEBHOOK_TARGET;
 pub use crate::payment_row::KeyedAttempt;
 use async_trait::async_trait;
@@ -109,44 +109,12 @@ macro_rules! impl_payment_store {
     ($store:ty, $db:ty, $row:ty, $m:ident, $w:ident) => {
         pub(crate) mod $m {
             use super::*;
-            pub(crate) use crate::payment_write::$w::insert_outbox;
+            pub(crate) use crate::payment_write::$w::{insert_outbox, with_history};
             use crate::payment_write::$w::{insert_exec, settle_tx};
             use crate::connect::{HasLane, HasPgReads};
 
             pub(crate) fn payment(r: &$row) -> sqlx::Result<Payment> {
                 crate::payment_row::read_payment(r)
-            }
-
-            fn cancel_entry(r: &$row) -> sqlx::Result<(String, CancelEntry)> {
-                crate::payment_row::read_cancel_entry(r)
-            }
-
-            /// Fills `cancel_history` of payments that have cancels, in one query.
-            pub(crate) async fn with_history<'e, E>(exec: E, mut ps: Vec<Payment>) -> sqlx::Result<Vec<Payment>>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
-                let ids: Vec<&str> = ps.iter().filter(|p| p.cancel_amount > 0 || p.cancelled_at > 0).map(|p| p.imp_uid.as_str()).collect();
-                if ids.is_empty() {
-                    return Ok(ps);
-                }
-                let sql = format!(
-                    "SELECT imp_uid, cancellation_id, pg_tid, amount, cancelled_at, reason, receipt_url \
-                     FROM cancel_history WHERE imp_uid IN ({}) ORDER BY imp_uid, seq",
-                    placeholders(1, ids.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for id in &ids {
-                    q = q.bind(*id);
-                }
-                let rows = q.fetch_all(exec).await?;
-                for r in &rows {
-                    let (imp_uid, e) = cancel_entry(r)?;
-                    if let Some(p) = ps.iter_mut().find(|p| p.imp_uid == imp_uid) {
-                        p.cancel_history.push(e);
-                    }
-                }
-                Ok(ps)
             }
 
             async fn page(store: &$store, count_sql: String, list_sql: String, binds: Vec<BindVal<'_>>, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {

@@ -13,11 +13,12 @@
 use crate::batch::{MultiRow, Op, OpResult};
 use crate::models::Channel;
 use crate::models::{OutboxEvent, Payment, Settlement};
-use crate::outbox_row::{untargeted, NO_WEBHOOK_TARGET};
-use crate::payment_row::{cols, names, read_payment, KeyedAttempt, Ty, Val, PAYMENT_ROW};
+use crate::outbox_row::{outbox_batch_sql, NO_WEBHOOK_TARGET, OUTBOX_BATCH_PARAMS};
+use crate::payment_row::{cols, names, read_payment, KeyedAttempt, Val, PAYMENT_ROW};
 use crate::payment_settle::{settle_batch_sql, settle_vals, SettleKind, SETTLES};
 use crate::payment_write::pg::settle_tx;
-use crate::rows::{channel_from_row, CHANNEL_AS_CH};
+use crate::row::{bind_arrays, bind_column, Row as _};
+use crate::rows::{CHANNEL_AS_CH, CHANNEL_CH_NAMES};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -48,16 +49,6 @@ fn arrays<'a>(first: usize, types: impl Iterator<Item = &'a str>) -> String {
         .map(|(i, t)| format!("${}::{t}[]", first + i))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `UNNEST(…) AS v(…)` over a part's arrays, from its (name, type) list.
-fn unnest(first: usize, cols: &[(&str, &str)]) -> String {
-    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
-    format!(
-        "UNNEST({}) AS v({})",
-        arrays(first, cols.iter().map(|(_, t)| *t)),
-        names.join(", ")
-    )
 }
 
 /// `imp_uid` and a typed NULL for every other column: an insert's line of the batch's answer.
@@ -92,7 +83,7 @@ fn keyed_value(col: &str) -> String {
 }
 
 /// The columns an answer line carries after the payment's: a keyed insert's billing key and
-/// channel (`channel_from_row!(r, try_get, "ch_")`); NULL on every other line.
+/// channel (`CHANNEL_CH_NAMES`); NULL on every other line.
 const KEYED_EXTRA: [(&str, &str); 12] = [
     ("k_billing_key", "text"),
     ("ch_id", "text"),
@@ -115,18 +106,6 @@ fn keyed_extra_nulls() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// The arrays of the events, in the order `bind_events` binds them.
-const EVENT_COLS: [(&str, &str); 8] = [
-    ("id", "text"),
-    ("merchant_id", "text"),
-    ("imp_uid", "text"),
-    ("merchant_uid", "text"),
-    ("status", "text"),
-    ("cancellation_id", "text"),
-    ("notice_urls", "text"),
-    ("created_at", "int8"),
-];
 
 /// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up
 /// every node of a statement's plan whether its input is empty or not, so a batch pays for its
@@ -248,64 +227,20 @@ fn build_sql(shape: Shape) -> String {
     }
     if shape.events {
         // The events' arrays, then the reason written on untargeted events.
-        let first = params(EVENT_COLS.len() + 1);
-        let v = unnest(first, &EVENT_COLS);
+        let first = params(OUTBOX_BATCH_PARAMS);
         ctes.push(format!(
-            "events AS (\
-               INSERT INTO outbox (id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, \
-               notice_urls, created_at, next_attempt_at, state, last_error) \
-               SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at, \
-               created_at, CASE WHEN untargeted THEN 'skipped' ELSE 'pending' END, \
-               CASE WHEN untargeted THEN ${no_target} END \
-               FROM (SELECT v.*, {untargeted} AS untargeted FROM {v}) AS v \
-               WHERE imp_uid IN ({settled}))",
-            no_target = first + EVENT_COLS.len(),
-            untargeted = untargeted!("v.merchant_id", "v.notice_urls"),
-            settled = settled.join(" UNION ALL "),
+            "events AS ({})",
+            outbox_batch_sql(first, &settled.join(" UNION ALL "))
         ));
     }
     format!("WITH {} {}", ctes.join(", "), answer.join(" UNION ALL "))
 }
 
-/// Collects one field of every item into an array parameter.
-macro_rules! arr {
-    ($items:expr, |$p:ident| $e:expr) => {
-        $items.iter().map(|$p| $e).collect::<Vec<_>>()
-    };
-}
-
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds the inserts' arrays, one per declared column.
-fn bind_inserts<'q>(mut q: PgQuery<'q>, ps: &[&'q Payment]) -> PgQuery<'q> {
-    for c in PAYMENT_ROW {
-        q = bind_column(q, c.ty, ps.iter().map(|p| (c.get)(p)));
-    }
-    q
-}
-
-/// Binds one column of values as an array of its type.
-fn bind_column<'q>(q: PgQuery<'q>, ty: Ty, vals: impl Iterator<Item = Val<'q>>) -> PgQuery<'q> {
-    match ty {
-        Ty::Text => q.bind(
-            vals.map(|v| match v {
-                Val::Text(s) => s,
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-        ),
-        Ty::Int => q.bind(
-            vals.map(|v| match v {
-                Val::Int(i) => i,
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-        ),
-        Ty::Bool => q.bind(
-            vals.map(|v| matches!(v, Val::Bool(true)))
-                .collect::<Vec<_>>(),
-        ),
-    }
+fn bind_inserts<'q>(q: PgQuery<'q>, ps: &[&'q Payment]) -> PgQuery<'q> {
+    bind_arrays(q, ps)
 }
 
 /// One settle of the batch.
@@ -327,23 +262,15 @@ fn bind_settles<'q>(mut q: PgQuery<'q>, kind: SettleKind, rows: &[PaidRow<'q>]) 
     q
 }
 
-fn bind_events<'q>(q: PgQuery<'q>, evs: &[&OutboxEvent]) -> PgQuery<'q> {
-    q.bind(arr!(evs, |e| e.id.clone()))
-        .bind(arr!(evs, |e| e.merchant_id.clone()))
-        .bind(arr!(evs, |e| e.imp_uid.clone()))
-        .bind(arr!(evs, |e| e.merchant_uid.clone()))
-        .bind(arr!(evs, |e| e.status.clone()))
-        .bind(arr!(evs, |e| e.cancellation_id.clone()))
-        .bind(arr!(evs, |e| e.notice_urls.clone()))
-        .bind(arr!(evs, |e| e.created_at))
-        .bind(NO_WEBHOOK_TARGET)
+fn bind_events<'q>(q: PgQuery<'q>, evs: &[&'q OutboxEvent]) -> PgQuery<'q> {
+    bind_arrays(q, evs).bind(NO_WEBHOOK_TARGET)
 }
 
 /// The inserted attempt of a keyed line: its row, billing key and channel.
 pub(crate) fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
     Ok(KeyedAttempt {
         payment: read_payment(row)?,
-        channel: channel_from_row!(row, try_get, "ch_"),
+        channel: Channel::read_as(row, CHANNEL_CH_NAMES)?,
         billing_key: row.try_get("k_billing_key")?,
     })
 }

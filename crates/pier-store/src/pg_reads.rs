@@ -7,18 +7,23 @@
 //! are queued instead to a reader task that answers whatever is queued with one statement
 //! (`BatchedReads`); a lone read waits for nothing. SQLite reads inline (`lane`) and needs none
 //! of this.
+//!
+//! This is machinery below the per-table files: the statements come from the rows'
+//! declarations (`rows`, `payment_row`), and the per-table files only queue their reads here.
 
 use crate::batch::{ask, take_queued};
-use crate::connect::PgStore;
-use crate::customers::CustomerStore;
 use crate::error::{StoreError, StoreResult};
-use crate::merchants::MerchantStore;
 use crate::models::{Channel, Payment};
-use crate::payment_row::p_cols;
-use crate::payments::{pg_impl, PaymentStore};
-use crate::prepare::PrepareStore;
-use crate::rows::{channel_from_row, prepared_from_row, ChargeContext, Prepared, PREPARE_COLS};
-use sqlx::Row;
+use crate::owner::Owner;
+use crate::payment_row::{p_cols, read_payment};
+use crate::payment_write::pg::with_history;
+use crate::row::{qualified, Row};
+use crate::rows::{
+    charge_context_keys, charge_contexts_by_key, charge_contexts_sql, ChargeContext, Prepared,
+    PG_CONTEXT_KEYS,
+};
+use sqlx::postgres::PgPool;
+use sqlx::Row as _;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +39,8 @@ const READERS: usize = 1;
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 type Pending<K, V> = (K, oneshot::Sender<StoreResult<V>>);
+/// Answers a batch of keys: one answer per key, in order.
+type Many<K, V> = for<'a> fn(&'a PgPool, &'a [K]) -> BoxFut<'a, Vec<V>>;
 
 /// One kind of read shared by concurrent callers.
 pub(crate) struct BatchedReads<K, V> {
@@ -46,32 +53,33 @@ impl<K, V> std::fmt::Debug for BatchedReads<K, V> {
     }
 }
 
+/// What a reader does next.
+enum Next<T> {
+    /// A batch to answer; `None`: the queue is closed and drained, the reader ends.
+    Batch(Option<T>),
+    /// The store is shutting down: close the queue, answer what is in it, end.
+    Stop,
+}
+
 impl<K: Send + Sync + 'static, V: Send + 'static> BatchedReads<K, V> {
-    /// Starts the readers: `many` answers a batch (one answer per key, in order) and `one` a
-    /// single key — used when a batch fails, so that each caller gets its own answer or error.
-    fn start(
-        store: Arc<PgStore>,
-        many: for<'a> fn(&'a PgStore, &'a [K]) -> BoxFut<'a, Vec<V>>,
-        one: for<'a> fn(&'a PgStore, &'a K) -> BoxFut<'a, V>,
-    ) -> Self {
+    /// Starts the readers, as tasks of `owner`. A batch that fails is retried key by key, so
+    /// that each caller gets its own answer or error.
+    fn start(pool: &PgPool, owner: &Owner, name: &'static str, many: Many<K, V>) -> Self {
         let (tx, rx) = mpsc::channel::<Pending<K, V>>(crate::batch::QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..READERS {
-            let (store, rx) = (store.clone(), rx.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = take_queued(&rx, MAX_READ_BATCH).await {
-                    let (keys, replies): (Vec<K>, Vec<_>) = batch.into_iter().unzip();
-                    match many(&store, &keys).await {
-                        Ok(found) if found.len() == keys.len() => {
-                            for (reply, v) in replies.into_iter().zip(found) {
-                                let _ = reply.send(Ok(v));
-                            }
-                        }
-                        _ => {
-                            for (k, reply) in keys.iter().zip(replies) {
-                                let _ = reply.send(one(&store, k).await);
-                            }
-                        }
+            let (pool, rx, mut stop) = (pool.clone(), rx.clone(), owner.stopping());
+            owner.spawn(name, async move {
+                loop {
+                    let next = tokio::select! {
+                        biased;
+                        b = take_queued(&rx, MAX_READ_BATCH) => Next::Batch(b),
+                        _ = stop.wait_for(|s| *s) => Next::Stop,
+                    };
+                    match next {
+                        Next::Stop => rx.lock().await.close(),
+                        Next::Batch(None) => break,
+                        Next::Batch(Some(batch)) => answer(&pool, many, batch).await,
                     }
                 }
             });
@@ -81,6 +89,28 @@ impl<K: Send + Sync + 'static, V: Send + 'static> BatchedReads<K, V> {
 
     pub(crate) async fn read(&self, key: K) -> StoreResult<V> {
         ask(&self.tx, key, "readers").await
+    }
+}
+
+/// Answers one batch: with one statement, or key by key if that failed.
+async fn answer<K, V>(pool: &PgPool, many: Many<K, V>, batch: Vec<Pending<K, V>>) {
+    let (keys, replies): (Vec<K>, Vec<_>) = batch.into_iter().unzip();
+    match many(pool, &keys).await {
+        Ok(found) if found.len() == keys.len() => {
+            for (reply, v) in replies.into_iter().zip(found) {
+                let _ = reply.send(Ok(v));
+            }
+        }
+        _ => {
+            for (k, reply) in keys.iter().zip(replies) {
+                let one = many(pool, std::slice::from_ref(k)).await.and_then(|v| {
+                    v.into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::Stale("a batched read answered nothing".into()))
+                });
+                let _ = reply.send(one);
+            }
+        }
     }
 }
 
@@ -100,24 +130,13 @@ pub(crate) struct PgReads {
 }
 
 impl PgReads {
-    /// `direct` must be a store without batched reads of its own (it answers the batches).
-    pub(crate) fn start(direct: PgStore) -> Self {
-        let direct = Arc::new(direct);
+    /// Starts the readers on `pool`, as tasks of `owner`.
+    pub(crate) fn start(pool: &PgPool, owner: &Owner) -> Self {
         Self {
-            contexts: BatchedReads::start(
-                direct.clone(),
-                |s, keys| s.charge_contexts(keys),
-                |s, (m, c, u)| s.charge_context(m, c, u),
-            ),
-            channels: BatchedReads::start(direct.clone(), channels_of, |s, m| {
-                s.list_channels(Some(m))
-            }),
-            prepares: BatchedReads::start(direct.clone(), prepares_of, |s, (m, u)| {
-                s.get_prepare(m, u)
-            }),
-            payments: BatchedReads::start(direct, payments_of, |s, (m, i)| {
-                s.get_payment(Some(m), i)
-            }),
+            contexts: BatchedReads::start(pool, owner, "pg-read-contexts", contexts_of),
+            channels: BatchedReads::start(pool, owner, "pg-read-channels", channels_of),
+            prepares: BatchedReads::start(pool, owner, "pg-read-prepares", prepares_of),
+            payments: BatchedReads::start(pool, owner, "pg-read-payments", payments_of),
         }
     }
 }
@@ -130,20 +149,36 @@ fn slot<T>(out: &mut [T], n: i64) -> StoreResult<&mut T> {
         .ok_or_else(|| StoreError::Stale(format!("batched read answered key {n}")))
 }
 
-/// The channels of each merchant, each list ordered as `list_channels` orders it.
-fn channels_of<'a>(s: &'a PgStore, merchants: &'a [String]) -> BoxFut<'a, Vec<Vec<Channel>>> {
+/// The charge context of each key (`CustomerStore::charge_contexts`'s statement).
+fn contexts_of<'a>(
+    pool: &'a PgPool,
+    keys: &'a [ContextKey],
+) -> BoxFut<'a, Vec<Option<ChargeContext>>> {
     Box::pin(async move {
-        let rows = sqlx::query(
-            "SELECT k.n, c.id, c.merchant_id, c.pg_provider, c.mid, c.is_default, c.sandbox, c.target, \
-             c.created_at, c.api_base, c.client_key, c.secret_sealed FROM UNNEST($1::text[]) WITH ORDINALITY AS k(m, n) \
-             JOIN channels c ON c.merchant_id = k.m ORDER BY k.n, c.created_at, c.id",
-        )
-        .bind(merchants)
-        .fetch_all(&s.pool)
-        .await?;
+        static SQL: OnceLock<String> = OnceLock::new();
+        let rows = sqlx::query(SQL.get_or_init(|| charge_contexts_sql(PG_CONTEXT_KEYS)))
+            .bind(charge_context_keys(keys))
+            .fetch_all(pool)
+            .await?;
+        Ok(charge_contexts_by_key(keys.len(), &rows)?)
+    })
+}
+
+/// The channels of each merchant, each list ordered as `list_channels` orders it.
+fn channels_of<'a>(pool: &'a PgPool, merchants: &'a [String]) -> BoxFut<'a, Vec<Vec<Channel>>> {
+    Box::pin(async move {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT k.n, {} FROM UNNEST($1::text[]) WITH ORDINALITY AS k(m, n) \
+                 JOIN channels c ON c.merchant_id = k.m ORDER BY k.n, c.created_at, c.id",
+                qualified::<Channel>("c")
+            )
+        });
+        let rows = sqlx::query(sql).bind(merchants).fetch_all(pool).await?;
         let mut out: Vec<Vec<Channel>> = vec![Vec::new(); merchants.len()];
         for r in &rows {
-            slot(&mut out, r.try_get("n")?)?.push(channel_from_row!(r, try_get));
+            slot(&mut out, r.try_get("n")?)?.push(Channel::read(r)?);
         }
         Ok(out)
     })
@@ -151,28 +186,28 @@ fn channels_of<'a>(s: &'a PgStore, merchants: &'a [String]) -> BoxFut<'a, Vec<Ve
 
 /// The pre-registration of each (merchant_id, merchant_uid), if any.
 fn prepares_of<'a>(
-    s: &'a PgStore,
+    pool: &'a PgPool,
     keys: &'a [(String, String)],
 ) -> BoxFut<'a, Vec<Option<Prepared>>> {
     Box::pin(async move {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT k.n, {} FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(m, u, n) \
+                 JOIN payment_prepares p ON p.merchant_id = k.m AND p.merchant_uid = k.u",
+                qualified::<Prepared>("p")
+            )
+        });
         let merchants: Vec<&str> = keys.iter().map(|(m, _)| m.as_str()).collect();
         let uids: Vec<&str> = keys.iter().map(|(_, u)| u.as_str()).collect();
-        let cols: Vec<String> = PREPARE_COLS
-            .split(',')
-            .map(|c| format!("p.{}", c.trim()))
-            .collect();
-        let rows = sqlx::query(&format!(
-            "SELECT k.n, {} FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(m, u, n) \
-             JOIN payment_prepares p ON p.merchant_id = k.m AND p.merchant_uid = k.u",
-            cols.join(", ")
-        ))
-        .bind(&merchants)
-        .bind(&uids)
-        .fetch_all(&s.pool)
-        .await?;
+        let rows = sqlx::query(sql)
+            .bind(&merchants)
+            .bind(&uids)
+            .fetch_all(pool)
+            .await?;
         let mut out: Vec<Option<Prepared>> = vec![None; keys.len()];
         for r in &rows {
-            *slot(&mut out, r.try_get("n")?)? = Some(prepared_from_row!(r, try_get));
+            *slot(&mut out, r.try_get("n")?)? = Some(Prepared::read(r)?);
         }
         Ok(out)
     })
@@ -180,7 +215,7 @@ fn prepares_of<'a>(
 
 /// The payment of each (merchant_id, imp_uid), if any, with its cancel history.
 fn payments_of<'a>(
-    s: &'a PgStore,
+    pool: &'a PgPool,
     keys: &'a [(String, String)],
 ) -> BoxFut<'a, Vec<Option<Payment>>> {
     Box::pin(async move {
@@ -197,17 +232,17 @@ fn payments_of<'a>(
         let rows = sqlx::query(sql)
             .bind(&merchants)
             .bind(&imp_uids)
-            .fetch_all(&s.pool)
+            .fetch_all(pool)
             .await?;
         // A batch may ask for one payment several times: read each once, history included.
         let mut slots = Vec::with_capacity(rows.len());
         let mut unique: HashMap<String, Payment> = HashMap::new();
         for r in &rows {
-            let p = pg_impl::payment(r)?;
+            let p = read_payment(r)?;
             slots.push((r.try_get::<i64, _>("n")?, p.imp_uid.clone()));
             unique.entry(p.imp_uid.clone()).or_insert(p);
         }
-        let found = pg_impl::with_history(&s.pool, unique.into_values().collect()).await?;
+        let found = with_history(pool, unique.into_values().collect()).await?;
         let found: HashMap<&str, &Payment> =
             found.iter().map(|p| (p.imp_uid.as_str(), p)).collect();
         let mut out: Vec<Option<Payment>> = vec![None; keys.len()];

@@ -12,7 +12,9 @@
 //!
 //! An `ANALYZE` changes the statistics, which invalidates the cached plans that depend on them.
 
+use crate::owner::Owner;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// autovacuum_analyze_threshold's default: rows changed before any analysis.
 const ANALYZE_THRESHOLD: i64 = 50;
@@ -54,7 +56,8 @@ pub(crate) async fn autovacuum_on(pool: &sqlx::PgPool) -> Option<bool> {
 
 /// At start: analyze what changed (1 row is enough: nothing of ours should be planned on
 /// statistics older than its data), and stand in for autovacuum's analyses when it is off.
-pub(crate) async fn at_start(pool: &sqlx::PgPool) {
+/// The loop is one of the store's tasks (`owner`), stopped at its shutdown.
+pub(crate) async fn at_start(pool: &sqlx::PgPool, owner: &Owner) {
     match analyze_changed(pool, 1).await {
         Ok(t) if !t.is_empty() => tracing::info!(tables = t.join(","), "analyzed at start"),
         Ok(_) => {}
@@ -66,13 +69,17 @@ pub(crate) async fn at_start(pool: &sqlx::PgPool) {
              but nothing vacuums them (dead rows accumulate); turn autovacuum on",
             NAPTIME.as_secs()
         );
-        tokio::spawn(analyze_loop(pool.clone()));
+        owner.spawn("pg-analyze", analyze_loop(pool.clone(), owner.stopping()));
     }
 }
 
-async fn analyze_loop(pool: sqlx::PgPool) {
+/// Ends when the store shuts down (or is dropped).
+async fn analyze_loop(pool: sqlx::PgPool, mut stop: watch::Receiver<bool>) {
     loop {
-        tokio::time::sleep(NAPTIME).await;
+        tokio::select! {
+            _ = tokio::time::sleep(NAPTIME) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         if let Err(e) = analyze_changed(&pool, ANALYZE_THRESHOLD).await {
             tracing::warn!(error = %e, "analyzing Pier's tables");
         }

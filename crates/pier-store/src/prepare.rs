@@ -2,8 +2,8 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
+use crate::row::{bind_row, insert_sql};
 pub use crate::rows::Prepared;
-use crate::rows::{prepared_from_row, PREPARE_COLS as COLS};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -30,23 +30,17 @@ macro_rules! impl_prepare_store {
     ($store:ty, $row:ty, $m:ident) => {
         mod $m {
             use super::*;
-            use sqlx::Row;
+            use crate::row::Row as _;
             use crate::connect::{HasLane, HasPgReads};
 
             fn prepared(r: &$row) -> sqlx::Result<Prepared> {
-                Ok(prepared_from_row!(r, try_get))
+                Prepared::read(r)
             }
 
             #[async_trait]
             impl PrepareStore for $store {
                 async fn insert_prepare(&self, p: &Prepared) -> StoreResult<()> {
-                    sqlx::query(&format!("INSERT INTO payment_prepares ({COLS}) VALUES ($1,$2,$3,$4,$5,$6)"))
-                        .bind(&p.merchant_id)
-                        .bind(&p.merchant_uid)
-                        .bind(p.amount)
-                        .bind(&p.currency)
-                        .bind(p.created_at)
-                        .bind(p.updated_at)
+                    bind_row(sqlx::query(&insert_sql::<Prepared>()), p)
                         .execute(&self.pool)
                         .await
                         .map_err(|e| on_conflict(e, "merchant_uid is already prepared"))?;
@@ -56,7 +50,8 @@ macro_rules! impl_prepare_store {
                 async fn update_prepare(&self, merchant_id: &str, merchant_uid: &str, amount: i64, currency: Option<&str>, now: i64) -> StoreResult<Option<Prepared>> {
                     let row = sqlx::query(&format!(
                         "UPDATE payment_prepares SET amount = $3, currency = $4, updated_at = $5 \
-                         WHERE merchant_id = $1 AND merchant_uid = $2 RETURNING {COLS}"
+                         WHERE merchant_id = $1 AND merchant_uid = $2 RETURNING {}",
+                        Prepared::LIST
                     ))
                     .bind(merchant_id)
                     .bind(merchant_uid)
@@ -76,7 +71,8 @@ macro_rules! impl_prepare_store {
                         return reads.prepares.read((merchant_id.to_owned(), merchant_uid.to_owned())).await;
                     }
                     let row = sqlx::query(&format!(
-                        "SELECT {COLS} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2"
+                        "SELECT {} FROM payment_prepares WHERE merchant_id = $1 AND merchant_uid = $2",
+                        Prepared::LIST
                     ))
                     .bind(merchant_id)
                     .bind(merchant_uid)

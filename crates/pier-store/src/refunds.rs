@@ -93,6 +93,7 @@ macro_rules! impl_refund_store {
         mod $m {
             use super::*;
             use sqlx::Row;
+            use crate::row::Row as _;
             use $pm as pm;
 
             fn request(r: &$row) -> sqlx::Result<CancelRequestRow> {
@@ -294,27 +295,14 @@ macro_rules! impl_refund_store {
                 }
 
                 async fn outbox_for_payment(&self, imp_uid: &str) -> StoreResult<Vec<OutboxEvent>> {
-                    let rows = sqlx::query(
-                        "SELECT id, merchant_id, imp_uid, merchant_uid, status, cancellation_id, notice_urls, created_at \
-                         FROM outbox WHERE imp_uid = $1 ORDER BY created_at, id LIMIT 100",
-                    )
+                    let rows = sqlx::query(&format!(
+                        "SELECT {} FROM outbox WHERE imp_uid = $1 ORDER BY created_at, id LIMIT 100",
+                        OutboxEvent::LIST
+                    ))
                     .bind(imp_uid)
                     .fetch_all(&self.pool)
                     .await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        out.push(OutboxEvent {
-                            id: r.try_get("id")?,
-                            merchant_id: r.try_get("merchant_id")?,
-                            imp_uid: r.try_get("imp_uid")?,
-                            merchant_uid: r.try_get("merchant_uid")?,
-                            status: r.try_get("status")?,
-                            cancellation_id: r.try_get("cancellation_id")?,
-                            notice_urls: r.try_get("notice_urls")?,
-                            created_at: r.try_get("created_at")?,
-                        });
-                    }
-                    Ok(out)
+                    Ok(rows.iter().map(OutboxEvent::read).collect::<sqlx::Result<_>>()?)
                 }
             }
         }

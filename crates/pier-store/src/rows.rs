@@ -1,87 +1,47 @@
-//! The column lists and row mappings of the rows the charge path reads besides payments
-//! (channels, billing keys, pre-registrations). They sit below the per-table files so that the
-//! lane and the batched PostgreSQL reads and writes, which read these rows too, need nothing
-//! from the table files (no import circle).
+//! The rows the charge path reads besides payments (channels, billing keys, pre-registrations),
+//! declared once (`row::declare_row!`), and the charge context that joins them. They sit below
+//! the per-table files so that the lane and the batched PostgreSQL reads and writes, which read
+//! these rows too, need nothing from the table files (no import circle).
 
 use crate::models::{Channel, Customer};
+use crate::row::{declare_row, qualified, ReadRow, Row};
+use std::sync::OnceLock;
 
-pub(crate) const CHANNEL_COLS: &str =
-    "id, merchant_id, pg_provider, mid, is_default, sandbox, target, created_at, api_base, \
-     client_key, secret_sealed";
+declare_row!(Channel in "channels" as ch => CHANNEL_AS_CH, CHANNEL_CH_NAMES {
+    id,
+    merchant_id,
+    pg_provider,
+    mid,
+    is_default,
+    sandbox,
+    target,
+    created_at,
+    api_base,
+    client_key,
+    secret_sealed,
+});
 
-/// Builds a `Channel` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! channel_from_row {
-    ($r:expr, $get:ident) => {
-        channel_from_row!($r, $get, "")
-    };
-    // Columns named `{prefix}id`, … (a channel joined to another table).
-    ($r:expr, $get:ident, $prefix:literal) => {
-        Channel {
-            id: $r.$get(concat!($prefix, "id"))?,
-            merchant_id: $r.$get(concat!($prefix, "merchant_id"))?,
-            pg_provider: $r.$get(concat!($prefix, "pg_provider"))?,
-            mid: $r.$get(concat!($prefix, "mid"))?,
-            is_default: $r.$get(concat!($prefix, "is_default"))?,
-            sandbox: $r.$get(concat!($prefix, "sandbox"))?,
-            target: $r.$get(concat!($prefix, "target"))?,
-            created_at: $r.$get(concat!($prefix, "created_at"))?,
-            api_base: $r.$get(concat!($prefix, "api_base"))?,
-            client_key: $r.$get(concat!($prefix, "client_key"))?,
-            secret_sealed: $r.$get(concat!($prefix, "secret_sealed"))?,
-        }
-    };
-}
-pub(crate) use channel_from_row;
-
-/// The columns of a channel `ch` joined to another table, named as `channel_from_row!(r, get,
-/// "ch_")` reads them.
-pub(crate) const CHANNEL_AS_CH: &str = "ch.id AS ch_id, ch.merchant_id AS ch_merchant_id, \
-     ch.pg_provider AS ch_pg_provider, ch.mid AS ch_mid, ch.is_default AS ch_is_default, \
-     ch.sandbox AS ch_sandbox, ch.target AS ch_target, ch.created_at AS ch_created_at, \
-     ch.api_base AS ch_api_base, ch.client_key AS ch_client_key, ch.secret_sealed AS ch_secret_sealed";
-
-pub(crate) const CUSTOMER_COLS: &str = "merchant_id, customer_uid, channel_id, pg_provider, pg_id, sandbox, billing_key, \
-     customer_id, card_name, card_code, card_number, card_type, customer_name, customer_tel, customer_email, \
-     customer_addr, customer_postcode, inserted, updated";
-
-/// Builds a `Customer` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! customer_from_row {
-    ($r:expr, $get:ident) => {
-        Customer {
-            merchant_id: $r.$get("merchant_id")?,
-            customer_uid: $r.$get("customer_uid")?,
-            channel_id: $r.$get("channel_id")?,
-            pg_provider: $r.$get("pg_provider")?,
-            pg_id: $r.$get("pg_id")?,
-            sandbox: $r.$get("sandbox")?,
-            billing_key: $r.$get("billing_key")?,
-            customer_id: $r.$get("customer_id")?,
-            card_name: $r.$get("card_name")?,
-            card_code: $r.$get("card_code")?,
-            card_number: $r.$get("card_number")?,
-            card_type: $r.$get("card_type")?,
-            customer_name: $r.$get("customer_name")?,
-            customer_tel: $r.$get("customer_tel")?,
-            customer_email: $r.$get("customer_email")?,
-            customer_addr: $r.$get("customer_addr")?,
-            customer_postcode: $r.$get("customer_postcode")?,
-            inserted: $r.$get("inserted")?,
-            updated: $r.$get("updated")?,
-        }
-    };
-}
-pub(crate) use customer_from_row;
-
-/// What an `again` charge reads before it starts: the billing key, its channel (`None` if the
-/// channel is gone) and the amount pre-registered for the merchant_uid, if any.
-#[derive(Clone, Debug)]
-pub struct ChargeContext {
-    pub customer: Customer,
-    pub channel: Option<Channel>,
-    pub prepared: Option<Prepared>,
-}
+declare_row!(Customer in "customers" {
+    merchant_id,
+    customer_uid,
+    channel_id,
+    pg_provider,
+    pg_id,
+    sandbox,
+    billing_key,
+    customer_id,
+    card_name,
+    card_code,
+    card_number,
+    card_type,
+    customer_name,
+    customer_tel,
+    customer_email,
+    customer_addr,
+    customer_postcode,
+    inserted,
+    updated,
+});
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prepared {
@@ -94,21 +54,106 @@ pub struct Prepared {
     pub updated_at: i64,
 }
 
-pub(crate) const PREPARE_COLS: &str =
-    "merchant_id, merchant_uid, amount, currency, created_at, updated_at";
+declare_row!(Prepared in "payment_prepares" as pp => PREPARE_AS_PP, PREPARE_PP_NAMES {
+    merchant_id,
+    merchant_uid,
+    amount,
+    currency,
+    created_at,
+    updated_at,
+});
 
-/// Builds a `Prepared` from a row; `$get` is the driver's by-name getter (`try_get` for sqlx,
-/// `get` for rusqlite), so every read path shares one mapping.
-macro_rules! prepared_from_row {
-    ($r:expr, $get:ident) => {
-        Prepared {
-            merchant_id: $r.$get("merchant_id")?,
-            merchant_uid: $r.$get("merchant_uid")?,
-            amount: $r.$get("amount")?,
-            currency: $r.$get("currency")?,
-            created_at: $r.$get("created_at")?,
-            updated_at: $r.$get("updated_at")?,
-        }
-    };
+/// What an `again` charge reads before it starts: the billing key, its channel (`None` if the
+/// channel is gone) and the amount pre-registered for the merchant_uid, if any.
+#[derive(Clone, Debug)]
+pub struct ChargeContext {
+    pub customer: Customer,
+    pub channel: Option<Channel>,
+    pub prepared: Option<Prepared>,
 }
-pub(crate) use prepared_from_row;
+
+/// The charge context's columns: the customer's by their names, the channel's and the
+/// pre-registration's aliased `ch_…` / `pp_…` (`read_charge_context`).
+fn charge_context_cols() -> String {
+    format!(
+        "{}, {CHANNEL_AS_CH}, {PREPARE_AS_PP}",
+        qualified::<Customer>("c")
+    )
+}
+
+/// The charge context of (`$1` merchant_id, `$2` customer_uid, `$3` merchant_uid).
+pub(crate) fn charge_context_sql() -> &'static str {
+    static S: OnceLock<String> = OnceLock::new();
+    S.get_or_init(|| {
+        format!(
+            "SELECT {} FROM customers c LEFT JOIN channels ch ON ch.id = c.channel_id \
+             LEFT JOIN payment_prepares pp ON pp.merchant_id = c.merchant_id AND pp.merchant_uid = $3 \
+             WHERE c.merchant_id = $1 AND c.customer_uid = $2",
+            charge_context_cols()
+        )
+    })
+}
+
+/// The batched charge contexts: `keys` yields rows (km, kc, ku, kn) = (merchant_id,
+/// customer_uid, merchant_uid, position) from the JSON array bound as `$1`
+/// (`charge_context_keys`).
+pub(crate) fn charge_contexts_sql(keys: &str) -> String {
+    format!(
+        "SELECT {}, kn FROM {keys} JOIN customers c ON c.merchant_id = km AND c.customer_uid = kc \
+         LEFT JOIN channels ch ON ch.id = c.channel_id \
+         LEFT JOIN payment_prepares pp ON pp.merchant_id = km AND pp.merchant_uid = ku",
+        charge_context_cols()
+    )
+}
+
+/// The keys of `charge_contexts_sql` on SQLite.
+pub(crate) const SQLITE_CONTEXT_KEYS: &str =
+    "(SELECT json_extract(value, '$.km') AS km, json_extract(value, '$.kc') AS kc, \
+     json_extract(value, '$.ku') AS ku, json_extract(value, '$.kn') AS kn FROM json_each($1)) AS k";
+/// The keys of `charge_contexts_sql` on PostgreSQL.
+pub(crate) const PG_CONTEXT_KEYS: &str =
+    "json_to_recordset($1::json) AS k(km text, kc text, ku text, kn int8)";
+
+/// The JSON array `charge_contexts_sql` reads its keys from.
+pub(crate) fn charge_context_keys(keys: &[(String, String, String)]) -> String {
+    serde_json::Value::Array(
+        keys.iter()
+            .enumerate()
+            .map(|(n, (m, c, u))| serde_json::json!({"km": m, "kc": c, "ku": u, "kn": n as i64}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// A charge context from a row of `charge_context_sql` or `charge_contexts_sql`.
+pub(crate) fn read_charge_context<R: ReadRow>(r: &R) -> Result<ChargeContext, R::Error> {
+    let customer = Customer::read(r)?;
+    let channel = match r.opt_text(CHANNEL_CH_NAMES[0])? {
+        None => None,
+        Some(_) => Some(Channel::read_as(r, CHANNEL_CH_NAMES)?),
+    };
+    let prepared = match r.opt_text(PREPARE_PP_NAMES[0])? {
+        None => None,
+        Some(_) => Some(Prepared::read_as(r, PREPARE_PP_NAMES)?),
+    };
+    Ok(ChargeContext {
+        customer,
+        channel,
+        prepared,
+    })
+}
+
+/// Puts the rows of `charge_contexts_sql` at their keys' places (`kn`): one answer per key.
+pub(crate) fn charge_contexts_by_key<R: ReadRow>(
+    keys: usize,
+    rows: &[R],
+) -> Result<Vec<Option<ChargeContext>>, R::Error> {
+    let mut out: Vec<Option<ChargeContext>> = vec![None; keys];
+    for r in rows {
+        let n = r.int("kn")?;
+        if let Some(slot) = usize::try_from(n).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(read_charge_context(r)?);
+        }
+    }
+    Ok(out)
+}

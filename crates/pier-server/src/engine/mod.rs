@@ -205,6 +205,11 @@ impl PgRegistry {
     }
 }
 
+/// How long shutdown waits for the store's tasks. They only finish what is queued (at most
+/// `QUEUE_DEPTH` writes, a few hundred milliseconds of batches) but a statement may wait up to
+/// 10 s for a connection (the pools' acquire timeout); past that, shutdown goes on without them.
+const STORE_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Every field is private: the HTTP layer, the console, the jobs and the binary call the
 /// engine's methods (one per use case), never its store or connectors.
 pub struct Engine {
@@ -274,6 +279,14 @@ impl Engine {
     /// test stopping the writer mid-request): they drain their queue and end.
     pub fn close_writes(&self) {
         self.store.close_writes();
+    }
+
+    /// Stops the store's own tasks and threads (writers, batched readers) and joins them; the
+    /// last step of shutdown, when nothing uses the store any more.
+    pub async fn shutdown_store(&self) {
+        if let Err(e) = self.store.shutdown(STORE_SHUTDOWN).await {
+            tracing::warn!(error = %e, "the store did not stop in time");
+        }
     }
 }
 

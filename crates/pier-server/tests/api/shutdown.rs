@@ -1,6 +1,7 @@
 //! Shutdown stops and joins every task the server spawned (issue #21): the jobs, the
-//! listeners, and the attempts the engine detached from requests. `shutdown` returning is the
-//! join; the count of live tasks says nothing was left behind.
+//! listeners, and the attempts the engine detached from requests, then the store's own
+//! (its writers, and on PostgreSQL its batched readers). `shutdown` returning is the join; the
+//! counts of live tasks say nothing was left behind.
 
 use crate::common::*;
 
@@ -15,10 +16,16 @@ async fn shutdown_joins_every_task_it_spawned() {
         tasks.live() > 0,
         "the listener and the jobs run as the server's tasks"
     );
+    let store = t.pier.store().clone();
+    assert!(
+        store.live_tasks() > 0,
+        "the store's writer runs as its task"
+    );
     let TestPier { pier, others, .. } = t;
     pier.shutdown().await;
     for p in others {
         p.shutdown().await;
     }
     assert_eq!(tasks.live(), 0, "a task outlived shutdown");
+    assert_eq!(store.live_tasks(), 0, "a store task outlived shutdown");
 }
