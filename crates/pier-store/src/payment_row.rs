@@ -11,7 +11,7 @@
 //!
 //! The settle statements are declared once too, in `payment_settle`.
 
-use crate::models::{CancelEntry, Channel, Payment, PaymentStatus, PgState};
+use crate::models::{CancelEntry, Payment, PaymentStatus, PgState};
 use std::sync::OnceLock;
 
 /// A column's SQL type (PostgreSQL's name; SQLite's declared type in `sqlite_types`).
@@ -390,14 +390,6 @@ pub(crate) const CANCEL_HISTORY_COLS: &str =
 pub(crate) const CANCEL_HISTORY_ONE: &str =
     "SELECT imp_uid, cancellation_id, pg_tid, amount, cancelled_at, reason, receipt_url \
      FROM cancel_history WHERE imp_uid = $1 ORDER BY seq";
-
-/// A billing-key charge's attempt as inserted, with what its PG call needs.
-#[derive(Clone, Debug)]
-pub struct KeyedAttempt {
-    pub payment: Payment,
-    pub channel: Channel,
-    pub billing_key: String,
-}
 
 #[cfg(test)]
 mod tests {

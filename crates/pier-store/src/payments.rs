@@ -5,7 +5,6 @@ use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreError, StoreResult};
 use crate::models::{CancelEntry, OutboxEvent, Page, Payment, Settlement, Sorting};
 pub use crate::outbox_row::NO_WEBHOOK_TARGET;
-pub use crate::payment_row::KeyedAttempt;
 use async_trait::async_trait;
 
 /// Filters of the lookup endpoints. `status: None` means every status.
@@ -22,14 +21,6 @@ pub trait PaymentStore: Send + Sync {
     /// Inserts a new attempt. With `uid_lock` set, a second locked row for the same
     /// (merchant, merchant_uid) is refused with `Conflict`: the double-charge guard.
     async fn insert_payment(&self, p: &Payment) -> StoreResult<()>;
-    /// Inserts a billing-key charge's attempt completed from its context in the same write,
-    /// where the store can (PostgreSQL's batch writer: no read before the insert). `template`
-    /// is the attempt without the key's part: its channel, card and buyer defaults are filled
-    /// from `customer_uid`'s customer and channel, as `again` fills them. Inserted only when
-    /// the customer and its channel exist, any pre-registered amount equals `amount`, and the
-    /// merchant_uid guard is free. `None`: nothing was inserted (or the store cannot do it):
-    /// the caller takes the ordinary path (read the context, judge it, insert).
-    async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>>;
     /// `merchant_id: None` reads across merchants (reconciler, PG notifications).
     async fn get_payment(
         &self,
@@ -189,20 +180,6 @@ macro_rules! impl_payment_store {
                         return Err(StoreError::Conflict("merchant_uid is locked by another attempt".into()));
                     }
                     Ok(())
-                }
-
-                async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>> {
-                    // Only a multi-row writer (PostgreSQL) completes the attempt as it inserts
-                    // it; SQLite reads in-process, so reading first costs nothing worth saving.
-                    match &self.writer {
-                        Some(w) if <$db as crate::batch::MultiRow>::MULTI_ROW => {
-                            match w.submit(Op::InsertKeyed(Box::new(template.clone()))).await? {
-                                OpResult::InsertedKeyed(Some(r)) => Ok(Some(crate::pg_batch::keyed_attempt(&r)?)),
-                                _ => Ok(None),
-                            }
-                        }
-                        _ => Ok(None),
-                    }
                 }
 
                 async fn get_payment(&self, merchant_id: Option<&str>, imp_uid: &str) -> StoreResult<Option<Payment>> {
