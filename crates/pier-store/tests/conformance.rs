@@ -511,7 +511,7 @@ async fn payment_queries(s: Arc<dyn Store>) {
     let newest_first: Vec<i64> = all.items.iter().map(|p| p.started_at).collect();
     assert!(newest_first.windows(2).all(|w| w[0] >= w[1]));
     let q_paid = PaymentQuery {
-        status: Some("paid"),
+        status: Some(PaymentStatus::Paid),
         sorting: Sorting::Paid { desc: false },
         offset: 0,
         limit: 10,
@@ -627,7 +627,7 @@ fn finish(m: &str, uid: &str, attempt: &str, status: &str) -> ScheduleFinish {
         attempt: attempt.into(),
         outcome: ScheduleOutcome {
             imp_uid: Some(attempt.into()),
-            payment_status: status.into(),
+            payment_status: status.parse().unwrap(),
             fail_reason: (status == "failed").then(|| "declined".into()),
             executed_at: 50,
         },
@@ -710,7 +710,7 @@ async fn schedule_claims(s: Arc<dyn Store>) {
     assert_eq!(
         (
             paid.schedule_status.as_str(),
-            paid.payment_status.as_deref(),
+            paid.payment_status.map(PaymentStatus::as_str),
             paid.imp_uid.as_deref(),
             paid.executed_at,
             paid.run_state.as_str()
@@ -1073,7 +1073,11 @@ async fn batched_charge_writes(s: Arc<dyn Store>) {
                 assert_eq!(p.uid_lock, *how != "failed", "{uid}");
                 assert_eq!(events.len(), 1, "{uid}: the winner's event only");
                 assert_eq!(events[0].event.status, *how, "{uid}");
-                assert_eq!(events[0].state, "skipped", "{uid}: no webhook target");
+                assert_eq!(
+                    events[0].state,
+                    DeliveryState::Skipped,
+                    "{uid}: no webhook target"
+                );
             }
         }
     }
@@ -1273,7 +1277,7 @@ async fn webhook_claims_except_busy_merchants(s: Arc<dyn Store>) {
     // Given back untouched, a row is due again with no attempt counted.
     let r = &got[0];
     let u = EventUpdate {
-        state: "pending".into(),
+        state: DeliveryState::Pending,
         attempts: r.attempts,
         next_attempt_at: r.next_attempt_at,
         last_error: r.last_error.clone(),

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use pier_store::Customer;
+use pier_store::{Customer, ScheduleStatus};
 
 pub struct KeyRow {
     pub customer_uid: String,
@@ -135,9 +135,9 @@ pub async fn key(
                 at: kst_time(s.schedule_at),
                 amount: won(s.amount),
                 name: s.name.clone().unwrap_or_default(),
-                status: s.schedule_status.clone(),
-                payment: s.payment_status.clone().unwrap_or_default(),
-                revocable: s.schedule_status == "scheduled" && s.run_state == "idle",
+                status: s.schedule_status.as_str().into(),
+                payment: s.payment_status.map_or("", |p| p.as_str()).into(),
+                revocable: s.schedule_status == ScheduleStatus::Scheduled && s.run_state == "idle",
             })
             .collect(),
         next,

@@ -1043,7 +1043,7 @@ async fn three_instances_execute_1000_schedules_exactly_once() {
             .list_schedules(
                 DEMO_CODE,
                 &pier_store::ScheduleQuery {
-                    status: Some("executed"),
+                    status: Some(pier_store::ScheduleStatus::Executed),
                     limit: 1,
                     ..Default::default()
                 },
