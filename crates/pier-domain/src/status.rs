@@ -157,6 +157,39 @@ impl fmt::Display for DeliveryState {
     }
 }
 
+/// Whether a `scheduled` schedule is being executed: `running` while a scheduler (or a retry)
+/// holds its claim, `idle` otherwise. Only an idle schedule is moved or revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Idle,
+    Running,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 2] = [Self::Idle, Self::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+        }
+    }
+}
+
+impl FromStr for RunState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where an identity verification stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -223,7 +256,7 @@ impl fmt::Display for CertificationStatus {
 #[cfg(test)]
 mod tests {
     use super::PaymentStatus::*;
-    use super::{CertificationStatus, DeliveryState, ScheduleStatus};
+    use super::{CertificationStatus, DeliveryState, RunState, ScheduleStatus};
 
     #[test]
     fn strings_round_trip() {
@@ -237,6 +270,9 @@ mod tests {
             assert_eq!(s.as_str().parse(), Ok(s));
         }
         for s in CertificationStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in RunState::ALL {
             assert_eq!(s.as_str().parse(), Ok(s));
         }
         assert!("done".parse::<ScheduleStatus>().is_err());

@@ -9,7 +9,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
-use crate::models::{OutboxEvent, Page, PaymentStatus, ScheduleStatus};
+use crate::models::{OutboxEvent, Page, PaymentStatus, RunState, ScheduleStatus};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +36,7 @@ pub struct Schedule {
     pub pg_provider: Option<String>,
     pub pg_id: Option<String>,
     pub schedule_status: ScheduleStatus,
-    /// idle | running
-    pub run_state: String,
+    pub run_state: RunState,
     pub lease_until: i64,
     pub attempt_imp_uid: Option<String>,
     pub imp_uid: Option<String>,
@@ -83,7 +82,7 @@ impl Schedule {
             pg_provider: None,
             pg_id: None,
             schedule_status: ScheduleStatus::Scheduled,
-            run_state: "idle".into(),
+            run_state: RunState::Idle,
             lease_until: 0,
             attempt_imp_uid: None,
             imp_uid: None,
@@ -300,7 +299,7 @@ macro_rules! impl_schedule_store {
                     pg_provider: r.try_get("pg_provider")?,
                     pg_id: r.try_get("pg_id")?,
                     schedule_status: parse_status("schedule_status", r.try_get("schedule_status")?)?,
-                    run_state: r.try_get("run_state")?,
+                    run_state: parse_status("run_state", r.try_get("run_state")?)?,
                     lease_until: r.try_get("lease_until")?,
                     attempt_imp_uid: r.try_get("attempt_imp_uid")?,
                     imp_uid: r.try_get("imp_uid")?,
@@ -346,7 +345,7 @@ macro_rules! impl_schedule_store {
                         .bind(&s.pg_provider)
                         .bind(&s.pg_id)
                         .bind(s.schedule_status.as_str())
-                        .bind(&s.run_state)
+                        .bind(s.run_state.as_str())
                         .bind(s.lease_until)
                         .bind(&s.attempt_imp_uid)
                         .bind(&s.imp_uid)
@@ -441,8 +440,8 @@ macro_rules! impl_schedule_store {
 
                 async fn rearm_schedule(&self, merchant_id: &str, merchant_uid: &str, schedule_at: i64, attempt: Option<(&str, i64)>, now: i64) -> StoreResult<Option<Schedule>> {
                     let (run_state, attempt_uid, lease) = match attempt {
-                        Some((uid, lease)) => ("running", Some(uid), lease),
-                        None => ("idle", None, 0),
+                        Some((uid, lease)) => (RunState::Running, Some(uid), lease),
+                        None => (RunState::Idle, None, 0),
                     };
                     let row = sqlx::query(&format!(
                         "UPDATE schedules SET schedule_status = 'scheduled', run_state = $3, lease_until = $4, \
@@ -453,7 +452,7 @@ macro_rules! impl_schedule_store {
                     ))
                     .bind(merchant_id)
                     .bind(merchant_uid)
-                    .bind(run_state)
+                    .bind(run_state.as_str())
                     .bind(lease)
                     .bind(attempt_uid)
                     .bind(schedule_at)

@@ -657,7 +657,7 @@ async fn schedule_claims(s: Arc<dyn Store>) {
     assert_eq!(got, ids);
     assert!(first
         .iter()
-        .all(|r| r.run_state == "running" && r.lease_until == 200));
+        .all(|r| r.run_state == RunState::Running && r.lease_until == 200));
     // A second claim gets only the two other due rows (the lease holds; "later" is not due).
     let more: Vec<String> = (0..4).map(|i| format!("imp_x{i}")).collect();
     let second = s.claim_due_schedules(100, 200, &more).await.unwrap();

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use pier_store::{Customer, ScheduleStatus};
+use pier_store::{Customer, RunState, ScheduleStatus};
 
 pub struct KeyRow {
     pub customer_uid: String,
@@ -137,7 +137,8 @@ pub async fn key(
                 name: s.name.clone().unwrap_or_default(),
                 status: s.schedule_status.as_str().into(),
                 payment: s.payment_status.map_or("", |p| p.as_str()).into(),
-                revocable: s.schedule_status == ScheduleStatus::Scheduled && s.run_state == "idle",
+                revocable: s.schedule_status == ScheduleStatus::Scheduled
+                    && s.run_state == RunState::Idle,
             })
             .collect(),
         next,

@@ -18,7 +18,7 @@
 use super::charge::OrderInput;
 use super::{Engine, Error, Result};
 use pier_domain::CustomerUid;
-use pier_domain::{PaymentStatus, ScheduleStatus};
+use pier_domain::{PaymentStatus, RunState, ScheduleStatus};
 use pier_pg::CardData;
 use pier_store::{Page, Payment, Schedule, ScheduleQuery, StoreError};
 use std::sync::Arc;
@@ -228,7 +228,9 @@ impl Engine {
             Ok(None) => Error::NotFound(MSG_NO_SCHEDULE.into()),
             Ok(Some(s)) => {
                 let state = match s.schedule_status {
-                    ScheduleStatus::Scheduled if s.run_state == "running" => "running".to_owned(),
+                    ScheduleStatus::Scheduled if s.run_state == RunState::Running => {
+                        s.run_state.to_string()
+                    }
                     ScheduleStatus::Executed => format!(
                         "{}/{}",
                         s.schedule_status,
