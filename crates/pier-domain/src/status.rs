@@ -1,4 +1,6 @@
-//! Payment and schedule statuses with the transitions the API allows.
+//! Payment, schedule, webhook-delivery and certification statuses with the transitions the API allows: the
+//! one place each transition is decided. Their strings appear only here (`as_str`), in the
+//! store's SQL mapping and on the wire.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -14,6 +16,8 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 4] = [Self::Ready, Self::Paid, Self::Cancelled, Self::Failed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ready => "ready",
@@ -42,13 +46,7 @@ impl PaymentStatus {
 impl FromStr for PaymentStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "ready" => Self::Ready,
-            "paid" => Self::Paid,
-            "cancelled" => Self::Cancelled,
-            "failed" => Self::Failed,
-            _ => return Err(()),
-        })
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
     }
 }
 
@@ -58,6 +56,7 @@ impl fmt::Display for PaymentStatus {
     }
 }
 
+/// Where a scheduled payment stands (spec §3.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleStatus {
@@ -67,6 +66,8 @@ pub enum ScheduleStatus {
 }
 
 impl ScheduleStatus {
+    pub const ALL: [ScheduleStatus; 3] = [Self::Scheduled, Self::Executed, Self::Revoked];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Scheduled => "scheduled",
@@ -74,23 +75,247 @@ impl ScheduleStatus {
             Self::Revoked => "revoked",
         }
     }
+
+    /// A schedule runs once (`scheduled → executed`) or is revoked before it runs; a revoked
+    /// one, or one whose payment failed, can be re-armed (`→ scheduled`; the payment's part of
+    /// that rule is `rearmable`).
+    pub fn can_become(self, to: ScheduleStatus) -> bool {
+        use ScheduleStatus::*;
+        matches!(
+            (self, to),
+            (Scheduled, Executed)
+                | (Scheduled, Revoked)
+                | (Revoked, Scheduled)
+                | (Executed, Scheduled)
+        )
+    }
+
+    /// Whether a schedule in `self` whose execution left `payment` may be re-armed: revoked,
+    /// or executed with a failed payment (a paid one is spent).
+    pub fn rearmable(self, payment: Option<PaymentStatus>) -> bool {
+        self.can_become(Self::Scheduled)
+            && (self != Self::Executed || payment == Some(PaymentStatus::Failed))
+    }
 }
 
 impl FromStr for ScheduleStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "scheduled" => Self::Scheduled,
-            "executed" => Self::Executed,
-            "revoked" => Self::Revoked,
-            _ => return Err(()),
-        })
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for ScheduleStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a webhook event's delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Due (now or at its next attempt).
+    Pending,
+    /// Every target answered 2xx.
+    Delivered,
+    /// No target to deliver to.
+    Skipped,
+    /// Given up after its retries.
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 4] = [Self::Pending, Self::Delivered, Self::Skipped, Self::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Skipped => "skipped",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Only a pending event is attempted: it ends delivered, skipped or dead, or stays pending
+    /// for a retry. Any event can be re-armed (`→ pending`, a manual redelivery).
+    pub fn can_become(self, to: DeliveryState) -> bool {
+        self == Self::Pending || to == Self::Pending
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a `scheduled` schedule is being executed: `running` while a scheduler (or a retry)
+/// holds its claim, `idle` otherwise. Only an idle schedule is moved or revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Idle,
+    Running,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 2] = [Self::Idle, Self::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+        }
+    }
+}
+
+impl FromStr for RunState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an identity verification stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificationStatus {
+    /// A certification window is open; nothing entered yet.
+    #[default]
+    Window,
+    /// The person was entered and a code sent.
+    Requested,
+    Certified,
+    Failed,
+    Cancelled,
+}
+
+impl CertificationStatus {
+    pub const ALL: [CertificationStatus; 5] = [
+        Self::Window,
+        Self::Requested,
+        Self::Certified,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Window => "window",
+            Self::Requested => "requested",
+            Self::Certified => "certified",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Not ended: a window still open or a code still awaited.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Window | Self::Requested)
+    }
+
+    /// `window → requested` (a code sent; `requested → requested` sends a new one), `requested
+    /// → certified` (the right code), and an open one ends `failed` or `cancelled`.
+    pub fn can_become(self, to: CertificationStatus) -> bool {
+        use CertificationStatus::*;
+        match to {
+            Requested | Failed | Cancelled => self.is_open(),
+            Certified => self == Requested,
+            Window => false,
+        }
+    }
+}
+
+impl FromStr for CertificationStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for CertificationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::PaymentStatus::*;
+    use super::{CertificationStatus, DeliveryState, RunState, ScheduleStatus};
+
+    #[test]
+    fn strings_round_trip() {
+        for s in super::PaymentStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in ScheduleStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in DeliveryState::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in CertificationStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in RunState::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        assert!("done".parse::<ScheduleStatus>().is_err());
+        assert!("all".parse::<super::PaymentStatus>().is_err());
+    }
+
+    #[test]
+    fn schedule_transitions() {
+        use ScheduleStatus::*;
+        assert!(Scheduled.can_become(Executed) && Scheduled.can_become(Revoked));
+        assert!(!Executed.can_become(Revoked) && !Revoked.can_become(Executed));
+        assert!(Revoked.rearmable(None));
+        assert!(Executed.rearmable(Some(Failed)));
+        assert!(!Executed.rearmable(Some(Paid)), "a paid schedule is spent");
+        assert!(
+            !Scheduled.rearmable(None),
+            "a pending schedule is moved, not re-armed"
+        );
+    }
+
+    #[test]
+    fn delivery_transitions() {
+        use DeliveryState::*;
+        for to in DeliveryState::ALL {
+            assert!(Pending.can_become(to));
+            assert!(to.can_become(Pending), "{to} can be re-armed");
+        }
+        assert!(!Delivered.can_become(Dead) && !Dead.can_become(Delivered));
+        assert!(!Skipped.can_become(Delivered));
+    }
+
+    #[test]
+    fn certification_transitions() {
+        use CertificationStatus::*;
+        assert!(Window.can_become(Requested) && Requested.can_become(Requested));
+        assert!(Requested.can_become(Certified) && !Window.can_become(Certified));
+        assert!(Window.can_become(Cancelled) && Requested.can_become(Failed));
+        for ended in [Certified, Failed, Cancelled] {
+            for to in CertificationStatus::ALL {
+                assert!(!ended.can_become(to), "{ended} is final");
+            }
+        }
+    }
 
     #[test]
     fn transitions() {

@@ -18,9 +18,6 @@ pub const QUEUE_DEPTH: usize = 4096;
 
 pub(crate) enum Op {
     Insert(Box<Payment>),
-    /// A billing-key charge's attempt, completed from its context as it is inserted
-    /// (`PaymentStore::insert_keyed_attempt`).
-    InsertKeyed(Box<Payment>),
     Settle {
         imp_uid: String,
         s: Box<Settlement>,
@@ -36,9 +33,6 @@ pub(crate) enum OpResult {
     /// PostgreSQL's batch answers with rows, which the waiting caller decodes: the writer's
     /// connection does not wait on the decoding of a whole batch before its next statement.
     SettledRow(Box<sqlx::postgres::PgRow>),
-    /// The keyed insert's answer line; `None`: nothing was inserted, the caller takes the
-    /// ordinary path.
-    InsertedKeyed(Option<Box<sqlx::postgres::PgRow>>),
 }
 
 impl OpResult {
@@ -55,8 +49,6 @@ impl OpResult {
 /// The databases whose writer can apply a whole batch with multi-row statements.
 #[async_trait]
 pub(crate) trait MultiRow: sqlx::Database {
-    /// Whether `write_batch` applies batches (and so completes `Op::InsertKeyed` attempts).
-    const MULTI_ROW: bool;
     /// Applies the batch atomically (all of it or none). `None`: not supported, apply the
     /// writes one by one in a transaction.
     async fn write_batch(
@@ -67,8 +59,6 @@ pub(crate) trait MultiRow: sqlx::Database {
 
 #[async_trait]
 impl MultiRow for sqlx::Sqlite {
-    const MULTI_ROW: bool = false;
-
     async fn write_batch(
         _pool: &sqlx::Pool<Self>,
         _ops: &[&Op],

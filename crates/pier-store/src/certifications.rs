@@ -1,9 +1,11 @@
 //! Identity verifications (migration 0040). The store guards the transitions (`window` →
-//! `requested` → `certified` | `failed` | `cancelled`) with conditional updates, so two confirms
-//! that race certify once; what a transition means is the engine's business.
+//! `requested` → `certified` | `failed` | `cancelled`, decided by `CertificationStatus::
+//! can_become`) with conditional updates, so two confirms that race certify once; what a
+//! transition means is the engine's business.
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
+use crate::models::CertificationStatus;
 use async_trait::async_trait;
 
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -13,7 +15,7 @@ pub struct Certification {
     pub merchant_uid: Option<String>,
     pub pg_provider: String,
     pub pg_tid: String,
-    pub status: String,
+    pub status: CertificationStatus,
     /// The person's data, sealed by the engine (never plain text).
     pub sealed: Option<String>,
     pub unique_key: Option<String>,
@@ -58,7 +60,10 @@ pub enum CertStep {
     /// A wrong code: one more attempt; at `max_attempts` the certification fails.
     WrongCode { max_attempts: i64, reason: String },
     /// `window`/`requested` → `failed` or `cancelled` with a reason.
-    Ended { status: String, reason: String },
+    Ended {
+        status: CertificationStatus,
+        reason: String,
+    },
 }
 
 #[async_trait]
@@ -92,6 +97,20 @@ const COLS: &str = "imp_uid, merchant_id, merchant_uid, pg_provider, pg_tid, sta
      unique_key, unique_in_site, origin, company, min_age, otp_attempts, fail_reason, certified_at, \
      created_at, expires_at, window_id, window_mode, parent_origin, m_redirect_url";
 
+/// The guard of an update moving a certification to `to`: the statuses the domain lets become
+/// `to`, so the SQL follows the one state machine.
+fn may_become(to: CertificationStatus) -> String {
+    let from: Vec<String> = CertificationStatus::ALL
+        .into_iter()
+        .filter(|s| s.can_become(to))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    if from.is_empty() {
+        return "1 = 0".into();
+    }
+    format!("status IN ({})", from.join(", "))
+}
+
 macro_rules! impl_certification_store {
     ($store:ty, $row:ty, $m:ident) => {
         mod $m {
@@ -105,7 +124,13 @@ macro_rules! impl_certification_store {
                     merchant_uid: r.try_get("merchant_uid")?,
                     pg_provider: r.try_get("pg_provider")?,
                     pg_tid: r.try_get("pg_tid")?,
-                    status: r.try_get("status")?,
+                    status: {
+                        let v: &str = r.try_get("status")?;
+                        v.parse().map_err(|_| sqlx::Error::ColumnDecode {
+                            index: "status".into(),
+                            source: format!("unknown certification status {v:?}").into(),
+                        })?
+                    },
                     sealed: r.try_get("sealed")?,
                     unique_key: r.try_get("unique_key")?,
                     unique_in_site: r.try_get("unique_in_site")?,
@@ -136,7 +161,7 @@ macro_rules! impl_certification_store {
                     .bind(&c.merchant_uid)
                     .bind(&c.pg_provider)
                     .bind(&c.pg_tid)
-                    .bind(&c.status)
+                    .bind(c.status.as_str())
                     .bind(&c.sealed)
                     .bind(&c.unique_key)
                     .bind(&c.unique_in_site)
@@ -186,7 +211,8 @@ macro_rules! impl_certification_store {
                             sql = format!(
                                     "UPDATE certifications SET status = 'requested', sealed = $3, expires_at = $4, \
                                  otp_attempts = 0 WHERE merchant_id = $1 AND imp_uid = $2 \
-                                 AND status IN ('window', 'requested') RETURNING {COLS}"
+                                 AND {} RETURNING {COLS}",
+                                 may_become(CertificationStatus::Requested)
                             );
                             sqlx::query(&sql)
                             .bind(merchant_id)
@@ -198,7 +224,8 @@ macro_rules! impl_certification_store {
                             sql = format!(
                                     "UPDATE certifications SET status = 'certified', unique_key = $3, \
                                  unique_in_site = $4, certified_at = $5 WHERE merchant_id = $1 AND imp_uid = $2 \
-                                 AND status = 'requested' AND expires_at >= $5 RETURNING {COLS}"
+                                 AND {} AND expires_at >= $5 RETURNING {COLS}",
+                                 may_become(CertificationStatus::Certified)
                             );
                             sqlx::query(&sql)
                             .bind(merchant_id)
@@ -223,13 +250,14 @@ macro_rules! impl_certification_store {
                         CertStep::Ended { status, reason } => {
                             sql = format!(
                                     "UPDATE certifications SET status = $3, fail_reason = $4 \
-                                 WHERE merchant_id = $1 AND imp_uid = $2 AND status IN ('window', 'requested') \
-                                 RETURNING {COLS}"
+                                 WHERE merchant_id = $1 AND imp_uid = $2 AND {} \
+                                 RETURNING {COLS}",
+                                 may_become(*status)
                             );
                             sqlx::query(&sql)
                             .bind(merchant_id)
                             .bind(imp_uid)
-                            .bind(status)
+                            .bind(status.as_str())
                             .bind(reason)
                         }
                     };
@@ -266,3 +294,17 @@ macro_rules! impl_certification_store {
 
 impl_certification_store!(SqliteStore, sqlx::sqlite::SqliteRow, sqlite_impl);
 impl_certification_store!(PgStore, sqlx::postgres::PgRow, pg_impl);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_follow_the_domain() {
+        use CertificationStatus::*;
+        assert_eq!(may_become(Requested), "status IN ('window', 'requested')");
+        assert_eq!(may_become(Certified), "status IN ('requested')");
+        assert_eq!(may_become(Cancelled), "status IN ('window', 'requested')");
+        assert_eq!(may_become(Window), "1 = 0");
+    }
+}

@@ -390,8 +390,6 @@ fn in_transaction(conn: &mut Connection, ops: &[&Op]) -> StoreResult<Vec<OpResul
 fn apply(c: &Connection, op: &Op) -> rusqlite::Result<OpResult> {
     Ok(match op {
         Op::Insert(p) => OpResult::Inserted(insert(c, p)? as u64),
-        // Never queued here (SQLite reads the context first, `insert_keyed_attempt`).
-        Op::InsertKeyed(_) => OpResult::InsertedKeyed(None),
         Op::Settle {
             imp_uid,
             s,

@@ -74,7 +74,7 @@ pub use merchants::{ChannelUse, MerchantStore};
 pub use models::*;
 pub use operators::{AuditEntry, ConsoleFilter, ConsoleSession, ConsoleStore, DayTotals, Operator};
 pub use owner::Unjoined;
-pub use payments::{KeyedAttempt, PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
+pub use payments::{PaymentQuery, PaymentStore, NO_WEBHOOK_TARGET};
 pub use prepare::{PrepareStore, Prepared};
 pub use receipts::{CashReceipt, EscrowLogis, ReceiptStore};
 pub use reconcile::ReconcileStore;

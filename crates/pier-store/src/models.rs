@@ -1,6 +1,8 @@
 //! Rows as the engine sees them. Plain data; the rules live in the engine.
 
-pub use pier_domain::PaymentStatus;
+pub use pier_domain::{
+    CertificationStatus, DeliveryState, PaymentStatus, RunState, ScheduleStatus,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! The settle statements are declared once too, in `payment_settle`; the other hot rows in
 //! `rows`.
 
-use crate::models::{CancelEntry, Channel, Payment};
+use crate::models::{CancelEntry, Payment};
 use crate::row::{declare_row, Col, Row};
 pub(crate) use crate::row::{numbered, Column, ReadRow, Ty, Val};
 use std::sync::OnceLock;
@@ -92,11 +92,6 @@ pub(crate) fn vals(p: &Payment) -> impl Iterator<Item = Val<'_>> {
     p.vals()
 }
 
-/// The declared column names, in order.
-pub(crate) fn names() -> impl Iterator<Item = &'static str> {
-    Payment::NAMES.iter().copied()
-}
-
 /// Every declared column: `imp_uid, merchant_id, …`.
 pub(crate) fn cols() -> &'static str {
     Payment::LIST
@@ -157,11 +152,3 @@ pub(crate) const CANCEL_HISTORY_COLS: &str =
 pub(crate) const CANCEL_HISTORY_ONE: &str =
     "SELECT imp_uid, cancellation_id, pg_tid, amount, cancelled_at, reason, receipt_url \
      FROM cancel_history WHERE imp_uid = $1 ORDER BY seq";
-
-/// A billing-key charge's attempt as inserted, with what its PG call needs.
-#[derive(Clone, Debug)]
-pub struct KeyedAttempt {
-    pub payment: Payment,
-    pub channel: Channel,
-    pub billing_key: String,
-}

@@ -146,9 +146,6 @@ macro_rules! impl_payment_write {
             async fn apply(tx: &mut sqlx::Transaction<'_, $db>, op: &Op) -> sqlx::Result<OpResult> {
                 Ok(match op {
                     Op::Insert(p) => OpResult::Inserted(insert_exec(&mut **tx, p).await?),
-                    // Only the multi-row batch completes an attempt from its context; alone,
-                    // nothing is inserted and the caller reads the context first.
-                    Op::InsertKeyed(_) => OpResult::InsertedKeyed(None),
                     Op::Settle {
                         imp_uid,
                         s,

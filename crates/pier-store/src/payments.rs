@@ -3,15 +3,14 @@
 use crate::batch::{Op, OpResult};
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreError, StoreResult};
-use crate::models::{OutboxEvent, Page, Payment, Settlement, Sorting};
+use crate::models::{OutboxEvent, Page, Payment, PaymentStatus, Settlement, Sorting};
 pub use crate::outbox_row::NO_WEBHOOK_TARGET;
-pub use crate::payment_row::KeyedAttempt;
 use async_trait::async_trait;
 
 /// Filters of the lookup endpoints. `status: None` means every status.
 #[derive(Clone, Debug, Default)]
-pub struct PaymentQuery<'a> {
-    pub status: Option<&'a str>,
+pub struct PaymentQuery {
+    pub status: Option<PaymentStatus>,
     pub sorting: Sorting,
     pub offset: i64,
     pub limit: i64,
@@ -22,14 +21,6 @@ pub trait PaymentStore: Send + Sync {
     /// Inserts a new attempt. With `uid_lock` set, a second locked row for the same
     /// (merchant, merchant_uid) is refused with `Conflict`: the double-charge guard.
     async fn insert_payment(&self, p: &Payment) -> StoreResult<()>;
-    /// Inserts a billing-key charge's attempt completed from its context in the same write,
-    /// where the store can (PostgreSQL's batch writer: no read before the insert). `template`
-    /// is the attempt without the key's part: its channel, card and buyer defaults are filled
-    /// from `customer_uid`'s customer and channel, as `again` fills them. Inserted only when
-    /// the customer and its channel exist, any pre-registered amount equals `amount`, and the
-    /// merchant_uid guard is free. `None`: nothing was inserted (or the store cannot do it):
-    /// the caller takes the ordinary path (read the context, judge it, insert).
-    async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>>;
     /// `merchant_id: None` reads across merchants (reconciler, PG notifications).
     async fn get_payment(
         &self,
@@ -58,7 +49,7 @@ pub trait PaymentStore: Send + Sync {
         &self,
         merchant_id: &str,
         merchant_uid: &str,
-        q: &PaymentQuery<'_>,
+        q: &PaymentQuery,
     ) -> StoreResult<Page<Payment>>;
     /// Payments whose status time (started/paid/cancelled/failed by status) is in `[from, to]`.
     async fn list_by_status(
@@ -66,7 +57,7 @@ pub trait PaymentStore: Send + Sync {
         merchant_id: &str,
         from: i64,
         to: i64,
-        q: &PaymentQuery<'_>,
+        q: &PaymentQuery,
     ) -> StoreResult<Page<Payment>>;
     async fn get_many(
         &self,
@@ -78,7 +69,7 @@ pub trait PaymentStore: Send + Sync {
         &self,
         merchant_id: &str,
         customer_uid: &str,
-        q: &PaymentQuery<'_>,
+        q: &PaymentQuery,
     ) -> StoreResult<Page<Payment>>;
     /// Attempts whose PG outcome is unknown and due for another look, and attempts left in
     /// flight before `stale_before` (a crash between the call and its record).
@@ -96,12 +87,12 @@ pub(crate) use crate::payment_row::cols;
 use crate::payment_row::{get_sql, numbered as placeholders};
 
 /// The column a status filter's time window applies to (spec §3.1).
-fn time_column(status: Option<&str>) -> &'static str {
+fn time_column(status: Option<PaymentStatus>) -> &'static str {
     match status {
-        Some("paid") => "paid_at",
-        Some("cancelled") => "cancelled_at",
-        Some("failed") => "failed_at",
-        _ => "started_at",
+        Some(PaymentStatus::Paid) => "paid_at",
+        Some(PaymentStatus::Cancelled) => "cancelled_at",
+        Some(PaymentStatus::Failed) => "failed_at",
+        Some(PaymentStatus::Ready) | None => "started_at",
     }
 }
 
@@ -117,7 +108,7 @@ macro_rules! impl_payment_store {
                 crate::payment_row::read_payment(r)
             }
 
-            async fn page(store: &$store, count_sql: String, list_sql: String, binds: Vec<BindVal<'_>>, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {
+            async fn page(store: &$store, count_sql: String, list_sql: String, binds: Vec<BindVal<'_>>, q: &PaymentQuery) -> StoreResult<Page<Payment>> {
                 let mut cq = sqlx::query_scalar::<_, i64>(&count_sql);
                 for b in &binds {
                     cq = match b {
@@ -157,20 +148,6 @@ macro_rules! impl_payment_store {
                         return Err(StoreError::Conflict("merchant_uid is locked by another attempt".into()));
                     }
                     Ok(())
-                }
-
-                async fn insert_keyed_attempt(&self, template: &Payment) -> StoreResult<Option<KeyedAttempt>> {
-                    // Only a multi-row writer (PostgreSQL) completes the attempt as it inserts
-                    // it; SQLite reads in-process, so reading first costs nothing worth saving.
-                    match &self.writer {
-                        Some(w) if <$db as crate::batch::MultiRow>::MULTI_ROW => {
-                            match w.submit(Op::InsertKeyed(Box::new(template.clone()))).await? {
-                                OpResult::InsertedKeyed(Some(r)) => Ok(Some(crate::pg_batch::keyed_attempt(&r)?)),
-                                _ => Ok(None),
-                            }
-                        }
-                        _ => Ok(None),
-                    }
                 }
 
                 async fn get_payment(&self, merchant_id: Option<&str>, imp_uid: &str) -> StoreResult<Option<Payment>> {
@@ -245,11 +222,11 @@ macro_rules! impl_payment_store {
                     row.ok_or_else(|| StoreError::Stale(format!("{imp_uid} is no longer awaiting the PG")))
                 }
 
-                async fn find_by_merchant_uid(&self, merchant_id: &str, merchant_uid: &str, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {
+                async fn find_by_merchant_uid(&self, merchant_id: &str, merchant_uid: &str, q: &PaymentQuery) -> StoreResult<Page<Payment>> {
                     let mut binds = vec![BindVal::S(merchant_id), BindVal::S(merchant_uid)];
                     let mut filter = String::from("merchant_id = $1 AND merchant_uid = $2");
                     if let Some(st) = q.status {
-                        binds.push(BindVal::S(st));
+                        binds.push(BindVal::S(st.as_str()));
                         filter.push_str(" AND status = $3");
                     }
                     let n = binds.len();
@@ -264,12 +241,12 @@ macro_rules! impl_payment_store {
                     page(self, count_sql, list_sql, binds, q).await
                 }
 
-                async fn list_by_status(&self, merchant_id: &str, from: i64, to: i64, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {
+                async fn list_by_status(&self, merchant_id: &str, from: i64, to: i64, q: &PaymentQuery) -> StoreResult<Page<Payment>> {
                     let tcol = time_column(q.status);
                     let mut binds = vec![BindVal::S(merchant_id), BindVal::I(from), BindVal::I(to)];
                     let mut filter = format!("merchant_id = $1 AND {tcol} >= $2 AND {tcol} <= $3");
                     if let Some(st) = q.status {
-                        binds.push(BindVal::S(st));
+                        binds.push(BindVal::S(st.as_str()));
                         filter.push_str(" AND status = $4");
                     }
                     let n = binds.len();
@@ -323,7 +300,7 @@ macro_rules! impl_payment_store {
                     Ok(with_history(&self.pool, out).await?)
                 }
 
-                async fn list_by_customer(&self, merchant_id: &str, customer_uid: &str, q: &PaymentQuery<'_>) -> StoreResult<Page<Payment>> {
+                async fn list_by_customer(&self, merchant_id: &str, customer_uid: &str, q: &PaymentQuery) -> StoreResult<Page<Payment>> {
                     let binds = vec![BindVal::S(merchant_id), BindVal::S(customer_uid)];
                     let filter = "merchant_id = $1 AND customer_uid = $2";
                     let count_sql = format!("SELECT COUNT(*) FROM payments WHERE {filter}");

@@ -11,14 +11,12 @@
 //! the PG), so a batch cannot do what the writes one at a time could not.
 
 use crate::batch::{MultiRow, Op, OpResult};
-use crate::models::Channel;
 use crate::models::{OutboxEvent, Payment, Settlement};
 use crate::outbox_row::{outbox_batch_sql, NO_WEBHOOK_TARGET, OUTBOX_BATCH_PARAMS};
-use crate::payment_row::{cols, names, read_payment, KeyedAttempt, Val, PAYMENT_ROW};
+use crate::payment_row::{cols, Val, PAYMENT_ROW};
 use crate::payment_settle::{settle_batch_sql, settle_vals, SettleKind, SETTLES};
 use crate::payment_write::pg::settle_tx;
-use crate::row::{bind_arrays, bind_column, Row as _};
-use crate::rows::{CHANNEL_AS_CH, CHANNEL_CH_NAMES};
+use crate::row::{bind_arrays, bind_column};
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -27,8 +25,6 @@ use std::sync::OnceLock;
 
 #[async_trait]
 impl MultiRow for sqlx::Postgres {
-    const MULTI_ROW: bool = true;
-
     async fn write_batch(
         pool: &sqlx::Pool<Self>,
         ops: &[&Op],
@@ -64,58 +60,13 @@ fn inserted_line() -> String {
         .join(", ")
 }
 
-/// What an attempt inserted with its context (`Op::InsertKeyed`) takes from it, by column:
-/// `again`'s filling of a billing-key charge (engine/charge.rs `again_with`): the key's channel,
-/// the customer's card, and the customer's buyer fields where the request gave none.
-fn keyed_value(col: &str) -> String {
-    let from = |k: &str| format!("CASE WHEN keyed THEN {k} ELSE {col} END");
-    match col {
-        "channel_id" => from("ch_id"),
-        "pg_provider" => from("ch_pg_provider"),
-        "pg_id" => from("ch_mid"),
-        "sandbox" => from("ch_sandbox"),
-        "card_code" | "card_name" | "card_number" | "card_type" => from(&format!("k_{col}")),
-        "buyer_name" | "buyer_email" | "buyer_tel" | "buyer_addr" | "buyer_postcode" => {
-            format!("COALESCE({col}, k_customer_{})", &col["buyer_".len()..])
-        }
-        _ => col.to_owned(),
-    }
-}
-
-/// The columns an answer line carries after the payment's: a keyed insert's billing key and
-/// channel (`CHANNEL_CH_NAMES`); NULL on every other line.
-const KEYED_EXTRA: [(&str, &str); 12] = [
-    ("k_billing_key", "text"),
-    ("ch_id", "text"),
-    ("ch_merchant_id", "text"),
-    ("ch_pg_provider", "text"),
-    ("ch_mid", "text"),
-    ("ch_is_default", "bool"),
-    ("ch_sandbox", "bool"),
-    ("ch_target", "text"),
-    ("ch_created_at", "int8"),
-    ("ch_api_base", "text"),
-    ("ch_client_key", "text"),
-    ("ch_secret_sealed", "text"),
-];
-
-fn keyed_extra_nulls() -> String {
-    KEYED_EXTRA
-        .iter()
-        .map(|(c, t)| format!("NULL::{t} AS {c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The parts a batch holds. Its statement has only those (`batch_sql`): PostgreSQL sets up
 /// every node of a statement's plan whether its input is empty or not, so a batch pays for its
-/// own parts only (`onetime`'s batches skip the keyed insert's joins: −8 % CPU per payment).
+/// own parts only (a batch of inserts alone sets up no settle update).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Shape {
     /// Inserted attempts (`Op::Insert`).
     plain: bool,
-    /// Attempts inserted with their context (`Op::InsertKeyed`).
-    keyed: bool,
     /// Approvals.
     paid: bool,
     /// Declines.
@@ -126,7 +77,7 @@ struct Shape {
 
 impl Shape {
     fn index(self) -> usize {
-        [self.plain, self.keyed, self.paid, self.failed, self.events]
+        [self.plain, self.paid, self.failed, self.events]
             .iter()
             .enumerate()
             .map(|(i, on)| (*on as usize) << i)
@@ -138,21 +89,17 @@ impl Shape {
 ///
 /// A whole batch in one statement, so one round trip and, as its own transaction, one WAL
 /// flush: the inserted attempts (`ON CONFLICT DO NOTHING`: the merchant_uid guard is the
-/// partial unique index) — a keyed one completed from its customer, channel and
-/// pre-registration as it is inserted, and inserted only if `again` would insert it (the
-/// customer and its channel exist, any pre-registered amount is the attempt's) — the approvals
-/// and the declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting the PG),
-/// and the webhook rows of the settles that matched. The sub-statements share one snapshot, so
+/// partial unique index; every attempt arrives decided, `engine::attempt`), the approvals and
+/// the declines (each an `UPDATE … FROM UNNEST` guarded on a `ready` row awaiting the PG), and
+/// the webhook rows of the settles that matched. The sub-statements share one snapshot, so
 /// none sees another's rows: a batch never holds the insert and the settle of one attempt (a
 /// settle is queued after its insert committed), nor two settles of one attempt (`apply` sends
-/// the second alone). Answer: a line per inserted attempt (`batch_kind` 'i', imp_uid only; 'k'
-/// for a keyed one: its row, billing key and channel) and the settled row of each matched
-/// settle ('p' or 'f'). Parameters are numbered in that order, a part's only if it is present:
-/// the inserts' arrays (`PAYMENT_ROW` order) and, with keyed inserts, which are keyed
-/// (`bool[]`); the approvals' arrays; the declines'; the events' and the reason written on
-/// untargeted events.
+/// the second alone). Answer: a line per inserted attempt (`batch_kind` 'i', imp_uid only) and
+/// the settled row of each matched settle ('p' or 'f'). Parameters are numbered in that order,
+/// a part's only if it is present: the inserts' arrays (`PAYMENT_ROW` order); the approvals'
+/// arrays; the declines'; the events' and the reason written on untargeted events.
 fn batch_sql(shape: Shape) -> &'static str {
-    static S: [OnceLock<String>; 32] = [const { OnceLock::new() }; 32];
+    static S: [OnceLock<String>; 16] = [const { OnceLock::new() }; 16];
     S[shape.index()].get_or_init(|| build_sql(shape))
 }
 
@@ -163,52 +110,16 @@ fn build_sql(shape: Shape) -> String {
         next + 1 - n
     };
     let cols = cols();
-    let nulls = keyed_extra_nulls();
     let mut ctes: Vec<String> = Vec::new();
     let mut answer: Vec<String> = Vec::new();
-    if shape.keyed {
-        let ins = insert_arrays(params(PAYMENT_ROW.len()));
-        let keyed = params(1);
-        let values = names().map(keyed_value).collect::<Vec<_>>().join(", ");
-        ctes.push(format!(
-            "src AS (\
-               SELECT v.*, c.billing_key AS k_billing_key, c.card_code AS k_card_code, c.card_name AS k_card_name, \
-               c.card_number AS k_card_number, c.card_type AS k_card_type, c.customer_name AS k_customer_name, \
-               c.customer_email AS k_customer_email, c.customer_tel AS k_customer_tel, \
-               c.customer_addr AS k_customer_addr, c.customer_postcode AS k_customer_postcode, \
-               {CHANNEL_AS_CH}, pp.amount AS k_prepared_amount \
-               FROM UNNEST({ins}, ${keyed}::bool[]) AS v({cols}, keyed) \
-               LEFT JOIN customers c ON v.keyed AND c.merchant_id = v.merchant_id AND c.customer_uid = v.customer_uid \
-               LEFT JOIN channels ch ON ch.id = c.channel_id \
-               LEFT JOIN payment_prepares pp ON v.keyed AND pp.merchant_id = v.merchant_id \
-               AND pp.merchant_uid = v.merchant_uid), \
-             ins AS (\
-               INSERT INTO payments ({cols}) SELECT {values} FROM src \
-               WHERE NOT keyed OR (ch_id IS NOT NULL AND (k_prepared_amount IS NULL OR k_prepared_amount = amount)) \
-               ON CONFLICT DO NOTHING RETURNING {cols})"
-        ));
-        if shape.plain {
-            answer.push(format!(
-                "SELECT 'i' AS batch_kind, {}, {nulls} FROM ins JOIN src s USING (imp_uid) WHERE NOT s.keyed",
-                inserted_line()
-            ));
-        }
-        let extra = KEYED_EXTRA
-            .iter()
-            .map(|(c, _)| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        answer.push(format!(
-            "SELECT 'k' AS batch_kind, i.*, {extra} FROM ins i JOIN src s USING (imp_uid) WHERE s.keyed"
-        ));
-    } else if shape.plain {
+    if shape.plain {
         let ins = insert_arrays(params(PAYMENT_ROW.len()));
         ctes.push(format!(
             "ins AS (INSERT INTO payments ({cols}) SELECT * FROM UNNEST({ins}) \
              ON CONFLICT DO NOTHING RETURNING imp_uid)"
         ));
         answer.push(format!(
-            "SELECT 'i' AS batch_kind, {}, {nulls} FROM ins",
+            "SELECT 'i' AS batch_kind, {} FROM ins",
             inserted_line()
         ));
     }
@@ -216,13 +127,13 @@ fn build_sql(shape: Shape) -> String {
     if shape.paid {
         let update = settle_batch_sql(SettleKind::Paid, params(SETTLES[0].params.len()));
         ctes.push(format!("paid AS ({update})"));
-        answer.push(format!("SELECT 'p' AS batch_kind, *, {nulls} FROM paid"));
+        answer.push("SELECT 'p' AS batch_kind, * FROM paid".to_owned());
         settled.push("SELECT imp_uid FROM paid");
     }
     if shape.failed {
         let update = settle_batch_sql(SettleKind::Failed, params(SETTLES[1].params.len()));
         ctes.push(format!("failed AS ({update})"));
-        answer.push(format!("SELECT 'f' AS batch_kind, *, {nulls} FROM failed"));
+        answer.push("SELECT 'f' AS batch_kind, * FROM failed".to_owned());
         settled.push("SELECT imp_uid FROM failed");
     }
     if shape.events {
@@ -266,30 +177,17 @@ fn bind_events<'q>(q: PgQuery<'q>, evs: &[&'q OutboxEvent]) -> PgQuery<'q> {
     bind_arrays(q, evs).bind(NO_WEBHOOK_TARGET)
 }
 
-/// The inserted attempt of a keyed line: its row, billing key and channel.
-pub(crate) fn keyed_attempt(row: &sqlx::postgres::PgRow) -> sqlx::Result<KeyedAttempt> {
-    Ok(KeyedAttempt {
-        payment: read_payment(row)?,
-        channel: Channel::read_as(row, CHANNEL_CH_NAMES)?,
-        billing_key: row.try_get("k_billing_key")?,
-    })
-}
-
 /// Applies a batch: its inserts, approvals, declines and their events in one statement
 /// (`batch_sql`); the rare `Unknown` settlements and a second settle of the same attempt in one
 /// batch go one by one after it (so the second finds the row settled, as it would have alone).
 async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> {
     let mut inserts: Vec<&Payment> = Vec::new();
-    let mut keyed: Vec<bool> = Vec::new();
     let mut seen = HashSet::new();
     let (mut paid, mut failed, mut one_by_one) = (Vec::new(), Vec::new(), Vec::new());
     let mut events: Vec<&OutboxEvent> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match op {
-            Op::Insert(p) | Op::InsertKeyed(p) => {
-                inserts.push(p.as_ref());
-                keyed.push(matches!(op, Op::InsertKeyed(_)));
-            }
+            Op::Insert(p) => inserts.push(p.as_ref()),
             Op::Settle {
                 imp_uid,
                 s,
@@ -317,19 +215,15 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
     }
 
     let shape = Shape {
-        plain: keyed.iter().any(|k| !k),
-        keyed: keyed.iter().any(|k| *k),
+        plain: !inserts.is_empty(),
         paid: !paid.is_empty(),
         failed: !failed.is_empty(),
         events: !events.is_empty(),
     };
     // Parameters in `batch_sql`'s order, a part's only if it is present.
     let mut q = sqlx::query(batch_sql(shape));
-    if shape.plain || shape.keyed {
+    if shape.plain {
         q = bind_inserts(q, &inserts);
-        if shape.keyed {
-            q = q.bind(keyed);
-        }
     }
     if shape.paid {
         q = bind_settles(q, SettleKind::Paid, &paid);
@@ -341,8 +235,7 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         q = bind_events(q, &events);
     }
     let mut inserted: HashSet<String> = HashSet::new();
-    // Rows of keyed inserts and of settles by imp_uid, decoded by the callers.
-    let mut keyed_rows: HashMap<String, PgRow> = HashMap::new();
+    // Rows of settles by imp_uid, decoded by the callers.
     let mut settled: HashMap<String, PgRow> = HashMap::new();
     let (rows, tx) = if one_by_one.is_empty() {
         // The batch is one statement, so its own transaction: no BEGIN and COMMIT round trips.
@@ -364,9 +257,6 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
             "i" => {
                 inserted.insert(imp_uid);
             }
-            "k" => {
-                keyed_rows.insert(imp_uid, row);
-            }
             _ => {
                 settled.insert(imp_uid, row);
             }
@@ -377,9 +267,6 @@ async fn apply(pool: &sqlx::PgPool, ops: &[&Op]) -> sqlx::Result<Vec<OpResult>> 
         .iter()
         .map(|op| match op {
             Op::Insert(p) => Some(OpResult::Inserted(inserted.contains(&p.imp_uid) as u64)),
-            Op::InsertKeyed(p) => Some(OpResult::InsertedKeyed(
-                keyed_rows.remove(&p.imp_uid).map(Box::new),
-            )),
             Op::Settle { imp_uid, .. } => settled
                 .remove(imp_uid.as_str())
                 .map(|row| OpResult::SettledRow(Box::new(row))),

@@ -9,7 +9,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
-use crate::models::{OutboxEvent, Page};
+use crate::models::{OutboxEvent, Page, PaymentStatus, RunState, ScheduleStatus};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,14 +35,13 @@ pub struct Schedule {
     pub notice_urls: Option<String>,
     pub pg_provider: Option<String>,
     pub pg_id: Option<String>,
-    /// scheduled | executed | revoked
-    pub schedule_status: String,
-    /// idle | running
-    pub run_state: String,
+    pub schedule_status: ScheduleStatus,
+    pub run_state: RunState,
     pub lease_until: i64,
     pub attempt_imp_uid: Option<String>,
     pub imp_uid: Option<String>,
-    pub payment_status: Option<String>,
+    /// The executed payment's status (paid | failed; cancelled once refunded, on reads).
+    pub payment_status: Option<PaymentStatus>,
     pub fail_reason: Option<String>,
     pub executed_at: i64,
     pub revoked_at: i64,
@@ -82,8 +81,8 @@ impl Schedule {
             notice_urls: None,
             pg_provider: None,
             pg_id: None,
-            schedule_status: "scheduled".into(),
-            run_state: "idle".into(),
+            schedule_status: ScheduleStatus::Scheduled,
+            run_state: RunState::Idle,
             lease_until: 0,
             attempt_imp_uid: None,
             imp_uid: None,
@@ -103,7 +102,7 @@ pub struct ScheduleQuery<'a> {
     pub customer_uid: Option<&'a str>,
     pub from: Option<i64>,
     pub to: Option<i64>,
-    pub status: Option<&'a str>,
+    pub status: Option<ScheduleStatus>,
     pub oldest_first: bool,
     pub offset: i64,
     pub limit: i64,
@@ -114,7 +113,7 @@ pub struct ScheduleQuery<'a> {
 pub struct ScheduleOutcome {
     pub imp_uid: Option<String>,
     /// paid | failed
-    pub payment_status: String,
+    pub payment_status: PaymentStatus,
     pub fail_reason: Option<String>,
     pub executed_at: i64,
 }
@@ -214,9 +213,62 @@ const SCHEDULE_COLS: &str = "merchant_id, merchant_uid, customer_uid, customer_i
      custom_data, notice_urls, pg_provider, pg_id, schedule_status, run_state, lease_until, attempt_imp_uid, \
      imp_uid, payment_status, fail_reason, executed_at, revoked_at, created_at, updated_at";
 
-/// The states a revoked-or-failed row is in (re-armable).
-const REARMABLE: &str =
-    "(schedule_status = 'revoked' OR (schedule_status = 'executed' AND payment_status = 'failed'))";
+/// `'a', 'b'`: SQL literals of statuses.
+fn sql_list<T: Copy>(items: impl Iterator<Item = T>, name: fn(T) -> &'static str) -> String {
+    items
+        .map(|t| format!("'{}'", name(t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The guard of an update moving a schedule to `to`: the statuses the domain lets become `to`
+/// (`ScheduleStatus::can_become`), so the SQL guards follow the one state machine.
+fn may_become(to: ScheduleStatus) -> String {
+    let from = ScheduleStatus::ALL.into_iter().filter(|s| s.can_become(to));
+    format!(
+        "schedule_status IN ({})",
+        sql_list(from, ScheduleStatus::as_str)
+    )
+}
+
+/// The guard of a re-arm, from `ScheduleStatus::rearmable`: each status that may be re-armed,
+/// with the payment statuses it may be re-armed after where that matters.
+fn rearmable() -> &'static str {
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let payments = || PaymentStatus::ALL.into_iter().map(Some).chain([None]);
+        let mut any = Vec::new();
+        for st in ScheduleStatus::ALL {
+            let ok: Vec<Option<PaymentStatus>> = payments().filter(|p| st.rearmable(*p)).collect();
+            let is = format!("schedule_status = '{}'", st.as_str());
+            if ok.len() == payments().count() {
+                any.push(is);
+            } else if !ok.is_empty() {
+                let mut p = Vec::new();
+                let named = ok.iter().flatten().copied();
+                if named.clone().next().is_some() {
+                    p.push(format!(
+                        "payment_status IN ({})",
+                        sql_list(named, PaymentStatus::as_str)
+                    ));
+                }
+                if ok.contains(&None) {
+                    p.push("payment_status IS NULL".into());
+                }
+                any.push(format!("({is} AND ({}))", p.join(" OR ")));
+            }
+        }
+        format!("({})", any.join(" OR "))
+    })
+}
+
+/// A status column's value as the model's type.
+fn parse_status<T: std::str::FromStr>(col: &str, v: &str) -> sqlx::Result<T> {
+    v.parse().map_err(|_| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: format!("unknown {col} {v:?}").into(),
+    })
+}
 
 macro_rules! impl_schedule_store {
     ($store:ty, $row:ty, $m:ident, $lock:expr, $plan:expr, $outcomes:expr, $payments:ident) => {
@@ -246,12 +298,15 @@ macro_rules! impl_schedule_store {
                     notice_urls: r.try_get("notice_urls")?,
                     pg_provider: r.try_get("pg_provider")?,
                     pg_id: r.try_get("pg_id")?,
-                    schedule_status: r.try_get("schedule_status")?,
-                    run_state: r.try_get("run_state")?,
+                    schedule_status: parse_status("schedule_status", r.try_get("schedule_status")?)?,
+                    run_state: parse_status("run_state", r.try_get("run_state")?)?,
                     lease_until: r.try_get("lease_until")?,
                     attempt_imp_uid: r.try_get("attempt_imp_uid")?,
                     imp_uid: r.try_get("imp_uid")?,
-                    payment_status: r.try_get("payment_status")?,
+                    payment_status: r
+                        .try_get::<Option<&str>, _>("payment_status")?
+                        .map(|v| parse_status("payment_status", v))
+                        .transpose()?,
                     fail_reason: r.try_get("fail_reason")?,
                     executed_at: r.try_get("executed_at")?,
                     revoked_at: r.try_get("revoked_at")?,
@@ -289,12 +344,12 @@ macro_rules! impl_schedule_store {
                         .bind(&s.notice_urls)
                         .bind(&s.pg_provider)
                         .bind(&s.pg_id)
-                        .bind(&s.schedule_status)
-                        .bind(&s.run_state)
+                        .bind(s.schedule_status.as_str())
+                        .bind(s.run_state.as_str())
                         .bind(s.lease_until)
                         .bind(&s.attempt_imp_uid)
                         .bind(&s.imp_uid)
-                        .bind(&s.payment_status)
+                        .bind(s.payment_status.map(PaymentStatus::as_str))
                         .bind(&s.fail_reason)
                         .bind(s.executed_at)
                         .bind(s.revoked_at)
@@ -328,7 +383,7 @@ macro_rules! impl_schedule_store {
                         .bind(q.customer_uid.unwrap_or(""))
                         .bind(q.from.unwrap_or(i64::MIN))
                         .bind(q.to.unwrap_or(i64::MAX))
-                        .bind(q.status.unwrap_or(""))
+                        .bind(q.status.map(ScheduleStatus::as_str).unwrap_or(""))
                         .fetch_one(&self.pool)
                         .await?;
                     let order = if q.oldest_first { "schedule_at ASC, merchant_uid ASC" } else { "schedule_at DESC, merchant_uid DESC" };
@@ -339,7 +394,7 @@ macro_rules! impl_schedule_store {
                     .bind(q.customer_uid.unwrap_or(""))
                     .bind(q.from.unwrap_or(i64::MIN))
                     .bind(q.to.unwrap_or(i64::MAX))
-                    .bind(q.status.unwrap_or(""))
+                    .bind(q.status.map(ScheduleStatus::as_str).unwrap_or(""))
                     .bind(q.limit)
                     .bind(q.offset)
                     .fetch_all(&self.pool)
@@ -350,8 +405,9 @@ macro_rules! impl_schedule_store {
                 async fn revoke_schedules(&self, merchant_id: &str, merchant_uids: &[String], customer_uid: Option<&str>, now: i64) -> StoreResult<Vec<Schedule>> {
                     let mut sql = format!(
                         "UPDATE schedules SET schedule_status = 'revoked', revoked_at = $2, updated_at = $2 \
-                         WHERE merchant_id = $1 AND schedule_status = 'scheduled' AND run_state = 'idle' \
-                         AND ($3 = '' OR customer_uid = $3)"
+                         WHERE merchant_id = $1 AND {} AND run_state = 'idle' \
+                         AND ($3 = '' OR customer_uid = $3)",
+                        may_become(ScheduleStatus::Revoked)
                     );
                     if !merchant_uids.is_empty() {
                         let ph: Vec<String> = (0..merchant_uids.len()).map(|i| format!("${}", i + 4)).collect();
@@ -384,18 +440,19 @@ macro_rules! impl_schedule_store {
 
                 async fn rearm_schedule(&self, merchant_id: &str, merchant_uid: &str, schedule_at: i64, attempt: Option<(&str, i64)>, now: i64) -> StoreResult<Option<Schedule>> {
                     let (run_state, attempt_uid, lease) = match attempt {
-                        Some((uid, lease)) => ("running", Some(uid), lease),
-                        None => ("idle", None, 0),
+                        Some((uid, lease)) => (RunState::Running, Some(uid), lease),
+                        None => (RunState::Idle, None, 0),
                     };
                     let row = sqlx::query(&format!(
                         "UPDATE schedules SET schedule_status = 'scheduled', run_state = $3, lease_until = $4, \
                          attempt_imp_uid = $5, schedule_at = $6, imp_uid = NULL, payment_status = NULL, fail_reason = NULL, \
                          executed_at = 0, revoked_at = 0, updated_at = $7 \
-                         WHERE merchant_id = $1 AND merchant_uid = $2 AND {REARMABLE} RETURNING {SCHEDULE_COLS}"
+                         WHERE merchant_id = $1 AND merchant_uid = $2 AND {} RETURNING {SCHEDULE_COLS}",
+                        rearmable()
                     ))
                     .bind(merchant_id)
                     .bind(merchant_uid)
-                    .bind(run_state)
+                    .bind(run_state.as_str())
                     .bind(lease)
                     .bind(attempt_uid)
                     .bind(schedule_at)
@@ -475,7 +532,7 @@ macro_rules! impl_schedule_store {
                         .iter()
                         .map(|f| serde_json::json!({
                             "fm": f.merchant_id, "fu": f.merchant_uid, "fa": f.attempt,
-                            "fi": f.outcome.imp_uid, "fs": f.outcome.payment_status,
+                            "fi": f.outcome.imp_uid, "fs": f.outcome.payment_status.as_str(),
                             "fr": f.outcome.fail_reason, "fe": f.outcome.executed_at,
                         }))
                         .collect();
@@ -485,8 +542,9 @@ macro_rules! impl_schedule_store {
                         "UPDATE schedules SET schedule_status = 'executed', run_state = 'idle', lease_until = 0, \
                          imp_uid = fi, payment_status = fs, fail_reason = fr, executed_at = fe, updated_at = $2 \
                          FROM {} WHERE merchant_id = fm AND merchant_uid = fu AND COALESCE(attempt_imp_uid, '') = fa \
-                         AND schedule_status = 'scheduled' AND run_state = 'running' RETURNING {SCHEDULE_COLS}",
-                        $outcomes
+                         AND {} AND run_state = 'running' RETURNING {SCHEDULE_COLS}",
+                        $outcomes,
+                        may_become(ScheduleStatus::Executed)
                     ))
                     .bind(json)
                     .bind(now)
@@ -533,3 +591,25 @@ impl_schedule_store!(
     "json_to_recordset($1::json) AS v(fm text, fu text, fa text, fi text, fs text, fr text, fe int8)",
     pg_impl
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_follow_the_domain() {
+        assert_eq!(
+            may_become(ScheduleStatus::Revoked),
+            "schedule_status IN ('scheduled')"
+        );
+        assert_eq!(
+            may_become(ScheduleStatus::Executed),
+            "schedule_status IN ('scheduled')"
+        );
+        assert_eq!(
+            rearmable(),
+            "((schedule_status = 'executed' AND (payment_status IN ('failed'))) \
+             OR schedule_status = 'revoked')"
+        );
+    }
+}

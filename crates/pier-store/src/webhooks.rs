@@ -8,15 +8,14 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
-use crate::models::{OutboxEvent, Page};
+use crate::models::{DeliveryState, OutboxEvent, Page};
 use async_trait::async_trait;
 
 /// An outbox row with its delivery bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxRow {
     pub event: OutboxEvent,
-    /// pending | delivered | skipped | dead
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub leased_until: i64,
@@ -45,8 +44,8 @@ pub struct Delivery {
 /// What a dispatcher decided after an attempt.
 #[derive(Clone, Debug)]
 pub struct EventUpdate {
-    /// pending (retry later) | delivered | skipped | dead
-    pub state: String,
+    /// `Pending`: retry later.
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -134,7 +133,13 @@ macro_rules! impl_webhook_store {
                         notice_urls: r.try_get("notice_urls")?,
                         created_at: r.try_get("created_at")?,
                     },
-                    state: r.try_get("state")?,
+                    state: {
+                        let v: &str = r.try_get("state")?;
+                        v.parse().map_err(|_| sqlx::Error::ColumnDecode {
+                            index: "state".into(),
+                            source: format!("unknown outbox state {v:?}").into(),
+                        })?
+                    },
                     attempts: r.try_get("attempts")?,
                     next_attempt_at: r.try_get("next_attempt_at")?,
                     leased_until: r.try_get("leased_until")?,
@@ -222,7 +227,7 @@ macro_rules! impl_webhook_store {
                     )
                     .bind(event_id)
                     .bind(leased_until)
-                    .bind(&u.state)
+                    .bind(u.state.as_str())
                     .bind(u.attempts)
                     .bind(u.next_attempt_at)
                     .bind(&u.last_error)

@@ -32,7 +32,7 @@ fn cert(imp: &str, m: &str, status: &str, expires_at: i64) -> Certification {
         merchant_id: m.into(),
         pg_provider: "danal".into(),
         pg_tid: "testid_1".into(),
-        status: status.into(),
+        status: status.parse().unwrap(),
         sealed: Some("v1:AAAA".into()),
         created_at: 100,
         expires_at,
@@ -90,7 +90,7 @@ async fn certification_transitions_are_guarded() {
                 reason: "x".into(),
             },
             CertStep::Ended {
-                status: "cancelled".into(),
+                status: CertificationStatus::Cancelled,
                 reason: "x".into(),
             },
         ] {
@@ -120,7 +120,10 @@ async fn certification_transitions_are_guarded() {
                 .unwrap()
                 .unwrap();
             assert_eq!(c.otp_attempts, n);
-            assert_eq!(c.status, if n < 3 { "requested" } else { "failed" });
+            assert_eq!(
+                c.status.as_str(),
+                if n < 3 { "requested" } else { "failed" }
+            );
         }
         assert!(s
             .step_certification("m1", "imp_2", &certified(200))
@@ -149,7 +152,7 @@ async fn certification_transitions_are_guarded() {
             .unwrap();
         assert_eq!((r.status.as_str(), r.expires_at), ("requested", 280));
         let end = CertStep::Ended {
-            status: "cancelled".into(),
+            status: CertificationStatus::Cancelled,
             reason: "bye".into(),
         };
         let e = s

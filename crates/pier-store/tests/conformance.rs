@@ -511,7 +511,7 @@ async fn payment_queries(s: Arc<dyn Store>) {
     let newest_first: Vec<i64> = all.items.iter().map(|p| p.started_at).collect();
     assert!(newest_first.windows(2).all(|w| w[0] >= w[1]));
     let q_paid = PaymentQuery {
-        status: Some("paid"),
+        status: Some(PaymentStatus::Paid),
         sorting: Sorting::Paid { desc: false },
         offset: 0,
         limit: 10,
@@ -627,7 +627,7 @@ fn finish(m: &str, uid: &str, attempt: &str, status: &str) -> ScheduleFinish {
         attempt: attempt.into(),
         outcome: ScheduleOutcome {
             imp_uid: Some(attempt.into()),
-            payment_status: status.into(),
+            payment_status: status.parse().unwrap(),
             fail_reason: (status == "failed").then(|| "declined".into()),
             executed_at: 50,
         },
@@ -657,7 +657,7 @@ async fn schedule_claims(s: Arc<dyn Store>) {
     assert_eq!(got, ids);
     assert!(first
         .iter()
-        .all(|r| r.run_state == "running" && r.lease_until == 200));
+        .all(|r| r.run_state == RunState::Running && r.lease_until == 200));
     // A second claim gets only the two other due rows (the lease holds; "later" is not due).
     let more: Vec<String> = (0..4).map(|i| format!("imp_x{i}")).collect();
     let second = s.claim_due_schedules(100, 200, &more).await.unwrap();
@@ -710,7 +710,7 @@ async fn schedule_claims(s: Arc<dyn Store>) {
     assert_eq!(
         (
             paid.schedule_status.as_str(),
-            paid.payment_status.as_deref(),
+            paid.payment_status.map(PaymentStatus::as_str),
             paid.imp_uid.as_deref(),
             paid.executed_at,
             paid.run_state.as_str()
@@ -835,12 +835,14 @@ async fn charge_contexts(s: Arc<dyn Store>) {
 }
 on_both!(batched_charge_contexts, charge_contexts);
 
-/// `insert_keyed_attempt`: PostgreSQL completes a billing-key attempt from its customer,
-/// channel and pre-registration as it inserts it, and inserts nothing where `again` would not
-/// (unknown customer — another merchant's included —, amount differs from the
-/// pre-registration, merchant_uid guard taken); concurrent ones share batches with plain
-/// inserts. SQLite reads first instead: it never inserts here.
-async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
+/// The store's part of a billing-key charge: `again` reads the key, its channel and the
+/// merchant_uid's pre-registration (`charge_context`, batched with concurrent reads on
+/// PostgreSQL), decides the attempt itself (`engine::attempt::keyed`, not the store) and the
+/// store only guards its insert. Concurrent keyed charges read what the rule needs — nothing
+/// for an unknown customer, another merchant's included; the pre-registered amount as
+/// registered — and their inserts share batches with plain ones, each stored as given, the
+/// merchant_uid guard refusing a taken one.
+async fn keyed_attempts(s: Arc<dyn Store>) {
     seed(&s).await;
     s.add_channel(&channel("c1", "imp1", "mid1", true))
         .await
@@ -864,25 +866,44 @@ async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
         .await
         .unwrap();
 
-    // (merchant, customer_uid, merchant_uid, inserted on PostgreSQL), all at once, with plain
-    // inserts between them.
+    // (merchant, customer_uid, merchant_uid, the key is found, pre-registered amount,
+    // inserted), all at once, with plain inserts between them.
     let cases = [
-        ("imp1", "ku", "k-1", true),
-        ("imp1", "ku", "k-2", true),
-        ("imp1", "nobody", "k-3", false),
-        ("imp1", "other", "k-4", false),
-        ("imp1", "ku", "kp-ok", true),
-        ("imp1", "ku", "kp-bad", false),
-        ("imp1", "ku", "k-taken", false),
+        ("imp1", "ku", "k-1", true, None, true),
+        ("imp1", "ku", "k-2", true, None, true),
+        ("imp1", "nobody", "k-3", false, None, false),
+        ("imp1", "other", "k-4", false, None, false),
+        ("imp1", "ku", "kp-ok", true, Some(1000), true),
+        ("imp1", "ku", "kp-bad", true, Some(999), true),
+        ("imp1", "ku", "k-taken", true, None, false),
     ];
     let mut jobs = tokio::task::JoinSet::new();
-    for (n, (m, cu, uid, _)) in cases.iter().enumerate() {
+    for (n, (m, cu, uid, ..)) in cases.iter().enumerate() {
         let keyed = s.clone();
-        let mut t = attempt(&format!("imp_k{n}"), m, uid, 1000, 40);
-        t.customer_uid = Some(cu.to_string());
-        t.customer_uid_usage = Some("payment".into());
-        t.buyer_email = Some("given@example.com".into());
-        jobs.spawn(async move { (n, keyed.insert_keyed_attempt(&t).await.unwrap()) });
+        let (m, cu, uid) = (m.to_string(), cu.to_string(), uid.to_string());
+        jobs.spawn(async move {
+            let ctx = keyed.charge_context(&m, &cu, &uid).await.unwrap();
+            // The attempt as decided outside the store: here, from whatever was read.
+            let mut p = attempt(&format!("imp_k{n}"), &m, &uid, 1000, 40);
+            p.customer_uid_usage = Some("payment".into());
+            let inserted = match &ctx {
+                Some(ctx) => {
+                    let ch = ctx.channel.as_ref().expect("the key's channel");
+                    p.channel_id = Some(ch.id.clone());
+                    p.pg_id = Some(ch.mid.clone());
+                    p.customer_uid = Some(ctx.customer.customer_uid.clone());
+                    p.card_number = ctx.customer.card_number.clone();
+                    p.buyer_name = ctx.customer.customer_name.clone();
+                    match keyed.insert_payment(&p).await {
+                        Ok(()) => true,
+                        Err(StoreError::Conflict(_)) => false,
+                        Err(e) => panic!("{uid}: {e}"),
+                    }
+                }
+                None => false,
+            };
+            (n, Some((ctx, p, inserted)))
+        });
         let s = s.clone();
         let plain = attempt(
             &format!("imp_plain{n}"),
@@ -897,55 +918,30 @@ async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
         });
     }
     while let Some(done) = jobs.join_next().await {
-        let (n, got) = done.unwrap();
-        if n == usize::MAX {
+        let (n, Some((ctx, p, inserted))) = done.unwrap() else {
             continue;
+        };
+        let (_, _, uid, found, prepared_amount, want_inserted) = cases[n];
+        assert_eq!(ctx.is_some(), found, "{uid}: the key was (not) found");
+        assert_eq!(inserted, want_inserted, "{uid}: inserted");
+        let stored = s.get_payment(None, &p.imp_uid).await.unwrap();
+        if let Some(ctx) = &ctx {
+            assert_eq!(ctx.customer.billing_key, "bk_ku");
+            assert_eq!(ctx.customer.card_code.as_deref(), Some("366"));
+            assert_eq!(ctx.customer.customer_tel.as_deref(), Some("010-1234-5678"));
+            let ch = ctx.channel.as_ref().unwrap();
+            assert_eq!((ch.id.as_str(), ch.mid.as_str()), ("c1", "mid1"));
+            assert_eq!(ctx.prepared.as_ref().map(|pp| pp.amount), prepared_amount);
         }
-        let (_, _, uid, inserted) = cases[n];
-        let imp = format!("imp_k{n}");
-        let stored = s.get_payment(None, &imp).await.unwrap();
-        if !(postgres && inserted) {
-            assert!(got.is_none(), "{uid}: inserted");
+        if !inserted {
             assert!(stored.is_none(), "{uid}: a row was written");
             continue;
         }
-        let a = got.unwrap_or_else(|| panic!("{uid}: not inserted"));
-        assert_eq!(a.billing_key, "bk_ku");
-        assert_eq!(
-            (a.channel.id.as_str(), a.channel.mid.as_str()),
-            ("c1", "mid1")
-        );
-        let p = a.payment;
-        assert_eq!(
-            p,
-            stored.expect("stored"),
-            "{uid}: the answer is the stored row"
-        );
-        assert_eq!(
-            (p.imp_uid.as_str(), p.merchant_uid.as_str()),
-            (imp.as_str(), uid)
-        );
-        assert_eq!(
-            (p.status.as_str(), p.pg_state, p.uid_lock),
-            ("ready", PgState::InFlight, true)
-        );
-        assert_eq!(p.channel_id.as_deref(), Some("c1"));
-        assert_eq!(p.pg_provider.as_deref(), Some("jtnet"));
-        assert_eq!(p.pg_id.as_deref(), Some("mid1"));
-        assert!(p.sandbox);
-        assert_eq!(p.card_code.as_deref(), Some("366"));
-        assert_eq!(p.card_name.as_deref(), Some("신한카드"));
-        assert_eq!(p.card_number.as_deref(), Some("45184200****0000"));
-        assert_eq!(p.card_type, Some(0));
-        // Buyer fields: the customer's where the attempt has none.
-        assert_eq!(p.buyer_name.as_deref(), Some("홍길동"));
-        assert_eq!(p.buyer_tel.as_deref(), Some("010-1234-5678"));
-        assert_eq!(p.buyer_email.as_deref(), Some("given@example.com"));
-        assert_eq!(p.buyer_addr, None);
-        assert_eq!(p.customer_uid.as_deref(), Some("ku"));
-        assert_eq!(p.customer_uid_usage.as_deref(), Some("payment"));
+        assert_eq!(stored.as_ref(), Some(&p), "{uid}: stored as given");
     }
-    // The plain inserts of the same batches went in as they were.
+    // The guard's holder is untouched; the plain inserts of the same batches went in as they were.
+    let holder = s.get_payment(None, "imp_holder").await.unwrap().unwrap();
+    assert_eq!(holder.merchant_uid, "k-taken");
     for n in 0..cases.len() {
         let p = s
             .get_payment(Some("imp1"), &format!("imp_plain{n}"))
@@ -955,17 +951,7 @@ async fn keyed_attempts(s: Arc<dyn Store>, postgres: bool) {
     }
 }
 
-#[tokio::test]
-async fn keyed_attempt_inserts() {
-    let (s, _dir) = sqlite().await;
-    keyed_attempts(s, false).await;
-    match postgres().await {
-        Some((p, _db)) => keyed_attempts(p, true).await,
-        None => {
-            eprintln!("PIER_TEST_DATABASE_URL not set: keyed_attempt_inserts ran on SQLite only")
-        }
-    }
-}
+on_both!(keyed_attempt_inserts, keyed_attempts);
 
 fn event(id: String, imp_uid: &str, merchant_uid: &str, status: &str) -> OutboxEvent {
     OutboxEvent {
@@ -1087,7 +1073,11 @@ async fn batched_charge_writes(s: Arc<dyn Store>) {
                 assert_eq!(p.uid_lock, *how != "failed", "{uid}");
                 assert_eq!(events.len(), 1, "{uid}: the winner's event only");
                 assert_eq!(events[0].event.status, *how, "{uid}");
-                assert_eq!(events[0].state, "skipped", "{uid}: no webhook target");
+                assert_eq!(
+                    events[0].state,
+                    DeliveryState::Skipped,
+                    "{uid}: no webhook target"
+                );
             }
         }
     }
@@ -1287,7 +1277,7 @@ async fn webhook_claims_except_busy_merchants(s: Arc<dyn Store>) {
     // Given back untouched, a row is due again with no attempt counted.
     let r = &got[0];
     let u = EventUpdate {
-        state: "pending".into(),
+        state: DeliveryState::Pending,
         attempts: r.attempts,
         next_attempt_at: r.next_attempt_at,
         last_error: r.last_error.clone(),

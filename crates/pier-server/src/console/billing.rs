@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pier_store::Customer;
+use pier_store::{Customer, RunState, ScheduleStatus};
 
 pub struct KeyRow {
     pub customer_uid: String,
@@ -126,9 +126,10 @@ pub async fn key(
                 at: kst_time(s.schedule_at),
                 amount: won(s.amount),
                 name: s.name.clone().unwrap_or_default(),
-                status: s.schedule_status.clone(),
-                payment: s.payment_status.clone().unwrap_or_default(),
-                revocable: s.schedule_status == "scheduled" && s.run_state == "idle",
+                status: s.schedule_status.as_str().into(),
+                payment: s.payment_status.map_or("", |p| p.as_str()).into(),
+                revocable: s.schedule_status == ScheduleStatus::Scheduled
+                    && s.run_state == RunState::Idle,
             })
             .collect(),
         next,

@@ -2,13 +2,9 @@
 //! flow it starts (API card charge, virtual account, payment window), the channel it runs on and,
 //! for a billing-key charge, the key and the merchant_uid's pre-registration. Pure functions: no
 //! store, no clock (the caller passes `now` and the new imp_uid); the store only guards (the
-//! merchant_uid's unique guard, conditional updates).
-//!
-//! One exception is kept on purpose: on PostgreSQL the batch writer completes a billing-key
-//! attempt in SQL as it inserts it (`pier_store` `pg_batch::keyed_value`, the prepared-amount
-//! check in its `WHERE`), so that `again` reads nothing before its insert. It must decide as
-//! `keyed` does; the HTTP test `subscribe::again_fills_the_attempt_from_the_key` and the store's
-//! `keyed_attempt_inserts` hold the two in step.
+//! merchant_uid's unique guard, conditional updates). On every store `again` reads the key, its
+//! channel and the pre-registration first (`charge_context`) and decides here; no SQL copies
+//! this rule.
 
 use super::prepare::check_prepared_amount;
 use super::{Error, Result};

@@ -156,21 +156,9 @@ impl Engine {
         input: AgainInput,
         imp_uid: Option<String>,
     ) -> Result<ChargeOutcome> {
-        // On PostgreSQL the attempt is completed from its context as it is inserted: no read
-        // first. Anything unusual (unknown customer, channel gone, amount differs from the
-        // pre-registration, merchant_uid taken) inserts nothing and is judged below.
-        let mut template = self.new_attempt(merchant_id, &input.order, None);
-        if let Some(id) = &imp_uid {
-            template.imp_uid = id.clone();
-        }
-        template.customer_uid = Some(input.customer_uid.to_string());
-        template.customer_uid_usage = Some(input.usage.into());
-        if let Some(a) = self.store.insert_keyed_attempt(&template).await? {
-            return self
-                .charge_inserted(a.payment, a.channel, Call::BillingKey(a.billing_key))
-                .await;
-        }
-        // One read for the key, its channel and the merchant_uid's pre-registration.
+        // One read for the key, its channel and the merchant_uid's pre-registration (batched
+        // with concurrent charges' on PostgreSQL); the attempt is decided from it in Rust
+        // (`attempt::keyed`) and the store only guards its insert.
         let ctx = self
             .store
             .charge_context(

@@ -38,7 +38,7 @@ impl Engine {
         &self,
         merchant_id: &str,
         merchant_uid: &str,
-        q: PaymentQuery<'_>,
+        q: PaymentQuery,
     ) -> Result<Payment> {
         let q = PaymentQuery {
             offset: 0,
@@ -59,7 +59,7 @@ impl Engine {
         &self,
         merchant_id: &str,
         merchant_uid: &str,
-        q: PaymentQuery<'_>,
+        q: PaymentQuery,
     ) -> Result<Page<Payment>> {
         let page = self
             .store
@@ -76,7 +76,7 @@ impl Engine {
         merchant_id: &str,
         from: Option<i64>,
         to: Option<i64>,
-        q: PaymentQuery<'_>,
+        q: PaymentQuery,
     ) -> Result<Page<Payment>> {
         let to = to.unwrap_or_else(|| self.now());
         let from = from.unwrap_or(to.saturating_sub(STATUS_WINDOW_SECS));
@@ -95,7 +95,7 @@ impl Engine {
         &self,
         merchant_id: &str,
         customer_uid: &str,
-        q: PaymentQuery<'_>,
+        q: PaymentQuery,
     ) -> Result<Page<Payment>> {
         if self
             .store

@@ -24,7 +24,7 @@
 
 use super::{Engine, Result};
 use pier_pg::{Inquiry, Mid, PgError};
-use pier_store::{Payment, Settlement, StoreError};
+use pier_store::{Payment, PaymentStatus, Settlement, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,8 +155,8 @@ impl Engine {
         };
         let looked = self.look(&p).await?;
         let outcome = match looked {
-            Looked::Paid => "paid",
-            Looked::Failed { .. } => "failed",
+            Looked::Paid => PaymentStatus::Paid.as_str(),
+            Looked::Failed { .. } => PaymentStatus::Failed.as_str(),
             Looked::Deferred => "deferred",
             Looked::LostRace => "lost_race",
         };

@@ -200,7 +200,7 @@ impl Engine {
             }
         }
         // No attempt holds the guard as paid: a paid/cancelled attempt if any, else the latest.
-        for status in ["paid", "cancelled"] {
+        for status in [PaymentStatus::Paid, PaymentStatus::Cancelled] {
             let q = PaymentQuery {
                 status: Some(status),
                 limit: 1,

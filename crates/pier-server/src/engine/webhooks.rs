@@ -9,7 +9,7 @@ use super::{Engine, Error, Result};
 use crate::outbound::Outbound;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use pier_store::{Delivery, EventUpdate, Merchant, OutboxEvent, OutboxRow, Page};
+use pier_store::{Delivery, DeliveryState, EventUpdate, Merchant, OutboxEvent, OutboxRow, Page};
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -147,12 +147,13 @@ impl Engine {
     /// that reached its share of delivery slots while the batch was claimed. Its next claim
     /// waits until that merchant has a free slot.
     pub async fn release_webhook(&self, row: &OutboxRow) -> Result<()> {
-        let u = EventUpdate {
-            state: "pending".into(),
-            attempts: row.attempts,
-            next_attempt_at: row.next_attempt_at,
-            last_error: row.last_error.clone(),
-        };
+        let u = moved(
+            row,
+            DeliveryState::Pending,
+            row.attempts,
+            row.next_attempt_at,
+            row.last_error.clone(),
+        )?;
         self.store
             .record_attempt(&row.event.id, row.leased_until, &[], &u)
             .await?;
@@ -206,12 +207,13 @@ impl Engine {
         let targets = targets_of(e, merchant.as_ref());
         let attempt = row.attempts + 1;
         if targets.is_empty() {
-            let u = EventUpdate {
-                state: "skipped".into(),
-                attempts: row.attempts,
-                next_attempt_at: row.next_attempt_at,
-                last_error: Some(NO_TARGET.into()),
-            };
+            let u = moved(
+                &row,
+                DeliveryState::Skipped,
+                row.attempts,
+                row.next_attempt_at,
+                Some(NO_TARGET.into()),
+            )?;
             self.store
                 .record_attempt(&e.id, row.leased_until, &[], &u)
                 .await?;
@@ -267,12 +269,13 @@ impl Engine {
         let now = self.now();
         let update = if errors.is_empty() {
             metrics::counter!("pier_webhooks_delivered_total").increment(1);
-            EventUpdate {
-                state: "delivered".into(),
-                attempts: attempt,
-                next_attempt_at: row.next_attempt_at,
-                last_error: None,
-            }
+            moved(
+                &row,
+                DeliveryState::Delivered,
+                attempt,
+                row.next_attempt_at,
+                None,
+            )?
         } else {
             let delays = &self.cfg.webhook_retry_delays_secs;
             let age_from = row.event.created_at.max(row.armed_at);
@@ -281,21 +284,19 @@ impl Engine {
                 .map(|d| now + jittered(*d));
             let last_error = Some(errors.join("; ").chars().take(1000).collect());
             match next {
-                Some(at) if at - age_from <= self.cfg.webhook_max_age_secs => EventUpdate {
-                    state: "pending".into(),
-                    attempts: attempt,
-                    next_attempt_at: at,
-                    last_error,
-                },
+                Some(at) if at - age_from <= self.cfg.webhook_max_age_secs => {
+                    moved(&row, DeliveryState::Pending, attempt, at, last_error)?
+                }
                 _ => {
                     metrics::counter!("pier_webhooks_dead_total").increment(1);
                     tracing::warn!(event_id = %e.id, imp_uid = %e.imp_uid, attempts = attempt, "webhook given up");
-                    EventUpdate {
-                        state: "dead".into(),
-                        attempts: attempt,
-                        next_attempt_at: row.next_attempt_at,
+                    moved(
+                        &row,
+                        DeliveryState::Dead,
+                        attempt,
+                        row.next_attempt_at,
                         last_error,
-                    }
+                    )?
                 }
             }
         };
@@ -364,6 +365,7 @@ impl Engine {
 
     /// Re-arms an event for delivery now (any state), with a fresh retry budget.
     pub async fn redeliver(&self, merchant_id: &str, event_id: &str) -> Result<OutboxRow> {
+        // Every state may be re-armed (`DeliveryState::can_become`); the store only re-arms.
         self.store
             .rearm_event(merchant_id, event_id, self.now())
             .await?
@@ -373,6 +375,30 @@ impl Engine {
                 ))
             })
     }
+}
+
+/// The update recording an attempt on the leased `row` that leaves it `to`: a transition the
+/// domain allows (`DeliveryState::can_become`; a leased row is pending, so any end is), guarded
+/// again by the store on the row's lease and state.
+fn moved(
+    row: &OutboxRow,
+    to: DeliveryState,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+) -> Result<EventUpdate> {
+    if !row.state.can_become(to) {
+        return Err(Error::Conflict(format!(
+            "webhook event {} is {}: it cannot become {to}",
+            row.event.id, row.state
+        )));
+    }
+    Ok(EventUpdate {
+        state: to,
+        attempts,
+        next_attempt_at,
+        last_error,
+    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{AppState, Merchant};
 use crate::engine::certifications::{CertView, OtpRequest, PersonInput, MAX_COMPANY_CHARS};
 use axum::extract::{Path, State};
 use axum::Extension;
-use pier_domain::MerchantUid;
+use pier_domain::{CertificationStatus, MerchantUid};
 use serde_json::{json, Value};
 
 /// The OAS `CertificationAnnotation` of a record; the person's fields only once certified.
@@ -30,7 +30,7 @@ pub fn certification_json(v: &CertView) -> Value {
         "foreigner_v2": p.map(|p| p.foreigner()),
         "phone": p.map(|p| p.phone.clone()),
         "carrier": p.map(|p| p.carrier_code()),
-        "certified": c.status == "certified",
+        "certified": c.status == CertificationStatus::Certified,
         "certified_at": c.certified_at,
         "unique_key": c.unique_key,
         "unique_in_site": c.unique_in_site,

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use pier_store::{PaymentQuery, Sorting};
+use pier_store::{PaymentQuery, PaymentStatus, Sorting};
 
 pub const MAX_PAGE_LIMIT: i64 = 1000;
 pub const DEFAULT_PAGE_LIMIT: i64 = 20;
@@ -41,20 +41,17 @@ pub fn sorting(q: &Params) -> ApiResult<Sorting> {
     }
 }
 
-fn status_filter(s: &str, allow_all: bool) -> ApiResult<Option<&'static str>> {
-    Ok(Some(match s {
-        "ready" => "ready",
-        "paid" => "paid",
-        "failed" => "failed",
-        "cancelled" => "cancelled",
-        "all" if allow_all => return Ok(None),
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "payment_status must be one of ready, paid, failed, cancelled{}",
-                if allow_all { ", all" } else { "" }
-            )))
-        }
-    }))
+/// The wire's payment_status filter: a status, or (where allowed) `all` for none.
+fn status_filter(s: &str, allow_all: bool) -> ApiResult<Option<PaymentStatus>> {
+    match s.parse::<PaymentStatus>() {
+        Ok(st) => Ok(Some(st)),
+        Err(()) if allow_all && s == "all" => Ok(None),
+        Err(()) => Err(ApiError::bad_request(format!(
+            "payment_status must be one of {}{}",
+            PaymentStatus::ALL.map(PaymentStatus::as_str).join(", "),
+            if allow_all { ", all" } else { "" }
+        ))),
+    }
 }
 
 pub async fn get_one(

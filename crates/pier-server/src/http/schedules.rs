@@ -10,7 +10,7 @@ use crate::engine::schedules::ScheduleItem;
 use axum::extract::{Path, State};
 use axum::Extension;
 use pier_domain::CustomerUid;
-use pier_store::{Schedule, ScheduleQuery};
+use pier_store::{Schedule, ScheduleQuery, ScheduleStatus};
 use serde_json::{json, Value};
 
 /// Items one registration may carry.
@@ -147,7 +147,7 @@ fn int_any(q: &Params, keys: &[&'static str]) -> ApiResult<Option<i64>> {
     Ok(None)
 }
 
-fn status_any(q: &Params) -> ApiResult<Option<&'static str>> {
+fn status_any(q: &Params) -> ApiResult<Option<ScheduleStatus>> {
     let mut raw = None;
     for k in ["schedule_status", "schedule-status"] {
         if let Some(v) = q.str_opt(k, 20)? {
@@ -157,12 +157,12 @@ fn status_any(q: &Params) -> ApiResult<Option<&'static str>> {
     }
     match raw.as_deref() {
         None => Ok(None),
-        Some("scheduled") => Ok(Some("scheduled")),
-        Some("executed") => Ok(Some("executed")),
-        Some("revoked") => Ok(Some("revoked")),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "schedule_status must be one of scheduled, executed, revoked (got {other:?})"
-        ))),
+        Some(v) => v.parse().map(Some).map_err(|()| {
+            ApiError::bad_request(format!(
+                "schedule_status must be one of {} (got {v:?})",
+                ScheduleStatus::ALL.map(ScheduleStatus::as_str).join(", ")
+            ))
+        }),
     }
 }
 

@@ -36,7 +36,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pier_domain::MerchantUid;
-use pier_store::Certification;
+use pier_store::{Certification, CertificationStatus};
 use serde_json::{json, Value};
 
 /// Shown on the person form when the code of the last request expired.
@@ -371,7 +371,7 @@ pub async fn window(
     }
     let inner = if engine.cert_code_expired(&c) {
         person_form(&engine, &c, &prefill, Some(MSG_CODE_EXPIRED))
-    } else if c.status == "requested" {
+    } else if c.status == CertificationStatus::Requested {
         code_form(&engine, &c, None)
     } else {
         person_form(&engine, &c, &prefill, None)
@@ -469,11 +469,12 @@ pub async fn confirm(
             .await)
         }
         Err(Error::Invalid(msg)) => {
-            let inner = if c.status == "requested" && !engine.cert_code_expired(&c) {
-                code_form(&engine, &c, Some(&msg))
-            } else {
-                person_form(&engine, &c, &Prefill::default(), Some(&msg))
-            };
+            let inner =
+                if c.status == CertificationStatus::Requested && !engine.cert_code_expired(&c) {
+                    code_form(&engine, &c, Some(&msg))
+                } else {
+                    person_form(&engine, &c, &Prefill::default(), Some(&msg))
+                };
             Ok(window_page(&engine, &c, inner, StatusCode::BAD_REQUEST).await)
         }
         Err(e) => Err(e.into()),

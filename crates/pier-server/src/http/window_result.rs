@@ -3,7 +3,7 @@
 
 use crate::engine::certifications::CERT_FAILED;
 use crate::engine::window::{codes, WindowError, WindowResult};
-use pier_store::Certification;
+use pier_store::{Certification, CertificationStatus};
 use serde_json::{json, Value};
 
 /// The result of a request refused before any payment row existed (`imp_uid` null).
@@ -108,11 +108,11 @@ pub fn window_callback(r: &WindowResult) -> Value {
 /// The result handed to the callback or merged into `m_redirect_url`; `None` while the window
 /// is still in progress.
 pub fn cert_result(c: &Certification) -> Option<Value> {
-    let (success, code, msg) = match c.status.as_str() {
-        "certified" => (true, None, None),
-        "cancelled" => (false, Some(codes::USER_CANCEL), c.fail_reason.clone()),
-        "failed" => (false, Some(CERT_FAILED), c.fail_reason.clone()),
-        _ => return None,
+    let (success, code, msg) = match c.status {
+        CertificationStatus::Certified => (true, None, None),
+        CertificationStatus::Cancelled => (false, Some(codes::USER_CANCEL), c.fail_reason.clone()),
+        CertificationStatus::Failed => (false, Some(CERT_FAILED), c.fail_reason.clone()),
+        CertificationStatus::Window | CertificationStatus::Requested => return None,
     };
     Some(json!({
         "success": success,

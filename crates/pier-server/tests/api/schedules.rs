@@ -785,7 +785,7 @@ async fn a_schedule_reclaimed_after_a_crash_mid_run_is_not_charged_again() {
     assert_eq!(claimed.len(), 1);
     let s = claimed.pop().unwrap();
     assert_eq!(s.attempt_imp_uid.as_deref(), Some("imp_000000000042"));
-    assert_eq!(s.run_state, "running");
+    assert_eq!(s.run_state.as_str(), "running");
     let input = pier_server::engine::charge::AgainInput {
         order: pier_server::engine::charge::OrderInput {
             merchant_uid: pier_domain::MerchantUid::parse("cr-1").unwrap(),
@@ -1043,7 +1043,7 @@ async fn three_instances_execute_1000_schedules_exactly_once() {
             .list_schedules(
                 DEMO_CODE,
                 &pier_store::ScheduleQuery {
-                    status: Some("executed"),
+                    status: Some(pier_store::ScheduleStatus::Executed),
                     limit: 1,
                     ..Default::default()
                 },

@@ -22,7 +22,7 @@ use super::window::WindowMode;
 use super::{Engine, Error, Result};
 use base64::Engine as _;
 use pier_domain::MerchantUid;
-use pier_store::{CertStep, Certification, StoreError};
+use pier_store::{CertStep, Certification, CertificationStatus, StoreError};
 use serde::{Deserialize, Serialize};
 
 mod person;
@@ -249,7 +249,7 @@ impl Engine {
         let mut c = self.new_certification(merchant_id, pg);
         c.merchant_uid = merchant_uid;
         c.company = r.company;
-        c.status = "requested".into();
+        c.status = CertificationStatus::Requested;
         c.sealed = Some(seal(
             &self.cfg.server_key,
             &c.imp_uid,
@@ -278,7 +278,9 @@ impl Engine {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::Invalid("otp is required (the code sent by SMS)".into()))?;
         match self.check_code(&c, otp).await? {
-            WindowConfirm::Done(done) if done.status == "certified" => self.view(*done),
+            WindowConfirm::Done(done) if done.status == CertificationStatus::Certified => {
+                self.view(*done)
+            }
             WindowConfirm::Done(done) => {
                 Err(Error::PgRefused(done.fail_reason.unwrap_or_else(|| {
                     "본인인증에 실패하였습니다. (not certified)".into()
@@ -294,19 +296,19 @@ impl Engine {
     /// for a code, counts a wrong code, certifies on the right one.
     async fn check_code(&self, c: &Certification, otp: &str) -> Result<WindowConfirm> {
         let now = self.now();
-        match c.status.as_str() {
-            "requested" => {}
-            "certified" => {
+        match c.status {
+            CertificationStatus::Requested => {}
+            CertificationStatus::Certified => {
                 return Err(Error::Invalid(
                     "이미 인증이 완료된 건입니다. (already certified)".into(),
                 ))
             }
-            "window" => {
+            CertificationStatus::Window => {
                 return Err(Error::Invalid(
                     "인증번호가 요청되지 않았습니다. (no code was requested yet)".into(),
                 ))
             }
-            _ => {
+            CertificationStatus::Failed | CertificationStatus::Cancelled => {
                 return Err(Error::Invalid(
                     "종료된 본인인증 요청입니다. (the certification failed or was cancelled; request again)"
                         .into(),
@@ -340,7 +342,7 @@ impl Engine {
                 .step_certification(&c.merchant_id, &c.imp_uid, &step)
                 .await?
                 .ok_or_else(gone)?;
-            if after.status == "failed" {
+            if after.status == CertificationStatus::Failed {
                 return Ok(WindowConfirm::Done(Box::new(after)));
             }
             return Ok(WindowConfirm::WrongCode {
@@ -352,7 +354,7 @@ impl Engine {
             .ok_or_else(sealing_failed)?;
         if let Some(min) = c.min_age.filter(|m| person.age_at(now) < *m) {
             let step = CertStep::Ended {
-                status: "failed".into(),
+                status: CertificationStatus::Failed,
                 reason: format!(
                     "만 {min}세 이상만 인증할 수 있습니다. (younger than min_age {min})"
                 ),
@@ -380,7 +382,7 @@ impl Engine {
     }
 
     fn view(&self, cert: Certification) -> Result<CertView> {
-        let person = if cert.status == "certified" {
+        let person = if cert.status == CertificationStatus::Certified {
             open(&self.cfg.server_key, &cert.imp_uid, cert.sealed.as_deref())?.person
         } else {
             None

@@ -41,7 +41,7 @@ impl Engine {
         let pg = provider(req.pg.as_deref())
             .map_err(|e| WindowError::new(codes::UNKNOWN_PG, e.to_string()))?;
         let mut c = self.new_certification(&merchant.imp_code, pg);
-        c.status = "window".into();
+        c.status = CertificationStatus::Window;
         c.merchant_uid = req.merchant_uid.map(|u| u.to_string());
         c.origin = req.parent_origin.clone();
         c.company = req.company;
@@ -87,7 +87,7 @@ impl Engine {
             .certification_by_window(window_id)
             .await?
             .ok_or_else(not_found)?;
-        let prefill = if c.status == "window" {
+        let prefill = if c.status == CertificationStatus::Window {
             open(&self.cfg.server_key, &c.imp_uid, c.sealed.as_deref())?
                 .prefill
                 .unwrap_or_default()
@@ -99,13 +99,12 @@ impl Engine {
 
     /// Whether the window's time is up (nothing more may be entered in it).
     pub fn cert_window_expired(&self, c: &Certification) -> bool {
-        matches!(c.status.as_str(), "window" | "requested")
-            && self.now() > c.created_at + self.cfg.checkout_ttl_secs
+        c.status.is_open() && self.now() > c.created_at + self.cfg.checkout_ttl_secs
     }
 
     /// Whether the code sent in a live window expired (the person may request a new one).
     pub fn cert_code_expired(&self, c: &Certification) -> bool {
-        c.status == "requested" && self.now() > c.expires_at
+        c.status == CertificationStatus::Requested && self.now() > c.expires_at
     }
 
     /// The person entered in the window: checked, sealed, a code "sent".
@@ -153,7 +152,7 @@ impl Engine {
     /// final state.
     pub async fn cert_window_cancel(&self, c: &Certification) -> Result<Certification> {
         let step = CertStep::Ended {
-            status: "cancelled".into(),
+            status: CertificationStatus::Cancelled,
             reason: MSG_USER_CANCEL.into(),
         };
         if let Some(after) = self

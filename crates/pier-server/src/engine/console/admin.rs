@@ -9,7 +9,9 @@
 
 use super::{Actor, Role, PAGE_SIZE};
 use crate::engine::{Engine, Error, Result};
-use pier_store::{Channel, Customer, Merchant, Operator, Page, Schedule, ScheduleQuery};
+use pier_store::{
+    Channel, Customer, Merchant, Operator, Page, Schedule, ScheduleQuery, ScheduleStatus,
+};
 
 /// One billing key as the console shows it: no billing key handle, the card masked.
 pub struct BillingKey {
@@ -64,7 +66,7 @@ impl Engine {
             customer_uid: Some(customer_uid),
             from: None,
             to: None,
-            status: Some("scheduled"),
+            status: Some(ScheduleStatus::Scheduled),
             oldest_first: true,
             offset: 0,
             limit: 1,

@@ -18,7 +18,7 @@
 use super::charge::OrderInput;
 use super::{Engine, Error, Result};
 use pier_domain::CustomerUid;
-use pier_domain::PaymentStatus;
+use pier_domain::{PaymentStatus, RunState, ScheduleStatus};
 use pier_pg::CardData;
 use pier_store::{Page, Payment, Schedule, ScheduleQuery, StoreError};
 use std::sync::Arc;
@@ -174,7 +174,7 @@ impl Engine {
     async fn decorate(&self, merchant_id: &str, mut list: Vec<Schedule>) -> Result<Vec<Schedule>> {
         let paid: Vec<String> = list
             .iter()
-            .filter(|s| s.payment_status.as_deref() == Some("paid"))
+            .filter(|s| s.payment_status == Some(PaymentStatus::Paid))
             .filter_map(|s| s.imp_uid.clone())
             .collect();
         if paid.is_empty() {
@@ -187,7 +187,7 @@ impl Engine {
                 .find(|p| Some(&p.imp_uid) == s.imp_uid.as_ref())
             {
                 if p.status == PaymentStatus::Cancelled {
-                    s.payment_status = Some("cancelled".into());
+                    s.payment_status = Some(PaymentStatus::Cancelled);
                 }
             }
         }
@@ -227,12 +227,16 @@ impl Engine {
         match self.store.get_schedule(merchant_id, merchant_uid).await {
             Ok(None) => Error::NotFound(MSG_NO_SCHEDULE.into()),
             Ok(Some(s)) => {
-                let state = if s.schedule_status == "scheduled" && s.run_state == "running" {
-                    "running".to_owned()
-                } else if s.schedule_status == "executed" {
-                    format!("executed/{}", s.payment_status.as_deref().unwrap_or("?"))
-                } else {
-                    s.schedule_status
+                let state = match s.schedule_status {
+                    ScheduleStatus::Scheduled if s.run_state == RunState::Running => {
+                        s.run_state.to_string()
+                    }
+                    ScheduleStatus::Executed => format!(
+                        "{}/{}",
+                        s.schedule_status,
+                        s.payment_status.map_or("?", PaymentStatus::as_str)
+                    ),
+                    st => st.to_string(),
                 };
                 Error::Invalid(format!(
                     "예약결제 상태({state})에서는 요청을 처리할 수 없습니다. (needs {want})"

@@ -5,8 +5,8 @@
 use super::*;
 use crate::engine::charge::{AgainInput, Buyer, OrderInput};
 use crate::engine::{Engine, Error, Result};
-use pier_domain::PaymentStatus;
 use pier_domain::{Amount, CustomerUid, MerchantUid};
+use pier_domain::{PaymentStatus, ScheduleStatus};
 use pier_store::{ChargeContext, OutboxEvent, Payment, Schedule, ScheduleFinish, ScheduleOutcome};
 use std::sync::Arc;
 
@@ -85,7 +85,7 @@ impl Engine {
     async fn record(&self, outcomes: &[ScheduleFinish]) -> Result<Vec<Schedule>> {
         let done = self.store.finish_schedules(outcomes, self.now()).await?;
         for d in &done {
-            let status = d.payment_status.clone().unwrap_or_default();
+            let status = d.payment_status.map_or("", PaymentStatus::as_str);
             metrics::counter!("pier_schedules_executed_total", "payment_status" => status)
                 .increment(1);
         }
@@ -116,7 +116,7 @@ impl Engine {
         let Some(mut attempt) = s.attempt_imp_uid.clone() else {
             return Ok(Step::Pending(None));
         };
-        if s.schedule_status != "scheduled" {
+        if !s.schedule_status.can_become(ScheduleStatus::Executed) {
             return Ok(Step::Pending(None));
         }
         if !fresh {
@@ -221,7 +221,7 @@ impl Engine {
         };
         let outcome = ScheduleOutcome {
             imp_uid: Some(p.imp_uid.clone()),
-            payment_status: status.as_str().into(),
+            payment_status: status,
             fail_reason: if failed { p.fail_reason.clone() } else { None },
             executed_at: self.now(),
         };
@@ -247,7 +247,7 @@ enum Step {
 fn step_without_payment(s: &Schedule, attempt: &str, reason: String, now: i64) -> Step {
     let outcome = ScheduleOutcome {
         imp_uid: None,
-        payment_status: "failed".into(),
+        payment_status: PaymentStatus::Failed,
         fail_reason: Some(reason),
         executed_at: now,
     };
