@@ -335,6 +335,41 @@ mod tests {
         }
     }
 
+    /// Concurrent operations of one instance on one record reach the journal in the order they
+    /// changed the replica: the record's last entry has every one of them.
+    async fn one_instance_appends_in_order(store: Arc<dyn Store>) {
+        let p = Pair::start(store).await;
+        let paid = order("seq", 100_000);
+        let approval = p.pa.approve_keyed(&mid(), &paid, card()).await.unwrap();
+        let mut cancels = Vec::new();
+        for i in 0..40 {
+            let pa = InProcess::new(p.a.clone());
+            let req = cancel(&paid, &approval.pg_tid, 100 + i, &format!("c{i}"));
+            cancels.push(tokio::spawn(async move {
+                pa.cancel(&mid(), &req).await.unwrap().amount_krw
+            }));
+        }
+        let mut answered = 0;
+        for c in cancels {
+            answered += c.await.unwrap();
+        }
+        let truth = p.truth().await;
+        assert_eq!(truth.order(&paid.order_id).unwrap().cancelled_krw, answered);
+        assert_eq!(truth.cancels.len(), 40);
+        assert_eq!(
+            canonical(p.a.ledger_snapshot_shared().await.unwrap()),
+            canonical(truth)
+        );
+        p.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_operations_of_one_instance_reach_the_journal_in_order() {
+        for (store, _keep) in stores().await {
+            one_instance_appends_in_order(store).await;
+        }
+    }
+
     fn is_unknown_key(e: &PgError) -> bool {
         matches!(e, PgError::Rejected { code, .. } if code == "UNKNOWN_BILLING_KEY")
     }

@@ -9,7 +9,7 @@ use super::journal::VERSION;
 use super::ledger::Entry;
 use super::shared::{
     appender, expired_sessions_upto, DirtyUnlessCommitted, JournalOp, JournalRow, JournalStats,
-    LiveGuard, Shared, SharedJournal, CAPTURE, HEADER_OK, HEADER_OTHER_KEY, HEADER_UNSEEN,
+    LiveGuard, Pending, Shared, SharedJournal, CAPTURE, HEADER_OK, HEADER_OTHER_KEY, HEADER_UNSEEN,
     JOURNAL_DEADLINE, MAX_ATTEMPTS, PAGE, PRUNE_EVERY, PRUNE_LIMIT, PRUNE_ROUNDS,
 };
 use super::{Deposit, DepositTarget, LedgerSnapshot, SessionView};
@@ -18,7 +18,7 @@ use pier_domain::{ids::random_hex, Clock};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::{oneshot, watch, OwnedRwLockReadGuard};
+use tokio::sync::{mpsc, oneshot, watch, OwnedRwLockReadGuard};
 
 /// Prunes the journal every `PRUNE_EVERY` until `stop` (holding the engine only weakly, so a
 /// dropped engine stops its pruner at the next tick too).
@@ -156,28 +156,16 @@ impl Engine {
                 continue;
             }
             self.catch_up().await?;
-            let read_point = sh.applied.load(Ordering::Acquire);
-            CAPTURE.with(|c| *c.borrow_mut() = Some(Default::default()));
-            let out = op(self);
-            let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
-            if captured.entries.is_empty() {
+            // A place in the appender's queue before the operation runs, so that it is queued
+            // at once after (`run_queued`).
+            let permit = sh
+                .queue
+                .reserve()
+                .await
+                .map_err(|_| unknown("append", "the appender stopped"))?;
+            let (out, queued) = self.run_queued(sh, permit, &mut op)?;
+            let Some((answer, entries)) = queued else {
                 return Ok(out);
-            }
-            let mut rows = Vec::with_capacity(captured.entries.len());
-            for e in &captured.entries {
-                match serde_json::to_string(e) {
-                    Ok(body) => rows.push((e.subject(), body)),
-                    Err(err) => {
-                        // The replica has the change and the journal never will.
-                        sh.mark_dirty();
-                        return Err(unknown("serializing", err));
-                    }
-                }
-            }
-            let journal_op = JournalOp {
-                read_point,
-                entries: rows,
-                reads: captured.reads,
             };
             // The commit is a task of its own, so that its outcome is settled (committed, or
             // refused and repaired) even when this caller stops waiting (its deadline): a
@@ -186,7 +174,7 @@ impl Engine {
             let engine = self.clone();
             let commit = tokio::spawn(async move {
                 let _live = live;
-                engine.commit(gate, journal_op, captured.entries).await
+                engine.commit(gate, answer, entries).await
             });
             match commit.await {
                 Ok(Ok(true)) => return Ok(out),
@@ -203,25 +191,68 @@ impl Engine {
         ))
     }
 
-    /// Append one operation's entries; `false` when another instance wrote (or, for a read
+    /// Runs `op` on the replica and queues its entries for the appender, in one step under
+    /// `sequencer`: the journal receives the operations in the order they changed the replica.
+    /// Otherwise two operations of this instance on one record could be appended the other way
+    /// round (their own entries never conflict), and the later entry of the record — the one
+    /// every replica keeps — would be the one written first, without the other's change.
+    /// Answers the operation's result and, if it wrote anything, its append's answer and entries.
+    #[allow(clippy::type_complexity)]
+    fn run_queued<T>(
+        &self,
+        sh: &Shared,
+        permit: mpsc::Permit<'_, Pending>,
+        op: &mut impl FnMut(&Engine) -> T,
+    ) -> Result<
+        (
+            T,
+            Option<(oneshot::Receiver<Result<bool, String>>, Vec<Entry>)>,
+        ),
+        PgError,
+    > {
+        let _order = sh.sequencer.lock().unwrap_or_else(|e| e.into_inner());
+        let read_point = sh.applied.load(Ordering::Acquire);
+        CAPTURE.with(|c| *c.borrow_mut() = Some(Default::default()));
+        let out = op(self);
+        let captured = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        if captured.entries.is_empty() {
+            return Ok((out, None));
+        }
+        let mut rows = Vec::with_capacity(captured.entries.len());
+        for e in &captured.entries {
+            match serde_json::to_string(e) {
+                Ok(body) => rows.push((e.subject(), body)),
+                Err(err) => {
+                    // The replica has the change and the journal never will.
+                    sh.mark_dirty();
+                    return Err(unknown("serializing", err));
+                }
+            }
+        }
+        let journal_op = JournalOp {
+            read_point,
+            entries: rows,
+            reads: captured.reads,
+        };
+        let (tx, rx) = oneshot::channel();
+        permit.send((journal_op, tx));
+        Ok((out, Some((rx, captured.entries))))
+    }
+
+    /// Wait for one operation's append; `false` when another instance wrote (or, for a read
     /// subject, changed) one of its records first, in which case the replica is repaired before
     /// this answers.
     async fn commit(
         &self,
         gate: OwnedRwLockReadGuard<()>,
-        op: JournalOp,
+        answer: oneshot::Receiver<Result<bool, String>>,
         entries: Vec<Entry>,
     ) -> Result<bool, PgError> {
         let Some(sh) = &self.inner.shared else {
             return Ok(true);
         };
         let mut armed = DirtyUnlessCommitted(Some(sh));
-        let (tx, rx) = oneshot::channel();
-        sh.queue
-            .send((op, tx))
-            .await
-            .map_err(|_| unknown("append", "the appender stopped"))?;
-        let written = rx
+        let written = answer
             .await
             .map_err(|_| unknown("append", "the appender stopped"))?
             .map_err(|e| unknown("append", e))?;

@@ -193,6 +193,8 @@ pub(crate) struct Shared {
     pub epoch: AtomicU64,
     pub done: AtomicU64,
     pub queue: mpsc::Sender<Pending>,
+    /// Held while an operation runs on the replica and queues its entries (`replica::run`).
+    pub sequencer: std::sync::Mutex<()>,
     pub rebuilds: AtomicU64,
     pub repairs: AtomicU64,
     pub repaired_rows: AtomicU64,
@@ -224,6 +226,7 @@ impl Shared {
             epoch: AtomicU64::new(0),
             done: AtomicU64::new(0),
             queue,
+            sequencer: std::sync::Mutex::new(()),
             rebuilds: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
             repaired_rows: AtomicU64::new(0),
