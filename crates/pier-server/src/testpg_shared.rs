@@ -370,6 +370,60 @@ mod tests {
         }
     }
 
+    /// A write acknowledged through one instance is seen by every later operation through the
+    /// other, though a writing operation there may run on its replica without catching up.
+    async fn acknowledged_writes_are_seen(store: Arc<dyn Store>) {
+        let p = Pair::start(store).await;
+        for round in 0..5 {
+            // b is fresh (it just read the journal's end), so its writes run without a catch-up.
+            p.b.sync().await.unwrap();
+            let o = order(&format!("ack{round}"), 1_000);
+            let approval = p.pa.approve_keyed(&mid(), &o, card()).await.unwrap();
+            match p.pb.inquire(&mid(), &o.order_id).await.unwrap() {
+                pier_pg::Inquiry::Approved(a) => assert_eq!(a.pg_tid, approval.pg_tid),
+                other => panic!("round {round}: {other:?}"),
+            }
+            p.b.sync().await.unwrap();
+            let o = order(&format!("ackc{round}"), 1_000);
+            let approval = p.pa.approve_keyed(&mid(), &o, card()).await.unwrap();
+            let req = cancel(&o, &approval.pg_tid, 400, "c");
+            assert_eq!(p.pb.cancel(&mid(), &req).await.unwrap().amount_krw, 400);
+
+            p.b.sync().await.unwrap();
+            let key = p.pa.issue_billing_key(&mid(), "ack", card()).await.unwrap();
+            let o = order(&format!("ackk{round}"), 1_000);
+            p.pb.pay_with_key(&mid(), &o, &key.billing_key)
+                .await
+                .unwrap();
+
+            p.b.sync().await.unwrap();
+            let o = order(&format!("ackv{round}"), 1_000);
+            p.pa.net_cancel(&mid(), &o.order_id).await.unwrap();
+            let err = p.pb.approve_keyed(&mid(), &o, card()).await.unwrap_err();
+            assert!(
+                matches!(&err, PgError::Rejected { code, .. } if code == "ORDER_VOIDED"),
+                "round {round}: {err:?}"
+            );
+        }
+        let truth = canonical(p.truth().await);
+        assert_eq!(
+            canonical(p.a.ledger_snapshot_shared().await.unwrap()),
+            truth
+        );
+        assert_eq!(
+            canonical(p.b.ledger_snapshot_shared().await.unwrap()),
+            truth
+        );
+        p.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_write_acknowledged_through_one_instance_is_seen_through_the_other() {
+        for (store, _keep) in stores().await {
+            acknowledged_writes_are_seen(store).await;
+        }
+    }
+
     fn is_unknown_key(e: &PgError) -> bool {
         matches!(e, PgError::Rejected { code, .. } if code == "UNKNOWN_BILLING_KEY")
     }

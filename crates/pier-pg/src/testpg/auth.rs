@@ -16,7 +16,7 @@
 
 use super::cards::{self, Behaviour};
 use super::engine::Engine;
-use super::ledger::{Entry, PayMethod};
+use super::ledger::{order_subject, Entry, PayMethod};
 use super::rules::{check_order, EngineResult};
 use super::session::{AuthData, Session, SessionState, SessionStatus, SessionView};
 use crate::{AuthBegin, AuthSession, CardData, Mid, PgError};
@@ -99,6 +99,8 @@ impl Engine {
         }
         let now = self.now();
         let mut books = self.lock();
+        // The session is written, the order only read: its existence is part of the answer.
+        self.depends_on(|| order_subject(&req.order.order_id));
         if books.ledger.order(&req.order.order_id).is_some() {
             return Err(rejected("DUPLICATE_ORDER_ID", "이미 사용된 주문번호입니다.").into());
         }

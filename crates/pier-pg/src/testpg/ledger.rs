@@ -140,13 +140,18 @@ impl Entry {
     pub fn subject(&self) -> String {
         match self {
             Entry::Header { .. } => "h".to_owned(),
-            Entry::Order(rec) => format!("o:{}", rec.order_id),
+            Entry::Order(rec) => order_subject(&rec.order_id),
             Entry::Cancel(rec) => format!("c:{}:{}", rec.order_id, rec.cancellation_id),
             Entry::Key(rec) => key_subject(&rec.facts.billing_key),
-            Entry::Tombstone { order_id, .. } => format!("o:{order_id}"),
+            Entry::Tombstone { order_id, .. } => order_subject(order_id),
             Entry::Session { id, .. } => format!("s:{id}"),
         }
     }
+}
+
+/// The journal subject of an order (its record and its tombstone, `Entry::subject`).
+pub(crate) fn order_subject(order_id: &str) -> String {
+    format!("o:{order_id}")
 }
 
 /// The journal subject of a billing key (`Entry::subject`); a charge with the key reads it.

@@ -4,7 +4,7 @@
 use super::cards::{self, Behaviour};
 use super::engine::Engine;
 use super::ledger::{
-    key_subject, CancelRec, Entry, KeyRec, OrderRec, OrderState, PayMethod, State,
+    key_subject, order_subject, CancelRec, Entry, KeyRec, OrderRec, OrderState, PayMethod, State,
 };
 use super::rules::{
     cancel_exceeds, check_id, check_order, check_text, issue_refusal, rejected, replay_charge,
@@ -28,6 +28,8 @@ impl Engine {
         verdict: Verdict,
         now: i64,
     ) -> EngineResult<Approval> {
+        // Read even when only replayed (a window's completion writes its session, not the order).
+        self.depends_on(|| order_subject(&order.order_id));
         if let Some(rec) = st.order(&order.order_id) {
             // Even for the lost-response card: only the first answer is lost.
             return Ok(replay_charge(rec, mid, order)?);

@@ -137,13 +137,35 @@ impl Engine {
             .map_or(0, |sh| sh.background.count())
     }
 
-    /// Run one operation. Without a shared journal: just run it. With one: catch up, run it on
-    /// the replica capturing its entries, append them, and answer only once they are committed;
-    /// an operation that raced another instance runs again on the repaired replica.
+    /// Run one operation. Without a shared journal: just run it. With one: run it on the
+    /// replica capturing its entries, append them, and answer only once they are committed; an
+    /// operation that raced another instance runs again on the repaired replica. An operation
+    /// that writes nothing answers only from a replica that caught up first.
+    ///
+    /// Why an operation that writes may run without catching up first when the replica read the
+    /// journal's end within `FRESH` (one journal round trip, the append, instead of two; issue
+    /// #20's PostgreSQL `again` path paid both), while "a
+    /// write acknowledged by instance A is seen by any later operation on instance B" still
+    /// holds. Let W be A's acknowledged entry, committed before B's operation started, and let B
+    /// run on a replica that has not applied W (read point below W's `seq`). Then:
+    /// * if W writes a record the operation writes or reads (every record an answer rests on is
+    ///   written or declared with `depends_on`: the order of a charge, the key a charge uses, the
+    ///   order a window opens for…), B's append is refused — W is another origin's entry above
+    ///   the read point — and the operation runs again on the repaired, caught-up replica, which
+    ///   has W;
+    /// * otherwise W touches nothing the operation's answer or entries depend on, so running it
+    ///   before or after W gives the same answer and entries: as its entries are appended after
+    ///   W, the journal holds the history "W, then the operation", which is one where it saw W.
+    ///
+    /// An operation that writes nothing has no append to be refused, so nothing would catch a
+    /// stale answer ("no such order" for an order A just approved): it runs again after a
+    /// catch-up, exactly as before. Its first run cost no round trip, so reads pay what they
+    /// paid, and writes one round trip less.
     pub(crate) async fn run<T>(&self, mut op: impl FnMut(&Engine) -> T) -> Result<T, PgError> {
         let Some(sh) = &self.inner.shared else {
             return Ok(op(self));
         };
+        let mut catch_up_first = !sh.fresh();
         for _ in 0..MAX_ATTEMPTS {
             if sh.closing() {
                 return Err(unknown("append", "the test PG is shut down"));
@@ -155,7 +177,9 @@ impl Engine {
             if sh.dirty.load(Ordering::Acquire) {
                 continue;
             }
-            self.catch_up().await?;
+            if catch_up_first {
+                self.catch_up().await?;
+            }
             // A place in the appender's queue before the operation runs, so that it is queued
             // at once after (`run_queued`).
             let permit = sh
@@ -165,7 +189,12 @@ impl Engine {
                 .map_err(|_| unknown("append", "the appender stopped"))?;
             let (out, queued) = self.run_queued(sh, permit, &mut op)?;
             let Some((answer, entries)) = queued else {
-                return Ok(out);
+                if catch_up_first {
+                    return Ok(out);
+                }
+                // Nothing written, so nothing checked its view: again on a caught-up replica.
+                catch_up_first = true;
+                continue;
             };
             // The commit is a task of its own, so that its outcome is settled (committed, or
             // refused and repaired) even when this caller stops waiting (its deadline): a
@@ -392,6 +421,7 @@ impl Engine {
             }
             drop(books);
             if !full {
+                sh.mark_caught_up();
                 return Ok(());
             }
         }
@@ -426,6 +456,7 @@ impl Engine {
         *self.lock() = books;
         sh.applied.store(applied, Ordering::Release);
         sh.dirty.store(false, Ordering::Release);
+        sh.mark_caught_up();
         Ok(())
     }
 

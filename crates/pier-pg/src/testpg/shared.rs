@@ -93,6 +93,12 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8_192;
 /// Bound of one journal round trip; past it the operation's outcome is unknown.
 pub(crate) const JOURNAL_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a replica counts as fresh after reading the journal to its end: a writing operation
+/// runs on a fresh replica without catching up first (`replica::run` says why that is sound). The
+/// bound is not for soundness but for cost: an instance that only writes still catches up once
+/// a second, so its read point lags by a second at most — few conflicts, and the next catch-up
+/// reads a second of the other instances' entries, not everything since it last read.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// Tries of one operation that keeps racing other instances (each loss means another
 /// instance made progress on the same record, so more than a few is pathological).
 pub(crate) const MAX_ATTEMPTS: usize = 8;
@@ -195,6 +201,9 @@ pub(crate) struct Shared {
     pub queue: mpsc::Sender<Pending>,
     /// Held while an operation runs on the replica and queues its entries (`replica::run`).
     pub sequencer: std::sync::Mutex<()>,
+    /// When the replica last read the journal up to its end (`Shared::mark_caught_up`).
+    pub caught_up_at_ms: AtomicU64,
+    pub started: std::time::Instant,
     pub rebuilds: AtomicU64,
     pub repairs: AtomicU64,
     pub repaired_rows: AtomicU64,
@@ -227,6 +236,8 @@ impl Shared {
             done: AtomicU64::new(0),
             queue,
             sequencer: std::sync::Mutex::new(()),
+            caught_up_at_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             rebuilds: AtomicU64::new(0),
             repairs: AtomicU64::new(0),
             repaired_rows: AtomicU64::new(0),
@@ -267,6 +278,17 @@ impl Shared {
     /// Whether an operation of `Engine::run` is running on this thread.
     pub fn capturing(&self) -> bool {
         CAPTURE.with(|c| c.borrow().is_some())
+    }
+
+    pub fn mark_caught_up(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.caught_up_at_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// Whether the replica read the journal to its end within `FRESH`.
+    pub fn fresh(&self) -> bool {
+        let ms = self.started.elapsed().as_millis() as u64;
+        ms.saturating_sub(self.caught_up_at_ms.load(Ordering::Acquire)) < FRESH.as_millis() as u64
     }
 
     pub fn mark_dirty(&self) {

@@ -1,7 +1,7 @@
 //! Virtual accounts: issuing one, and the buyer's (simulated) deposit into it.
 
 use super::engine::Engine;
-use super::ledger::{Entry, OrderRec, OrderState, PayMethod, State};
+use super::ledger::{order_subject, Entry, OrderRec, OrderState, PayMethod, State};
 use super::rules::{check_order, check_text, duplicate_order, rejected, EngineResult};
 use crate::{Approval, Mid, Order, PgError, PgEvent, VbankIssued, VbankRequest};
 use pier_domain::codes;
@@ -77,6 +77,7 @@ impl Engine {
     ) -> Result<VbankIssued, PgError> {
         let bank_name = codes::bank_name(bank_code)
             .ok_or_else(|| rejected("UNSUPPORTED_BANK", "지원하지 않는 은행입니다."))?;
+        self.depends_on(|| order_subject(&order.order_id));
         if let Some(rec) = st.order(&order.order_id) {
             return match &rec.vbank {
                 Some(v)
