@@ -182,10 +182,10 @@ impl TestpgJournalStore for PgStore {
                 Err(sqlx::Error::Database(e))
                     if e.code().as_deref() == Some("23505") && tries < APPEND_TRIES =>
                 {
-                    // Appenders that collided retry at once and collide again in lockstep (4
+                    // Appenders that collided and retry at once collide again in lockstep (4
                     // appenders hammering one journal lost 16 tries in a row in 2 runs of 5 of
-                    // `racing_appends_stay_gap_free…`): a
-                    // random pause of up to 0.2 ms per try so far spreads them out.
+                    // `racing_appends_stay_gap_free…`): a random pause of up to 0.2 ms per try
+                    // so far spreads them out.
                     tokio::time::sleep(collision_pause(tries)).await;
                     continue;
                 }
