@@ -196,6 +196,9 @@ impl Pier {
             let _ = j.await;
         }
         self.engine.tasks().joined().await;
+        // No PG call is left: the test PG's journal tasks (shared journal) append what is
+        // queued and end.
+        self.testpg.shutdown().await;
         // Nothing writes any more: the group-commit writers drain their queue and end.
         self.engine.close_writes();
         let _ = self.testpg.flush_journal().await;

@@ -1,4 +1,5 @@
-//! The payment-window (authenticated payment) flow of the test PG.
+//! The payment-window (authenticated payment) flow of the test PG, up to the buyer's
+//! authentication (`complete` completes it; `session` holds the sessions).
 //!
 //! 1. Pier calls `begin_auth`; the engine opens a session and answers with
 //!    `{base_url}/testpg/window/{session_id}`, where the buyer's browser goes.
@@ -13,17 +14,14 @@
 //! returns the stored outcome and never charges twice, so a lost answer (including the billing
 //! key of a key-only session, which no `inquire` could recover) can be fetched again.
 
-use super::cards::{self, Behaviour, Decline};
-use super::crypto::Sealer;
-use super::engine::{
-    check_order, issue_refusal, verdict, CardFacts, ChargeSpec, Engine, EngineResult, Fail,
-};
-use super::ledger::{Entry, OrderState, PayMethod};
-use crate::{AuthBegin, AuthComplete, AuthOutcome, AuthSession, CardData, Mid, Order, PgError};
+use super::cards::{self, Behaviour};
+use super::engine::Engine;
+use super::ledger::{order_subject, Entry, PayMethod};
+use super::rules::{check_order, EngineResult};
+use super::session::{AuthData, Session, SessionState, SessionStatus, SessionView};
+use crate::{AuthBegin, AuthSession, CardData, Mid, PgError};
 use pier_domain::{codes, ids::random_hex};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// Wrong SMS codes a phone session tolerates before it is closed.
 pub const MAX_SMS_FAILURES: u32 = 5;
@@ -31,133 +29,12 @@ const MAX_URL_CHARS: usize = 2_048;
 
 pub const PHONE_CARRIERS: &[&str] = &["SKT", "KT", "LGT", "SKT_MVNO", "KT_MVNO", "LGT_MVNO"];
 
-#[derive(Default)]
-pub(crate) struct Sessions {
-    map: HashMap<String, Session>,
-    /// When expired sessions (and the sealed cards in them) are next swept out.
-    next_sweep_at: i64,
-}
-
 /// How often `begin_auth` sweeps expired sessions.
 const SWEEP_EVERY_SECS: i64 = 60;
 
-#[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct Session {
-    mid: Mid,
-    order: Order,
-    method: PayMethod,
-    issue_billing_key: bool,
-    return_url: String,
-    expires_at: i64,
-    state: SessionState,
-    sms_failures: u32,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(tag = "s", rename_all = "snake_case")]
-enum SessionState {
-    Pending,
-    Authenticated {
-        token: String,
-        auth: AuthData,
-    },
-    Completed {
-        token: String,
-        outcome: Result<AuthOutcome, PgError>,
-    },
-    Abandoned,
-    /// Closed after too many wrong SMS codes.
-    Failed,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(tag = "m", rename_all = "snake_case")]
-enum AuthData {
-    Card {
-        sealed: String,
-        quota: i64,
-        #[serde(with = "holder_code")]
-        holder: Option<Decline>,
-    },
-    Trans {
-        bank_code: String,
-    },
-    Phone,
-    Vbank {
-        bank_code: String,
-    },
-}
-
-/// A payment-window session as the window pages need it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SessionView {
-    pub auth_session_id: String,
-    pub mid: Mid,
-    pub order: Order,
-    /// `card`, `trans`, `phone` or `vbank`.
-    pub pay_method: String,
-    pub amount_krw: i64,
-    pub issue_billing_key: bool,
-    /// Where the page sends the browser with `auth_session_id` and `auth_token`.
-    pub return_url: String,
-    pub status: SessionStatus,
-    pub expires_at: i64,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionStatus {
-    /// Waiting for the buyer.
-    Pending,
-    /// The buyer authenticated; waiting for Pier's `complete_auth`.
-    Authenticated,
-    Completed,
-    /// The buyer closed or cancelled the window.
-    Abandoned,
-    /// Too many wrong SMS codes.
-    Failed,
-    Expired,
-}
-
-/// A holder-check refusal travels by its code (`Decline` holds `&'static str`s).
-mod holder_code {
-    use super::Decline;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Decline>, s: S) -> Result<S::Ok, S::Error> {
-        d.map(|d| d.code).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decline>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(code) => super::cards::decline_by_code(&code)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("unknown decline {code}"))),
-        }
-    }
-}
-
-impl Sessions {
-    /// Replay a session written by `Engine::log_session` (a shared journal). A session that
-    /// does not open under our key is skipped: it was not ours to read.
-    pub(crate) fn apply_sealed(&mut self, id: String, sealed: &str, sealer: &Sealer) {
-        let Some(json) = sealer.open(sealed, id.as_bytes()) else {
-            tracing::warn!("testpg journal: a window session sealed under another key; skipped");
-            return;
-        };
-        match serde_json::from_slice::<Session>(&json) {
-            Ok(s) => {
-                self.map.insert(id, s);
-            }
-            Err(e) => tracing::warn!(error = %e, "testpg journal: unreadable window session"),
-        }
-    }
-}
-
 impl Engine {
     /// Journal a session's new state (shared journals only: a file journal never held sessions).
-    fn log_session(&self, id: &str, s: &Session) {
+    pub(crate) fn log_session(&self, id: &str, s: &Session) {
         if !self.is_shared() {
             return;
         }
@@ -174,25 +51,25 @@ impl Engine {
     }
 }
 
-fn rejected(code: &str, message: &str) -> PgError {
+pub(crate) fn rejected(code: &str, message: &str) -> PgError {
     PgError::Rejected {
         code: code.into(),
         message: message.into(),
     }
 }
 
-fn no_session() -> PgError {
+pub(crate) fn no_session() -> PgError {
     rejected("NO_SUCH_SESSION", "결제 인증 정보가 존재하지 않습니다.")
+}
+
+/// Compares a secret (auth token, SMS code) in constant time: the time of a refusal must not
+/// tell how much of a guess was right.
+pub(crate) fn secret_eq(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
 
 /// The SMS code "sent" to the buyer of a phone session: derived from the session id, so the test
 /// window can show it and tests can compute it.
-/// Compares a secret (auth token, SMS code) in constant time: the time of a refusal must not
-/// tell how much of a guess was right.
-fn secret_eq(a: &str, b: &str) -> bool {
-    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
-}
-
 fn sms_code_for(session_id: &str) -> String {
     let digest = Sha256::digest(format!("testpg-sms:{session_id}").as_bytes());
     let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 1_000_000;
@@ -222,6 +99,8 @@ impl Engine {
         }
         let now = self.now();
         let mut books = self.lock();
+        // The session is written, the order only read: its existence is part of the answer.
+        self.depends_on(|| order_subject(&req.order.order_id));
         if books.ledger.order(&req.order.order_id).is_some() {
             return Err(rejected("DUPLICATE_ORDER_ID", "이미 사용된 주문번호입니다.").into());
         }
@@ -441,177 +320,6 @@ impl Engine {
                 Ok(())
             }
         }
-    }
-
-    pub(crate) fn complete_auth(&self, mid: &Mid, req: &AuthComplete) -> EngineResult<AuthOutcome> {
-        let now = self.now();
-        let mut guard = self.lock();
-        let books = &mut *guard;
-        let s = books
-            .sessions
-            .map
-            .get_mut(&req.auth_session_id)
-            .filter(|s| s.mid == *mid)
-            .ok_or_else(no_session)?;
-        if s.order.order_id != req.order.order_id
-            || s.order.merchant_uid != req.order.merchant_uid
-            || s.order.amount_krw != req.order.amount_krw
-        {
-            return Err(rejected(
-                "ORDER_MISMATCH",
-                "주문 정보가 인증 정보와 일치하지 않습니다.",
-            )
-            .into());
-        }
-        let bad_token = || rejected("INVALID_AUTH_TOKEN", "유효하지 않은 인증 토큰입니다.");
-        match &s.state {
-            SessionState::Completed { token, outcome } if secret_eq(token, &req.auth_token) => {
-                return outcome.clone().map_err(Fail::Pg);
-            }
-            SessionState::Authenticated { token, .. } if secret_eq(token, &req.auth_token) => {}
-            SessionState::Completed { .. } | SessionState::Authenticated { .. } => {
-                return Err(bad_token().into())
-            }
-            SessionState::Pending => {
-                return Err(
-                    rejected("NOT_AUTHENTICATED", "결제 인증이 완료되지 않았습니다.").into(),
-                )
-            }
-            SessionState::Abandoned => {
-                return Err(rejected("USER_CANCELLED", "사용자가 결제를 취소하였습니다.").into())
-            }
-            SessionState::Failed => {
-                return Err(rejected("AUTH_FAILED", "결제 인증에 실패하였습니다.").into())
-            }
-        }
-        if now > s.expires_at {
-            return Err(rejected("SESSION_EXPIRED", "결제 가능 시간이 지났습니다.").into());
-        }
-        let SessionState::Authenticated { auth, .. } = &s.state else {
-            return Err(bad_token().into());
-        };
-        let order = &s.order;
-        let st = &mut books.ledger;
-        let result: EngineResult<AuthOutcome> = match auth {
-            AuthData::Card {
-                sealed,
-                quota,
-                holder,
-            } => {
-                let (number, expiry) = self
-                    .inner
-                    .sealer
-                    .open_card(sealed, req.auth_session_id.as_bytes())
-                    .ok_or_else(|| rejected("AUTH_FAILED", "결제 인증에 실패하였습니다."))?;
-                let behaviour = cards::behaviour_of(&number);
-                let facts = CardFacts::new(cards::issuer_of(&number), number.masked());
-                let spec = |billing_key: Option<String>| ChargeSpec {
-                    method: PayMethod::Card,
-                    card: Some(facts.clone()),
-                    bank_code: None,
-                    quota: *quota,
-                    report_key: billing_key.is_some(),
-                    billing_key,
-                };
-                let v = verdict(behaviour, *holder, false);
-                if !s.issue_billing_key {
-                    self.charge_locked(st, mid, order, spec(None), v, now)
-                        .map(AuthOutcome::Paid)
-                } else if let Some(err) = issue_refusal(behaviour, *holder) {
-                    Err(err.into())
-                } else if order.amount_krw == 0 {
-                    let key = self.new_key(mid, None, &number, &expiry, now);
-                    Ok(AuthOutcome::BillingKeyOnly(self.store_key_locked(st, key)))
-                } else if st.order(&order.order_id).is_some() {
-                    // Already processed: the stored answer, and no second key.
-                    self.charge_locked(st, mid, order, spec(None), v, now)
-                        .map(AuthOutcome::Paid)
-                } else {
-                    // The key exists only if the first payment is approved.
-                    let key = self.new_key(mid, None, &number, &expiry, now);
-                    let result = self.charge_locked(
-                        st,
-                        mid,
-                        order,
-                        spec(Some(key.facts.billing_key.clone())),
-                        v,
-                        now,
-                    );
-                    let approved = matches!(
-                        st.order(&order.order_id),
-                        Some(rec) if rec.state == OrderState::Approved
-                    );
-                    if approved {
-                        self.store_key_locked(st, key);
-                    }
-                    result.map(AuthOutcome::Paid)
-                }
-            }
-            AuthData::Trans { bank_code } => {
-                let spec = ChargeSpec {
-                    method: PayMethod::Trans,
-                    card: None,
-                    bank_code: Some(bank_code.clone()),
-                    quota: 0,
-                    billing_key: None,
-                    report_key: false,
-                };
-                self.charge_locked(
-                    st,
-                    mid,
-                    order,
-                    spec,
-                    verdict(Behaviour::Approve, None, false),
-                    now,
-                )
-                .map(AuthOutcome::Paid)
-            }
-            AuthData::Phone => {
-                let spec = ChargeSpec {
-                    method: PayMethod::Phone,
-                    card: None,
-                    bank_code: None,
-                    quota: 0,
-                    billing_key: None,
-                    report_key: false,
-                };
-                self.charge_locked(
-                    st,
-                    mid,
-                    order,
-                    spec,
-                    verdict(Behaviour::Approve, None, false),
-                    now,
-                )
-                .map(AuthOutcome::Paid)
-            }
-            AuthData::Vbank { bank_code } => {
-                let due = now + self.inner.config.vbank_due_secs;
-                let holder = self.inner.config.vbank_holder.clone();
-                self.issue_vbank_locked(st, mid, order, bank_code, due, holder, now)
-                    .map(AuthOutcome::Vbank)
-                    .map_err(Fail::Pg)
-            }
-        };
-        // Remember the answer for replays. A charge that was never processed (the timeout card)
-        // leaves the session authenticated; one approved but unanswered is stored as approved.
-        let stored = match &result {
-            Ok(outcome) => Some(Ok(outcome.clone())),
-            Err(Fail::Pg(e)) => Some(Err(e.clone())),
-            Err(Fail::NoAnswer) => match books.ledger.order(&req.order.order_id) {
-                Some(rec) => rec.approval.clone().map(|a| Ok(AuthOutcome::Paid(a))),
-                None => None,
-            },
-        };
-        if let (Some(outcome), Some(s)) = (stored, books.sessions.map.get_mut(&req.auth_session_id))
-        {
-            s.state = SessionState::Completed {
-                token: req.auth_token.clone(),
-                outcome,
-            };
-            self.log_session(&req.auth_session_id, s);
-        }
-        result
     }
 }
 

@@ -140,13 +140,23 @@ impl Entry {
     pub fn subject(&self) -> String {
         match self {
             Entry::Header { .. } => "h".to_owned(),
-            Entry::Order(rec) => format!("o:{}", rec.order_id),
+            Entry::Order(rec) => order_subject(&rec.order_id),
             Entry::Cancel(rec) => format!("c:{}:{}", rec.order_id, rec.cancellation_id),
-            Entry::Key(rec) => format!("k:{}", rec.facts.billing_key),
-            Entry::Tombstone { order_id, .. } => format!("o:{order_id}"),
+            Entry::Key(rec) => key_subject(&rec.facts.billing_key),
+            Entry::Tombstone { order_id, .. } => order_subject(order_id),
             Entry::Session { id, .. } => format!("s:{id}"),
         }
     }
+}
+
+/// The journal subject of an order (its record and its tombstone, `Entry::subject`).
+pub(crate) fn order_subject(order_id: &str) -> String {
+    format!("o:{order_id}")
+}
+
+/// The journal subject of a billing key (`Entry::subject`); a charge with the key reads it.
+pub(crate) fn key_subject(billing_key: &str) -> String {
+    format!("k:{billing_key}")
 }
 
 #[derive(Default)]
@@ -222,6 +232,53 @@ impl State {
     pub fn live_key(&self, mid: &str, billing_key: &str) -> Option<&KeyRec> {
         let key = &self.keys[self.key_ix.get(billing_key)?];
         (key.mid == mid && key.deleted_at.is_none()).then_some(key)
+    }
+
+    /// Removes the record(s) of `entry`'s subject, so that the journal's entries of that subject
+    /// can be replayed on a clean slate (`shared::repair`). An order's subject is its record and
+    /// its tombstone. Other records keep their contents; at most one moves (`swap_remove`).
+    pub fn forget(&mut self, entry: &Entry) {
+        match entry {
+            Entry::Header { .. } | Entry::Session { .. } => {}
+            Entry::Order(OrderRec { order_id, .. }) | Entry::Tombstone { order_id, .. } => {
+                self.tombstones.remove(order_id);
+                let Some(i) = self.order_ix.remove(order_id.as_str()) else {
+                    return;
+                };
+                if let Some(v) = self.orders.swap_remove(i).and_then(|r| r.vbank) {
+                    self.accounts.remove(v.account_num.as_str());
+                }
+                if i < self.orders.len() {
+                    let moved = &self.orders[i];
+                    self.order_ix.insert(moved.order_id.clone(), i);
+                    if let Some(v) = &moved.vbank {
+                        self.accounts.insert(v.account_num.clone(), i);
+                    }
+                }
+            }
+            Entry::Cancel(rec) => {
+                let key = (rec.order_id.clone(), rec.cancellation_id.clone());
+                let Some(i) = self.cancel_ix.remove(&key) else {
+                    return;
+                };
+                self.cancels.swap_remove(i);
+                if i < self.cancels.len() {
+                    let moved = &self.cancels[i];
+                    let key = (moved.order_id.clone(), moved.cancellation_id.clone());
+                    self.cancel_ix.insert(key, i);
+                }
+            }
+            Entry::Key(rec) => {
+                let Some(i) = self.key_ix.remove(rec.facts.billing_key.as_str()) else {
+                    return;
+                };
+                self.keys.swap_remove(i);
+                if i < self.keys.len() {
+                    let moved = self.keys[i].facts.billing_key.clone();
+                    self.key_ix.insert(moved, i);
+                }
+            }
+        }
     }
 
     /// Replay one journal entry.

@@ -8,34 +8,47 @@
 //! database, and can journal it to disk so that billing keys survive a restart of an in-process
 //! demo. pgsim (`crate::pgsim`) serves the very same engine over HTTP.
 //!
-//! Module map: `cards` (test-card and BIN tables, holder rules), `engine` (state, connector
-//! operations, deposits), `auth` (payment-window sessions), `ledger` (records and snapshot),
-//! `journal` (append-only file), `crypto` (AES-256-GCM sealing of card data), `window` (pages).
+//! Module map: `cards` (test-card and BIN tables, holder rules), `config` (engine settings),
+//! `engine` (the engine's state and what every operation uses), `rules` (checks, verdicts,
+//! refusals), `ops` (charges, billing keys, cancels), `vbank` (virtual accounts, deposits),
+//! `session`, `auth` and `complete` (payment-window sessions, authentication, completion),
+//! `ledger` (records and snapshot), `journal` (append-only file), `shared` and `replica` (a
+//! journal shared by several instances: its store side and the engine's replica), `crypto`
+//! (AES-256-GCM sealing of card data), `window` (pages).
 
 pub mod accounts;
 mod auth;
 pub mod cards;
+mod complete;
+mod config;
 mod crypto;
 mod engine;
 mod journal;
 mod ledger;
+mod ops;
+mod replica;
+mod rules;
+mod session;
 mod shared;
 mod table;
+mod vbank;
 pub mod window;
 
-pub use auth::{SessionStatus, SessionView, MAX_SMS_FAILURES, PHONE_CARRIERS};
+pub use auth::{MAX_SMS_FAILURES, PHONE_CARRIERS};
 pub use cards::{Behaviour, TestCard, TEST_CARDS};
-pub use engine::{
-    parse_encryption_key, Deposit, DepositTarget, Engine, EngineConfig, MAX_AMOUNT_KRW,
-};
+pub use config::{parse_encryption_key, EngineConfig};
+pub use engine::Engine;
 pub use ledger::{
     LedgerBillingKey, LedgerCancel, LedgerOrder, LedgerSnapshot, LedgerStatus, LedgerVbank,
     LedgerVbankStatus, MerchantTotal, PayMethod,
 };
+pub use rules::MAX_AMOUNT_KRW;
+pub use session::{SessionStatus, SessionView};
+pub use vbank::{Deposit, DepositTarget};
 
-pub use shared::{JournalOp, JournalRow, SharedJournal};
+pub use shared::{JournalOp, JournalRow, JournalStats, SharedJournal};
 
-pub(crate) use engine::{EngineResult, Fail};
+pub(crate) use rules::{EngineResult, Fail};
 
 use crate::{
     Approval, AuthBegin, AuthComplete, AuthOutcome, AuthSession, BillingKey, CancelOutcome,

@@ -12,27 +12,29 @@
 //!   Appends of concurrent operations go out together (group commit: one transaction per batch).
 //! * An append is refused for an operation that raced another instance: when an entry of
 //!   another instance, appended after the operation's read point, writes one of its subjects
-//!   (the same order, billing key, session…). The journal's unique, gap-free `seq` order decides
-//!   who was first; the loser's replica is rebuilt from the journal and the operation runs again
-//!   on the truth (`run`). So the ledger in the database stays the one truth that the chaos and
-//!   reliability tests compare against, and no two instances ever both approve one order.
+//!   (the same order, billing key, session…) or one it read (a charge reads its billing key, so
+//!   a charge and a delete of the key through two instances never both pass). The journal's
+//!   unique, gap-free `seq` order decides who was first. The loser repairs its replica: the
+//!   records the operation wrote are dropped and read back from the journal (their entries
+//!   only), the replica catches up, and the operation runs again on the truth. So the ledger in
+//!   the database stays the one truth that the chaos and reliability tests compare against, no
+//!   two instances ever both approve one order, and a lost race costs what the operation
+//!   touched, not the whole journal (`replica::repair`; a full rebuild is left for an append
+//!   whose outcome is unknown).
+//!
+//! This file is the journal side (no engine in it); `replica` is the engine's side.
 //!
 //! The journal's first entry is a header proving the key that sealed its cards (the key derives
 //! from the server key): an instance started with another server key says so at start.
 
-use super::engine::{Books, Engine, EngineConfig};
-use super::journal::VERSION;
 use super::ledger::Entry;
-use super::{Deposit, DepositTarget, LedgerSnapshot, SessionView};
-use crate::PgError;
 use async_trait::async_trait;
-use pier_domain::{ids::random_hex, Clock};
 use std::cell::RefCell;
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot, watch, Mutex, Notify, RwLock};
+use tokio::task::JoinHandle;
 
 /// One operation's entries, appended all together or not at all.
 #[derive(Clone, Debug)]
@@ -41,6 +43,9 @@ pub struct JournalOp {
     pub read_point: i64,
     /// `(subject, entry as JSON)`, in order. See `Entry::subject`.
     pub entries: Vec<(String, String)>,
+    /// Subjects the operation read without writing them (a charge reads its billing key). Not
+    /// written; a later entry of another origin on one of them refuses the op all the same.
+    pub reads: Vec<String>,
 }
 
 /// One stored entry.
@@ -57,7 +62,8 @@ pub struct JournalRow {
 pub trait SharedJournal: Send + Sync + 'static {
     /// Appends `ops` in order, each atomically, under one lock so that `seq`s are gap-free and
     /// become visible in order. An op is refused (`false`, nothing written) when a stored entry of
-    /// another origin with a `seq` above the op's `read_point` has one of the op's subjects.
+    /// another origin with a `seq` above the op's `read_point` has one of the op's subjects
+    /// (written or read).
     async fn append(&self, origin: &str, ops: &[JournalOp]) -> Result<Vec<bool>, String>;
 
     /// Up to `limit` entries with `seq > after`, in `seq` order. The bodies of entries of
@@ -69,68 +75,186 @@ pub trait SharedJournal: Send + Sync + 'static {
         skip_bodies_of: Option<&str>,
     ) -> Result<Vec<JournalRow>, String>;
 
+    /// Every stored entry of the given subjects, in `seq` order, with bodies (an indexed read:
+    /// what a replica reads back after losing a race, `replica::repair`).
+    async fn read_subjects(&self, subjects: &[String]) -> Result<Vec<JournalRow>, String>;
+
     /// Retention: deletes up to `limit` entries no replica needs (replaced by a later entry of
     /// the same record, or window sessions with `seq <= sessions_upto`); returns how many.
     async fn prune(&self, sessions_upto: i64, limit: i64) -> Result<u64, String>;
 }
 
 /// Entries read per round trip when catching up or rebuilding.
-const PAGE: i64 = 2_000;
+pub(crate) const PAGE: i64 = 2_000;
 /// Operations appended in one transaction at most (a batch is whatever queued while the previous
 /// one was written; 512 bounds the statement's size at a few hundred KB).
 const MAX_BATCH: usize = 512;
 /// Operations waiting for the appender before callers wait (bounded like everything else).
 const QUEUE: usize = 8_192;
 /// Bound of one journal round trip; past it the operation's outcome is unknown.
-const JOURNAL_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const JOURNAL_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a replica counts as fresh after reading the journal to its end: a writing operation
+/// runs on a fresh replica without catching up first (`replica::run` says why that is sound). The
+/// bound is not for soundness but for cost: an instance that only writes still catches up once
+/// a second, so its read point lags by a second at most — few conflicts, and the next catch-up
+/// reads a second of the other instances' entries, not everything since it last read.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// Tries of one operation that keeps racing other instances (each loss means another
 /// instance made progress on the same record, so more than a few is pathological).
-const MAX_ATTEMPTS: usize = 8;
+pub(crate) const MAX_ATTEMPTS: usize = 8;
 
 /// How often the journal is pruned. Every entry is a record in its new state, so the journal
 /// needs one entry per record: a payment charged then cancelled twice leaves 1 order and 2 cancel
 /// entries instead of 3 order entries, and a window's 3-4 session entries go once it expired.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Entries deleted per statement at most (a few MB of dead rows at ~300 bytes each; the next
 /// statement follows at once while there is more).
-const PRUNE_LIMIT: i64 = 10_000;
+pub(crate) const PRUNE_LIMIT: i64 = 10_000;
 /// Statements per pass at most, so that one pass stays bounded (10 × 10k = 100k entries).
-const PRUNE_ROUNDS: usize = 10;
+pub(crate) const PRUNE_ROUNDS: usize = 10;
 
-const HEADER_UNSEEN: u8 = 0;
-const HEADER_OK: u8 = 1;
-const HEADER_OTHER_KEY: u8 = 2;
+pub(crate) const HEADER_UNSEEN: u8 = 0;
+pub(crate) const HEADER_OK: u8 = 1;
+pub(crate) const HEADER_OTHER_KEY: u8 = 2;
 
-thread_local! {
-    /// The entries of the operation running on this thread (operations never await).
-    static CAPTURE: RefCell<Option<Vec<Entry>>> = const { RefCell::new(None) };
+/// What the running operation wrote and read.
+#[derive(Default)]
+pub(crate) struct Capture {
+    pub entries: Vec<Entry>,
+    pub reads: Vec<String>,
 }
 
-type Pending = (JournalOp, oneshot::Sender<Result<bool, String>>);
+thread_local! {
+    /// The capture of the operation running on this thread (operations never await).
+    pub(crate) static CAPTURE: RefCell<Option<Capture>> = const { RefCell::new(None) };
+}
+
+pub(crate) type Pending = (JournalOp, oneshot::Sender<Result<bool, String>>);
+
+/// How much work keeping the replica cost (tests read it to tell a repair from a rebuild).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Full reads of the journal (one at start, two on a new journal, then one per append whose
+    /// outcome was unknown).
+    pub rebuilds: u64,
+    /// Lost races repaired by reading back only the records the operation wrote.
+    pub repairs: u64,
+    /// Entries those repairs read.
+    pub repaired_rows: u64,
+}
+
+/// Counts live tasks; the guard decrements on drop, so a task that panics is counted out too.
+#[derive(Default)]
+pub(crate) struct Live {
+    n: AtomicUsize,
+    idle: Notify,
+}
+
+pub(crate) struct LiveGuard(Arc<Live>);
+
+impl Live {
+    pub fn enter(self: &Arc<Self>) -> LiveGuard {
+        self.n.fetch_add(1, Ordering::AcqRel);
+        LiveGuard(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.n.load(Ordering::Acquire)
+    }
+
+    pub async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so an exit between the check and the wait is seen.
+            idle.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.n.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
 
 pub(crate) struct Shared {
-    journal: Arc<dyn SharedJournal>,
-    origin: String,
+    pub journal: Arc<dyn SharedJournal>,
+    pub origin: String,
     /// The last `seq` applied to this replica (written under the engine's lock).
-    applied: AtomicI64,
+    pub applied: AtomicI64,
     /// The replica may hold changes the journal refused or lost: rebuild before the next use.
-    dirty: AtomicBool,
-    header: AtomicU8,
-    /// Operations hold it shared from catch-up to commit; a rebuild holds it exclusively.
-    gate: RwLock<()>,
+    pub dirty: AtomicBool,
+    pub header: AtomicU8,
+    /// Operations hold it shared from catch-up to commit; a rebuild or a repair exclusively.
+    pub gate: Arc<RwLock<()>>,
     /// Single flight of catch-ups: `epoch` counts started ones, `done` the last finished.
-    catchup: Mutex<()>,
-    epoch: AtomicU64,
-    done: AtomicU64,
-    queue: mpsc::Sender<Pending>,
+    pub catchup: Mutex<()>,
+    pub epoch: AtomicU64,
+    pub done: AtomicU64,
+    pub queue: mpsc::Sender<Pending>,
+    /// Held while an operation runs on the replica and queues its entries (`replica::run`).
+    pub sequencer: std::sync::Mutex<()>,
+    /// When the replica last read the journal up to its end (`Shared::mark_caught_up`).
+    pub caught_up_at_ms: AtomicU64,
+    pub started: std::time::Instant,
+    pub rebuilds: AtomicU64,
+    pub repairs: AtomicU64,
+    pub repaired_rows: AtomicU64,
+    /// Set by `shutdown` first: operations are refused from then on.
+    pub closing: AtomicBool,
+    /// Set by `shutdown` once no commit is in flight: the appender drains and ends, the pruner
+    /// ends.
+    pub stop: watch::Sender<bool>,
+    /// The appender and the pruner, joined by `shutdown`.
+    pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// The appender and the pruner while they run.
+    pub background: Arc<Live>,
+    /// Commits in flight (`replica::commit`): each ends within one journal deadline.
+    pub commits: Arc<Live>,
 }
 
 impl Shared {
+    /// A journal's shared state and its appender's receiving end.
+    pub fn new(journal: Arc<dyn SharedJournal>, origin: String) -> (Self, mpsc::Receiver<Pending>) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let shared = Shared {
+            journal,
+            origin,
+            applied: AtomicI64::new(0),
+            dirty: AtomicBool::new(true),
+            header: AtomicU8::new(HEADER_UNSEEN),
+            gate: Arc::new(RwLock::new(())),
+            catchup: Mutex::new(()),
+            epoch: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            queue,
+            sequencer: std::sync::Mutex::new(()),
+            caught_up_at_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            rebuilds: AtomicU64::new(0),
+            repairs: AtomicU64::new(0),
+            repaired_rows: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            stop: watch::Sender::new(false),
+            tasks: std::sync::Mutex::new(Vec::new()),
+            background: Arc::default(),
+            commits: Arc::default(),
+        };
+        (shared, rx)
+    }
+
     /// Take an entry of the running operation.
-    pub(crate) fn capture(&self, entry: Entry) {
+    pub fn capture(&self, entry: Entry) {
         let taken = CAPTURE.with(|c| match c.borrow_mut().as_mut() {
-            Some(v) => {
-                v.push(entry);
+            Some(cap) => {
+                cap.entries.push(entry);
                 true
             }
             None => false,
@@ -142,19 +266,73 @@ impl Shared {
         }
     }
 
+    /// Note a subject the running operation's outcome depends on without writing it.
+    pub fn capture_read(&self, subject: String) {
+        CAPTURE.with(|c| {
+            if let Some(cap) = c.borrow_mut().as_mut() {
+                cap.reads.push(subject);
+            }
+        });
+    }
+
     /// Whether an operation of `Engine::run` is running on this thread.
-    pub(crate) fn capturing(&self) -> bool {
+    pub fn capturing(&self) -> bool {
         CAPTURE.with(|c| c.borrow().is_some())
     }
 
-    pub(crate) fn mark_dirty(&self) {
+    pub fn mark_caught_up(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.caught_up_at_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// Whether the replica read the journal to its end within `FRESH`.
+    pub fn fresh(&self) -> bool {
+        let ms = self.started.elapsed().as_millis() as u64;
+        ms.saturating_sub(self.caught_up_at_ms.load(Ordering::Acquire)) < FRESH.as_millis() as u64
+    }
+
+    pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        JournalStats {
+            rebuilds: self.rebuilds.load(Ordering::Acquire),
+            repairs: self.repairs.load(Ordering::Acquire),
+            repaired_rows: self.repaired_rows.load(Ordering::Acquire),
+        }
+    }
+
+    /// Keep a background task, to be joined by `shutdown`.
+    pub fn own(&self, task: JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    /// Stops and joins the appender and the pruner, after the commits in flight (each bounded
+    /// by `JOURNAL_DEADLINE`) have ended; what was queued is appended first.
+    pub async fn shutdown(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.commits.idle().await;
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "a test PG journal task failed");
+            }
+        }
     }
 }
 
-/// Marks the replica dirty when dropped armed: an append whose outcome is not known (refused,
-/// failed, or its caller gave up waiting) leaves changes the journal may not have.
-struct DirtyUnlessCommitted<'a>(Option<&'a Shared>);
+/// Marks the replica dirty when dropped armed: an append whose outcome is not known (failed, or
+/// its task was dropped) leaves changes the journal may not have.
+pub(crate) struct DirtyUnlessCommitted<'a>(pub Option<&'a Shared>);
 
 impl Drop for DirtyUnlessCommitted<'_> {
     fn drop(&mut self) {
@@ -164,13 +342,33 @@ impl Drop for DirtyUnlessCommitted<'_> {
     }
 }
 
-async fn appender(
+/// Appends what operations queue, in batches, until `stop`: then it stops taking new ones,
+/// appends what is queued, and ends.
+pub(crate) async fn appender(
     journal: Arc<dyn SharedJournal>,
     origin: String,
     mut rx: mpsc::Receiver<Pending>,
+    mut stop: watch::Receiver<bool>,
+    _live: LiveGuard,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut stopping = false;
+    loop {
+        if stopping {
+            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            tokio::select! {
+                // `recv_many` is cancel-safe: nothing is lost when the stop wins.
+                n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
+                _ = stop.wait_for(|s| *s) => {
+                    stopping = true;
+                    rx.close();
+                    continue;
+                }
+            }
+        }
         let (ops, answers): (Vec<JournalOp>, Vec<_>) = batch.drain(..).unzip();
         let res = tokio::time::timeout(JOURNAL_DEADLINE, journal.append(&origin, &ops))
             .await
@@ -195,31 +393,11 @@ async fn appender(
     }
 }
 
-/// Prunes the journal every `PRUNE_EVERY` while the engine lives (holding it only weakly, so a
-/// stopped engine stops its pruner at the next tick).
-async fn pruner(inner: std::sync::Weak<super::engine::Inner>) {
-    // `(unix time, seq applied then)`: sessions written at or before that seq were opened
-    // before that time, so they have expired once a window's lifetime has passed since.
-    let mut marks: std::collections::VecDeque<(i64, i64)> = std::collections::VecDeque::new();
-    loop {
-        tokio::time::sleep(PRUNE_EVERY).await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let engine = Engine { inner };
-        match engine.prune_once(&mut marks).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(deleted = n, "testpg journal pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruning the test PG journal"),
-        }
-    }
-}
-
 /// Notes `(now, applied)` in `marks` and answers the last `seq` whose window sessions have surely
 /// expired: the `applied` of the newest mark older than a window's lifetime plus one minute (a
 /// request that read a session just before it expired), or 0. That mark stays (re-dated to the
 /// horizon), so that later passes never answer less.
-fn expired_sessions_upto(
+pub(crate) fn expired_sessions_upto(
     marks: &mut std::collections::VecDeque<(i64, i64)>,
     now: i64,
     applied: i64,
@@ -239,331 +417,6 @@ fn expired_sessions_upto(
         marks.push_front((horizon, upto));
     }
     upto
-}
-
-fn unknown(what: &str, e: impl std::fmt::Display) -> PgError {
-    PgError::Unknown(format!("test PG journal: {what}: {e}"))
-}
-
-impl Engine {
-    /// An engine whose state lives in `journal`, shared with every other engine on it. Reads
-    /// the whole journal (call it at start-up) and refuses a journal written under another key.
-    pub async fn new_shared(
-        config: EngineConfig,
-        clock: Arc<dyn Clock>,
-        journal: Arc<dyn SharedJournal>,
-    ) -> io::Result<Self> {
-        let origin = random_hex(8);
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(appender(journal.clone(), origin.clone(), rx));
-        let shared = Shared {
-            journal,
-            origin,
-            applied: AtomicI64::new(0),
-            dirty: AtomicBool::new(true),
-            header: AtomicU8::new(HEADER_UNSEEN),
-            gate: RwLock::new(()),
-            catchup: Mutex::new(()),
-            epoch: AtomicU64::new(0),
-            done: AtomicU64::new(0),
-            queue,
-        };
-        let engine = Engine::bare(config, clock, Some(shared));
-        tokio::spawn(pruner(Arc::downgrade(&engine.inner)));
-        let io_err = |e: PgError| io::Error::other(e.to_string());
-        engine.rebuild().await.map_err(io_err)?;
-        if engine.header() == HEADER_UNSEEN {
-            // A new journal: write its header (two instances starting at once race on its
-            // subject; the loser catches up and finds the winner's).
-            let key_check = engine.key_check();
-            engine
-                .run(|e| {
-                    if e.header() == HEADER_UNSEEN {
-                        e.log(|| Entry::Header {
-                            version: VERSION,
-                            key_check: key_check.clone(),
-                        });
-                    }
-                })
-                .await
-                .map_err(io_err)?;
-            if let Some(sh) = &engine.inner.shared {
-                sh.mark_dirty();
-            }
-            engine.rebuild().await.map_err(io_err)?;
-        }
-        match engine.header() {
-            HEADER_OK => Ok(engine),
-            HEADER_OTHER_KEY => {
-                // Loud, not fatal: the database may have been used with another key before (a
-                // test database, a key rotated by hand). Cards sealed under it stay unreadable
-                // (`BILLING_KEY_UNREADABLE`) and its window sessions are skipped.
-                tracing::error!(
-                    "the test PG journal in the database was written under another server key: \
-                     its billing keys cannot be charged here (every instance on one database \
-                     needs the same server key)"
-                );
-                Ok(engine)
-            }
-            _ => Err(io::Error::other("the test PG journal has no header")),
-        }
-    }
-
-    fn header(&self) -> u8 {
-        self.inner
-            .shared
-            .as_ref()
-            .map_or(HEADER_OK, |sh| sh.header.load(Ordering::Acquire))
-    }
-
-    /// Run one operation. Without a shared journal: just run it. With one: catch up, run it on
-    /// the replica capturing its entries, append them, and answer only once they are committed;
-    /// an operation that raced another instance runs again on the rebuilt replica.
-    pub(crate) async fn run<T>(&self, mut op: impl FnMut(&Engine) -> T) -> Result<T, PgError> {
-        let Some(sh) = &self.inner.shared else {
-            return Ok(op(self));
-        };
-        for _ in 0..MAX_ATTEMPTS {
-            if sh.dirty.load(Ordering::Acquire) {
-                self.rebuild().await?;
-            }
-            let gate = sh.gate.read().await;
-            if sh.dirty.load(Ordering::Acquire) {
-                continue;
-            }
-            self.catch_up().await?;
-            let read_point = sh.applied.load(Ordering::Acquire);
-            CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
-            let out = op(self);
-            let entries = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
-            if entries.is_empty() {
-                return Ok(out);
-            }
-            let mut armed = DirtyUnlessCommitted(Some(sh));
-            let mut rows = Vec::with_capacity(entries.len());
-            for e in &entries {
-                rows.push((
-                    e.subject(),
-                    serde_json::to_string(e).map_err(|e| unknown("serializing", e))?,
-                ));
-            }
-            let (tx, rx) = oneshot::channel();
-            let op_rows = JournalOp {
-                read_point,
-                entries: rows,
-            };
-            sh.queue
-                .send((op_rows, tx))
-                .await
-                .map_err(|_| unknown("append", "the appender stopped"))?;
-            let written = rx
-                .await
-                .map_err(|_| unknown("append", "the appender stopped"))?
-                .map_err(|e| unknown("append", e))?;
-            if written {
-                armed.0 = None;
-                return Ok(out);
-            }
-            // Another instance wrote one of these records first: its entry is the truth.
-            drop(armed);
-            drop(gate);
-            tracing::debug!("testpg journal: an operation raced another instance; again");
-        }
-        Err(unknown(
-            "append",
-            "the operation kept racing other instances",
-        ))
-    }
-
-    /// One retention pass (`pruner`; tests call it with a manual clock): notes the seq applied
-    /// now in `marks`, and deletes replaced entries and the sessions of marks older than a
-    /// window's lifetime. Returns the entries deleted.
-    pub async fn prune_once(
-        &self,
-        marks: &mut std::collections::VecDeque<(i64, i64)>,
-    ) -> Result<u64, PgError> {
-        let Some(sh) = &self.inner.shared else {
-            return Ok(0);
-        };
-        let now = self.inner.clock.now_unix();
-        let applied = sh.applied.load(Ordering::Acquire);
-        let sessions_upto =
-            expired_sessions_upto(marks, now, applied, self.inner.config.session_ttl_secs);
-        let mut total = 0;
-        for _ in 0..PRUNE_ROUNDS {
-            let n = tokio::time::timeout(
-                JOURNAL_DEADLINE,
-                sh.journal.prune(sessions_upto, PRUNE_LIMIT),
-            )
-            .await
-            .map_err(|_| unknown("pruning", "timed out"))?
-            .map_err(|e| unknown("pruning", e))?;
-            total += n;
-            if n < PRUNE_LIMIT as u64 {
-                break;
-            }
-        }
-        Ok(total)
-    }
-
-    /// Apply what other instances appended since this replica's last entry.
-    async fn catch_up(&self) -> Result<(), PgError> {
-        let Some(sh) = &self.inner.shared else {
-            return Ok(());
-        };
-        let arrival = sh.epoch.load(Ordering::Acquire);
-        let _one = sh.catchup.lock().await;
-        if sh.done.load(Ordering::Acquire) > arrival {
-            // A catch-up that started after this call arrived has finished: it saw enough.
-            return Ok(());
-        }
-        let mine = sh.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        loop {
-            let from = sh.applied.load(Ordering::Acquire);
-            let rows = self.read_page(from, Some(&sh.origin)).await?;
-            let full = rows.len() as i64 >= PAGE;
-            let last = rows.last().map(|r| r.seq);
-            // Our own entries were applied when their operation ran (and come without bodies).
-            let theirs = rows.into_iter().filter(|r| r.origin != sh.origin).collect();
-            let parsed = self.parse(theirs)?;
-            let mut books = self.lock();
-            for (_, _, entry) in parsed {
-                self.apply_one(&mut books, entry);
-            }
-            if let Some(seq) = last {
-                sh.applied.store(seq, Ordering::Release);
-            }
-            drop(books);
-            if !full {
-                break;
-            }
-        }
-        sh.done.store(mine, Ordering::Release);
-        Ok(())
-    }
-
-    /// Replace the replica with the journal's state, read from the start. Exclusive: no
-    /// operation runs meanwhile.
-    async fn rebuild(&self) -> Result<(), PgError> {
-        let Some(sh) = &self.inner.shared else {
-            return Ok(());
-        };
-        let _excl = sh.gate.write().await;
-        if !sh.dirty.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let _one = sh.catchup.lock().await;
-        let mut books = Books::default();
-        let mut applied = 0;
-        sh.header.store(HEADER_UNSEEN, Ordering::Release);
-        loop {
-            let rows = self.read_page(applied, None).await?;
-            let full = rows.len() as i64 >= PAGE;
-            for (seq, _, entry) in self.parse(rows)? {
-                self.apply_one(&mut books, entry);
-                applied = seq;
-            }
-            if !full {
-                break;
-            }
-        }
-        *self.lock() = books;
-        sh.applied.store(applied, Ordering::Release);
-        sh.dirty.store(false, Ordering::Release);
-        Ok(())
-    }
-
-    async fn read_page(
-        &self,
-        after: i64,
-        skip_bodies_of: Option<&str>,
-    ) -> Result<Vec<JournalRow>, PgError> {
-        let Some(sh) = &self.inner.shared else {
-            return Ok(Vec::new());
-        };
-        let read = sh.journal.read_after(after, PAGE, skip_bodies_of);
-        tokio::time::timeout(JOURNAL_DEADLINE, read)
-            .await
-            .map_err(|_| unknown("reading", "timed out"))?
-            .map_err(|e| unknown("reading", e))
-    }
-
-    fn parse(&self, rows: Vec<JournalRow>) -> Result<Vec<(i64, String, Entry)>, PgError> {
-        rows.into_iter()
-            .map(|r| {
-                serde_json::from_str::<Entry>(&r.body)
-                    .map(|e| (r.seq, r.origin, e))
-                    .map_err(|e| unknown(&format!("entry {} is unreadable", r.seq), e))
-            })
-            .collect()
-    }
-
-    fn apply_one(&self, books: &mut Books, entry: Entry) {
-        match entry {
-            Entry::Header { version, key_check } => {
-                let Some(sh) = &self.inner.shared else {
-                    return;
-                };
-                let ok = version == VERSION && self.key_matches(&key_check);
-                // The first header decides; a later one can only be a lost race's leftover.
-                if sh.header.load(Ordering::Acquire) == HEADER_UNSEEN {
-                    let v = if ok { HEADER_OK } else { HEADER_OTHER_KEY };
-                    sh.header.store(v, Ordering::Release);
-                }
-            }
-            other => books.apply(other, &self.inner.sealer),
-        }
-    }
-
-    // ---- entry points for callers outside the connector (window pages, Pier's deposits) ----
-
-    /// Catch up with the other instances (no-op without a shared journal).
-    pub async fn sync(&self) -> Result<(), PgError> {
-        if self.inner.shared.is_none() {
-            return Ok(());
-        }
-        let sh_dirty = self
-            .inner
-            .shared
-            .as_ref()
-            .is_some_and(|sh| sh.dirty.load(Ordering::Acquire));
-        if sh_dirty {
-            self.rebuild().await?;
-        }
-        let Some(sh) = &self.inner.shared else {
-            return Ok(());
-        };
-        let _gate = sh.gate.read().await;
-        self.catch_up().await
-    }
-
-    /// `deposit`, journalled: the deposit is announced to subscribers once it is committed.
-    pub async fn deposit_shared(
-        &self,
-        target: &DepositTarget,
-        amount_krw: Option<i64>,
-    ) -> Result<Deposit, PgError> {
-        let d = self.run(|e| e.deposit(target, amount_krw)).await??;
-        if self.is_shared() {
-            let _ = self.inner.events.send(d.clone().into());
-        }
-        Ok(d)
-    }
-
-    /// `ledger_snapshot` after catching up with the other instances.
-    pub async fn ledger_snapshot_shared(&self) -> Result<LedgerSnapshot, PgError> {
-        self.sync().await?;
-        Ok(self.ledger_snapshot())
-    }
-
-    /// `session` after catching up (`None` also when the journal cannot be read).
-    pub async fn session_shared(&self, session_id: &str) -> Option<SessionView> {
-        if let Err(e) = self.sync().await {
-            tracing::warn!(error = %e, "testpg window");
-            return None;
-        }
-        self.session(session_id)
-    }
 }
 
 #[cfg(test)]

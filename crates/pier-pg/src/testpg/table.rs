@@ -49,6 +49,24 @@ impl<T> Chunked<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flatten()
     }
+
+    /// Removes the element at `i` by moving the last one into its place (the only element that
+    /// moves; its new position is `i`). `None` when `i` is out of range.
+    pub fn swap_remove(&mut self, i: usize) -> Option<T> {
+        if i >= self.len {
+            return None;
+        }
+        let last = self.chunks.last_mut()?.pop()?;
+        self.len -= 1;
+        if self.chunks.last().is_some_and(Vec::is_empty) {
+            // `push` opens a chunk whenever `len` is a multiple of `CHUNK`: no empty one may stay.
+            self.chunks.pop();
+        }
+        if i == self.len {
+            return Some(last);
+        }
+        Some(std::mem::replace(&mut self[i], last))
+    }
 }
 
 // Positions come from the ledger's own indexes, so an out-of-range one is a bug: panic like `Vec`.
@@ -106,6 +124,14 @@ impl<K: Hash + Eq> Index<K> {
         let shard = Self::shard(&key);
         self.shards[shard].insert(key, at);
     }
+
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shards[Self::shard(key)].remove(key)
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +149,29 @@ mod tests {
         c[7] = 70;
         assert_eq!(c.iter().nth(7), Some(&70));
         assert!(c.iter().skip(8).copied().eq(8..CHUNK * 2 + 5));
+    }
+
+    #[test]
+    fn swap_remove_moves_only_the_last_element() {
+        let mut c = Chunked::default();
+        for i in 0..(CHUNK + 1) {
+            c.push(i);
+        }
+        // The last element is alone in its chunk: removing it drops the chunk.
+        assert_eq!(c.swap_remove(CHUNK), Some(CHUNK));
+        assert_eq!(c.len(), CHUNK);
+        assert_eq!(c.push(7), CHUNK);
+        assert_eq!(c[CHUNK], 7);
+        assert_eq!(c.swap_remove(3), Some(3));
+        assert_eq!(c[3], 7);
+        assert_eq!(c.len(), CHUNK);
+        assert_eq!(c.swap_remove(CHUNK), None);
+        assert!(c.iter().copied().take(3).eq(0..3));
+        let mut one = Chunked::default();
+        one.push(1);
+        assert_eq!(one.swap_remove(0), Some(1));
+        assert_eq!(one.len(), 0);
+        assert_eq!(one.push(2), 0);
     }
 
     #[test]

@@ -22,10 +22,22 @@ async fn shutdown_joins_every_task_it_spawned() {
         "the store's writer runs as its task"
     );
     let TestPier { pier, others, .. } = t;
+    // The test PG's journal tasks too (2 on PostgreSQL, where its journal is shared).
+    let testpg: Vec<_> = std::iter::once(&pier)
+        .chain(&others)
+        .map(|p| p.testpg.clone())
+        .collect();
     pier.shutdown().await;
     for p in others {
         p.shutdown().await;
     }
     assert_eq!(tasks.live(), 0, "a task outlived shutdown");
     assert_eq!(store.live_tasks(), 0, "a store task outlived shutdown");
+    for pg in testpg {
+        assert_eq!(
+            pg.journal_tasks_live(),
+            0,
+            "a test PG task outlived shutdown"
+        );
+    }
 }
