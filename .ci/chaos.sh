@@ -14,7 +14,7 @@ target/debug/chaos --pier target/debug/pier --payments 200 --kills 3 --pg toss
 # one server key: the clients send each request to the next instance, the kills alternate
 # between them (kill j hits instance j mod 2), and the same invariants are checked against the
 # pgsim ledger. Its time is not the payments': a key left in flight by a killed instance is taken
-# over after 60 s, so the drive ends >= 60 s after the last kill. 103-109 s measured for 200
+# over after 60 s, so the drive ends >= 60 s after the last kill. 91-109 s measured for 200
 # payments and 4 kills, 106 s for 300, at load 12-15 on this 2-core machine (docs/RELIABILITY.md,
 # "Several instances").
 export PIER_TEST_DATABASE_URL="${PIER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
