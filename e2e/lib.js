@@ -1,8 +1,16 @@
 // Shared harness of the browser tests: a real `pier serve` (fresh temp data dir, random port),
 // a tiny merchant site, and headless Chromium driven by playwright-core.
+//
+// PIER_E2E_INSTANCES=N (2 or 3; needs PIER_TEST_DATABASE_URL and psql) makes `startPier` start
+// N `pier serve` on one fresh PostgreSQL database instead, each in its own empty directory with
+// the default test PG and one server key, behind a round-robin proxy without sticky sessions
+// (issue #20): every request of a test, the browser's and the REST checks', may land on any of
+// them. `base` is then the proxy's, and `env` is what a `pier` CLI command needs to reach the
+// same database (`--data-dir dir` alone would open a SQLite file there).
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -45,8 +53,15 @@ async function waitFor(url, ms) {
   }
 }
 
+/** Instances per Pier the tests start: PIER_E2E_INSTANCES (default 1). */
+const INSTANCES = Number(process.env.PIER_E2E_INSTANCES || 1);
+
 async function startPier() {
   if (!fs.existsSync(PIER_BIN)) throw new Error(`no pier binary at ${PIER_BIN}: run cargo build -p pier`);
+  if (!(INSTANCES >= 1 && INSTANCES <= 3 && Number.isInteger(INSTANCES))) {
+    throw new Error(`PIER_E2E_INSTANCES=${process.env.PIER_E2E_INSTANCES}: 1, 2 or 3`);
+  }
+  if (INSTANCES > 1) return startCluster(INSTANCES);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-e2e-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -66,12 +81,127 @@ async function startPier() {
   return {
     base,
     dir,
+    env: {},
+    instances: [base],
     log: () => log,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => { proc.once('exit', r); setTimeout(r, 3000); });
       fs.rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Runs `psql` on `url`; throws with its error output. */
+function psql(url, sql) {
+  const r = spawnSync('psql', [url, '-qAtc', sql], { encoding: 'utf8' });
+  if (r.error) throw new Error(`psql: ${r.error.code} (PIER_E2E_INSTANCES needs psql and PostgreSQL)`);
+  if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+/** A new, empty PostgreSQL database on the server of PIER_TEST_DATABASE_URL; dropped by `drop`. */
+function freshDatabase() {
+  const admin = process.env.PIER_TEST_DATABASE_URL;
+  if (!admin) throw new Error('PIER_E2E_INSTANCES > 1 needs PIER_TEST_DATABASE_URL (a PostgreSQL to create databases on)');
+  const name = `pier_e2e_${crypto.randomBytes(6).toString('hex')}`;
+  psql(admin, `CREATE DATABASE ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () => psql(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
+
+/** Round-robin, no stickiness: request n goes to target n mod targets.length. Counts per target. */
+async function startProxy(port, targets) {
+  const served = targets.map(() => 0);
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    const i = n++ % targets.length;
+    served[i] += 1;
+    const t = new URL(targets[i]);
+    const up = http.request({
+      host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers,
+    }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
+    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise((r) => server.listen(port, '127.0.0.1', r));
+  return { served, stop: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
+}
+
+/** One `pier serve` of a cluster: its own empty directory, the cluster's database and key. */
+async function startInstance(env, publicUrl, extra = []) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-e2e-mi-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = spawn(PIER_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', publicUrl,
+    '--data-dir', path.join(dir, 'data'), '--webhook-allow-private', ...extra], {
+    env: {
+      ...process.env,
+      ...env,
+      PIER_DEMO_IMP_CODE: DEMO.code,
+      PIER_DEMO_IMP_KEY: DEMO.key,
+      PIER_DEMO_IMP_SECRET: DEMO.secret,
+      RUST_LOG: process.env.RUST_LOG || 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  proc.stderr.on('data', (d) => { log = (log + d.toString()).slice(-20000); });
+  await waitFor(`${base}/healthz`, 15000);
+  return {
+    base,
+    log: () => log,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => { proc.once('exit', r); setTimeout(r, 3000); });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `n` instances on one fresh PostgreSQL database behind a round-robin proxy (see the top of this
+ * file). The first starts alone (it migrates the new database and creates the demo merchant);
+ * the others then start together with the same settings.
+ */
+async function startCluster(n) {
+  const db = freshDatabase();
+  const env = { PIER_DATABASE_URL: db.url, PIER_SERVER_KEY: crypto.randomBytes(32).toString('hex') };
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const insts = [];
+  let proxy;
+  const cliDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-e2e-cli-'));
+  const stop = async () => {
+    if (proxy) await proxy.stop();
+    await Promise.all(insts.map((i) => i.stop()));
+    fs.rmSync(cliDir, { recursive: true, force: true });
+    db.drop();
+    // A round-robin that left an instance idle tested one instance.
+    if (proxy && proxy.served.some((s) => s === 0)) throw new Error(`requests per instance: ${proxy.served}`);
+  };
+  try {
+    insts.push(await startInstance(env, base));
+    insts.push(...await Promise.all(Array.from({ length: n - 1 }, () => startInstance(env, base))));
+    proxy = await startProxy(port, insts.map((i) => i.base));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    base,
+    // A directory of its own for the CLI: with `env` it writes nothing there either.
+    dir: cliDir,
+    env,
+    instances: insts.map((i) => i.base),
+    served: proxy.served,
+    log: () => insts.map((i, k) => `--- instance ${k} ---\n${i.log()}`).join('\n'),
+    stop,
   };
 }
 
@@ -203,6 +333,6 @@ function uid(prefix) {
 }
 
 module.exports = {
-  PIER_BIN, freePort, waitFor, DEMO, CARD_OK, CARD_DECLINE, startPier, startMerchant, launch, withBrowser, requestPay, rest, payment,
-  payByCard, uid,
+  PIER_BIN, INSTANCES, freePort, waitFor, DEMO, CARD_OK, CARD_DECLINE, startPier, startProxy, startMerchant, launch, withBrowser,
+  requestPay, rest, payment, payByCard, uid,
 };

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds pier, installs the pinned test dependencies, and runs the browser tests in headless
 # Chromium (Debian package: apt-get install -y chromium). Prints node's test runner summary.
+# PIER_E2E_INSTANCES=2 (or 3) runs every test through a round-robin of that many instances on one
+# fresh PostgreSQL database made on PIER_TEST_DATABASE_URL (needs psql; see e2e/lib.js).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."

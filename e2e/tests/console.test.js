@@ -16,14 +16,17 @@ const T = { timeout: 60000 };
 const PASSWORD = 'correct horse battery staple';
 const tid = (id) => `[data-testid="${id}"]`;
 
-function pierCli(dir, args, input) {
-  const r = spawnSync(PIER_BIN, [...args, '--data-dir', dir], { input, encoding: 'utf8' });
+/** A `pier` command on the server's data dir (and its database when it has several instances). */
+function pierCli(pier, args, input) {
+  const r = spawnSync(PIER_BIN, [...args, '--data-dir', pier.dir], {
+    input, encoding: 'utf8', env: { ...process.env, ...pier.env },
+  });
   if (r.status !== 0) throw new Error(`pier ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
 }
 
 function createOperator(pier, email, role) {
-  return pierCli(pier.dir, ['operator', 'create', '--merchant', DEMO.code, '--email', email,
+  return pierCli(pier, ['operator', 'create', '--merchant', DEMO.code, '--email', email,
     '--role', role, '--password-stdin'], `${PASSWORD}\n`);
 }
 
@@ -44,12 +47,12 @@ describe('Pier merchant console', () => {
     pier = await startPier();
     shop = await startMerchant(pier.base);
     // Webhooks to the shop (it answers 200 to any POST), so the delivery log has a row.
-    pierCli(pier.dir, ['merchant', 'set-webhook', '--merchant', DEMO.code, '--url', `${shop.base}/hook`]);
+    pierCli(pier, ['merchant', 'set-webhook', '--merchant', DEMO.code, '--url', `${shop.base}/hook`]);
     const id = createOperator(pier, 'admin@shop.example', 'admin');
     assert.match(id, /^op_[0-9a-f]{24}$/);
     createOperator(pier, 'viewer@shop.example', 'viewer');
     // A password under 12 characters is refused.
-    assert.throws(() => pierCli(pier.dir, ['operator', 'create', '--merchant', DEMO.code,
+    assert.throws(() => pierCli(pier, ['operator', 'create', '--merchant', DEMO.code,
       '--email', 'short@shop.example', '--role', 'viewer', '--password-stdin'], 'elevenchars\n'), /12 characters/);
     const r = await rest(pier.base, 'POST', '/subscribe/payments/onetime', {
       merchant_uid: uid('console'), amount: 12000, card_number: CARD_OK, expiry: '2030-12',
@@ -212,8 +215,8 @@ describe('Pier merchant console', () => {
   });
 
   it("another merchant's operator sees none of these payments; CSRF-less and cross-site posts are refused", T, async () => {
-    const other = JSON.parse(pierCli(pier.dir, ['merchant', 'create', '--name', 'Other shop', '--json']));
-    pierCli(pier.dir, ['operator', 'create', '--merchant', other.imp_code, '--email', 'admin@other.example',
+    const other = JSON.parse(pierCli(pier, ['merchant', 'create', '--name', 'Other shop', '--json']));
+    pierCli(pier, ['operator', 'create', '--merchant', other.imp_code, '--email', 'admin@other.example',
       '--role', 'admin', '--password-stdin'], `${PASSWORD}\n`);
     await withBrowser(async (page) => {
       await signIn(page, pier.base, 'admin@other.example');

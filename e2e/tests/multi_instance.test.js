@@ -10,11 +10,10 @@ const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const {
-  PIER_BIN, DEMO, freePort, waitFor, startMerchant, withBrowser, requestPay, payment, payByCard, uid,
+  PIER_BIN, DEMO, freePort, waitFor, startProxy, startMerchant, withBrowser, requestPay, payment, payByCard, uid,
 } = require('../lib');
 
 const T = { timeout: 30000 };
@@ -57,25 +56,6 @@ async function startInstance(url, publicUrl, serverKey, extra = []) {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Round-robin, no stickiness: request n goes to instance n mod 2. Counts per instance. */
-async function startProxy(port, targets) {
-  const served = targets.map(() => 0);
-  let n = 0;
-  const server = http.createServer((req, res) => {
-    const i = n++ % targets.length;
-    served[i] += 1;
-    const t = new URL(targets[i]);
-    const up = http.request({
-      host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers,
-    }, (r) => { res.writeHead(r.statusCode, r.headers); r.pipe(res); });
-    up.on('error', () => { res.writeHead(502); res.end(); });
-    req.pipe(up);
-  });
-  server.keepAliveTimeout = 1000;
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  return { served, stop: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
 }
 
 describe('two instances behind a round-robin proxy', { skip: skip || false }, () => {

@@ -73,7 +73,7 @@ describe('Toss Payments window through Pier', () => {
     const out = await run(
       ['channel', 'add', '--data-dir', pier.dir, '--merchant', DEMO.code, '--pg', 'tosspayments',
         '--secret-key-stdin', '--client-key', sim.clientKey, '--api-base', sim.base, '--mid', MID],
-      { input: `${sim.secret}\n` },
+      { input: `${sim.secret}\n`, env: pier.env },
     );
     const channel = JSON.parse(out);
     assert.equal(channel.pg_provider, 'tosspayments');

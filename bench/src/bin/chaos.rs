@@ -15,9 +15,17 @@
 //! - every client told "paid" sees that payment paid in Pier, and no client told "failed" was
 //!   charged; nothing is left unsettled in Pier.
 //!
+//! With `--instances N` (2 or 3) it runs N `pier serve` on one fresh PostgreSQL database
+//! (created on `--database-url`, default `PIER_TEST_DATABASE_URL`; each instance in its own
+//! empty directory, one server key) instead of one on SQLite: the clients send each request to
+//! the next instance (round-robin, no stickiness, retries included), and the kills alternate
+//! between the instances (kill j hits instance j mod N), so work cut on one is finished by another.
+//! The checks are the same.
+//!
 //! Usage (see bench/chaos.sh and docs/RELIABILITY.md):
 //!   cargo build --release -p pier -p pier-bench
 //!   target/release/chaos --payments 1000 --kills 5
+//!   target/release/chaos --payments 300 --kills 4 --instances 2
 //!
 //! Extension points for checks being built in parallel are marked `EXTENSION POINT`.
 
@@ -27,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -76,6 +84,13 @@ struct Args {
     /// Give up on one payment after this long (it then counts as a violation).
     #[arg(long, default_value_t = 600)]
     payment_timeout_secs: u64,
+    /// `pier serve` instances behind the clients' round-robin: 1 (SQLite), or 2-3 on one fresh
+    /// PostgreSQL database created on `--database-url`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3))]
+    instances: u64,
+    /// A PostgreSQL URL to create the fresh database on (`--instances` > 1); the run drops it.
+    #[arg(long, env = "PIER_TEST_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 /// A tiny deterministic RNG (xorshift64*), enough for choosing cards, amounts and moments.
@@ -134,8 +149,12 @@ struct Counters {
 }
 
 struct Pier {
+    /// `pier`, or `pier-a`, `pier-b`... with several instances: the prefix of its logs.
+    name: String,
     bin: PathBuf,
     data: PathBuf,
+    /// The shared database's URL and server key (several instances), else SQLite in `data`.
+    shared: Option<(String, String)>,
     listen: String,
     deadline_ms: u64,
     child: Option<Child>,
@@ -147,11 +166,19 @@ impl Pier {
     fn common(&self, cmd: &mut Command) {
         cmd.env("PIER_DATA_DIR", &self.data)
             .env("RUST_LOG", "info,sqlx=warn");
+        if let Some((url, key)) = &self.shared {
+            cmd.env("PIER_DATABASE_URL", url)
+                .env("PIER_SERVER_KEY", key);
+        }
+    }
+
+    fn log_path(&self, start: u64) -> PathBuf {
+        self.logs.join(format!("{}-{start}.log", self.name))
     }
 
     fn start(&mut self) -> std::io::Result<()> {
         self.starts += 1;
-        let log = std::fs::File::create(self.logs.join(format!("pier-{}.log", self.starts)))?;
+        let log = std::fs::File::create(self.log_path(self.starts))?;
         let mut cmd = Command::new(&self.bin);
         cmd.args([
             "serve",
@@ -228,7 +255,9 @@ async fn wait_healthy(http: &reqwest::Client, url: &str, within: Duration) -> an
 
 struct Client {
     http: reqwest::Client,
-    base: String,
+    /// The instances' base URLs: each request goes to the next one.
+    bases: Vec<String>,
+    turn: AtomicUsize,
     key: String,
     secret: String,
     token: Mutex<String>,
@@ -237,10 +266,16 @@ struct Client {
 }
 
 impl Client {
+    /// The instance for the next request (round-robin).
+    fn base(&self) -> &str {
+        let n = self.turn.fetch_add(1, Ordering::Relaxed);
+        &self.bases[n % self.bases.len()]
+    }
+
     async fn refresh_token(&self) -> bool {
         let r = self
             .http
-            .post(format!("{}/users/getToken", self.base))
+            .post(format!("{}/users/getToken", self.base()))
             .json(&json!({"imp_key": self.key, "imp_secret": self.secret}))
             .send()
             .await;
@@ -268,7 +303,7 @@ impl Client {
         let token = self.token.lock().unwrap().clone();
         let mut rb = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base()))
             .header("Authorization", format!("Bearer {token}"))
             .timeout(Duration::from_secs(15));
         if let Some(b) = body {
@@ -434,18 +469,52 @@ async fn main() -> anyhow::Result<()> {
         format!("http://{addr}/hook")
     };
 
+    // Several instances: one fresh PostgreSQL database and one server key for all of them.
+    let n = a.instances as usize;
+    let db = if n > 1 {
+        let admin = a.database_url.clone().ok_or_else(|| {
+            anyhow::anyhow!("--instances > 1 needs --database-url or PIER_TEST_DATABASE_URL")
+        })?;
+        Some(FreshDb::create(&admin, a.seed).await?)
+    } else {
+        None
+    };
+    // A server key of 32 random bytes, as `PIER_SERVER_KEY` takes it (hex).
+    let shared = db
+        .as_ref()
+        .map(|d| (d.url.clone(), pier_domain::ids::random_hex(32)));
+
     // Pier, with a merchant whose default channel is that PG.
-    let pier_port = free_port();
-    let base = format!("http://127.0.0.1:{pier_port}");
-    let pier = Arc::new(Mutex::new(Pier {
-        bin: pier_bin.clone(),
-        data: work.join("data"),
-        listen: format!("127.0.0.1:{pier_port}"),
-        deadline_ms: a.pg_deadline_ms,
-        child: None,
-        starts: 0,
-        logs: logs.clone(),
-    }));
+    let piers: Vec<Arc<Mutex<Pier>>> = (0..n)
+        .map(|i| {
+            let port = free_port();
+            Arc::new(Mutex::new(Pier {
+                name: if n == 1 {
+                    "pier".to_owned()
+                } else {
+                    format!("pier-{}", (b'a' + i as u8) as char)
+                },
+                bin: pier_bin.clone(),
+                // Each instance in its own (empty, and left empty on PostgreSQL) directory.
+                data: if n == 1 {
+                    work.join("data")
+                } else {
+                    work.join(format!("data-{i}"))
+                },
+                shared: shared.clone(),
+                listen: format!("127.0.0.1:{port}"),
+                deadline_ms: a.pg_deadline_ms,
+                child: None,
+                starts: 0,
+                logs: logs.clone(),
+            }))
+        })
+        .collect();
+    let bases: Vec<String> = piers
+        .iter()
+        .map(|p| format!("http://{}", p.lock().unwrap().listen))
+        .collect();
+    let pier = piers[0].clone();
     let creds: Value = {
         let p = pier.lock().unwrap();
         let out = p.run(&["merchant", "create", "--name", "chaos", "--json"])?;
@@ -494,12 +563,15 @@ async fn main() -> anyhow::Result<()> {
         ])?;
         v
     };
-    pier.lock().unwrap().start()?;
-    wait_healthy(&http, &base, Duration::from_secs(30)).await?;
+    for (p, base) in piers.iter().zip(&bases) {
+        p.lock().unwrap().start()?;
+        wait_healthy(&http, base, Duration::from_secs(30)).await?;
+    }
 
     let client = Arc::new(Client {
         http: http.clone(),
-        base: base.clone(),
+        bases: bases.clone(),
+        turn: AtomicUsize::new(0),
         key: creds["imp_key"].as_str().unwrap_or_default().to_owned(),
         secret: creds["imp_secret"].as_str().unwrap_or_default().to_owned(),
         token: Mutex::new(String::new()),
@@ -563,14 +635,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    // The killer: SIGKILL at random moments spread over the run, restart right after.
+    // The killer: SIGKILL at random moments spread over the run, restart right after. With
+    // several instances kill j hits instance j mod N while the others keep serving.
     let kills_done = Arc::new(AtomicU64::new(0));
     let killer = {
-        let (pier, client, http, base, kills_done) = (
-            pier.clone(),
+        let (piers, client, http, bases, kills_done) = (
+            piers.clone(),
             client.clone(),
             http.clone(),
-            base.clone(),
+            bases.clone(),
             kills_done.clone(),
         );
         let (n, k) = (a.payments, a.kills);
@@ -582,17 +655,20 @@ async fn main() -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 tokio::time::sleep(Duration::from_millis(krng.below(400))).await;
+                let victim = (j as usize - 1) % piers.len();
+                let (pier, base) = (&piers[victim], &bases[victim]);
                 pier.lock().unwrap().kill();
                 kills_done.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(krng.below(1000))).await;
                 if let Err(e) = pier.lock().unwrap().start() {
                     eprintln!("restart failed: {e}");
                 }
-                if let Err(e) = wait_healthy(&http, &base, Duration::from_secs(60)).await {
+                if let Err(e) = wait_healthy(&http, base, Duration::from_secs(60)).await {
                     eprintln!("{e}");
                 }
                 eprintln!(
-                    "[chaos] kill {j}/{k} done at {} payments",
+                    "[chaos] kill {j}/{k} ({}) done at {} payments",
+                    pier.lock().unwrap().name,
                     client.c.done.load(Ordering::Relaxed)
                 );
             }
@@ -930,9 +1006,12 @@ async fn main() -> anyhow::Result<()> {
         && looked_up == outcomes.len();
     let log_count = |needle: &str| -> u64 {
         let mut n = 0;
-        for s in 1..=pier.lock().unwrap().starts {
-            if let Ok(t) = std::fs::read_to_string(logs.join(format!("pier-{s}.log"))) {
-                n += t.matches(needle).count() as u64;
+        for p in &piers {
+            let p = p.lock().unwrap();
+            for s in 1..=p.starts {
+                if let Ok(t) = std::fs::read_to_string(p.log_path(s)) {
+                    n += t.matches(needle).count() as u64;
+                }
             }
         }
         n
@@ -941,7 +1020,8 @@ async fn main() -> anyhow::Result<()> {
         "ok": ok,
         "payments": a.payments,
         "kills": kills_done.load(Ordering::Relaxed),
-        "pier_starts": pier.lock().unwrap().starts,
+        "instances": n,
+        "pier_starts": piers.iter().map(|p| p.lock().unwrap().starts).sum::<u64>(),
         "seconds": {"drive": drive_secs, "total": started.elapsed().as_secs_f64()},
         "faults": {
             "pg": a.pg,
@@ -984,6 +1064,14 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     drop(pier);
+    drop(piers);
+    if let Some(db) = db {
+        if ok {
+            db.drop_it().await;
+        } else {
+            eprintln!("[chaos] the database {} is kept for inspection", db.url);
+        }
+    }
     if !ok {
         // An error return, not `process::exit`: the PG simulator is killed by its guard on the
         // way out (exit skipped it, and a failed run left `pier tosssim` running).
@@ -994,6 +1082,52 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("[chaos] OK");
     Ok(())
+}
+
+/// The fresh PostgreSQL database of a run with several instances: created empty (the first
+/// `pier` command migrates it), dropped after a passing run.
+struct FreshDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDb {
+    async fn create(admin: &str, seed: u64) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let name = format!("pier_chaos_{}_{seed}", std::process::id());
+        let mut c = sqlx::PgConnection::connect(admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await?;
+        c.close().await?;
+        // The admin URL with the database name replaced (its query string kept).
+        let (head, query) = match admin.split_once('?') {
+            Some((h, q)) => (h, format!("?{q}")),
+            None => (admin, String::new()),
+        };
+        let server = match head.rfind('/') {
+            Some(i) if i > head.find("//").map_or(0, |j| j + 1) => &head[..i],
+            _ => head,
+        };
+        let url = format!("{server}/{name}{query}");
+        Ok(Self {
+            admin: admin.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    async fn drop_it(self) {
+        use sqlx::Connection;
+        if let Ok(mut c) = sqlx::PgConnection::connect(&self.admin).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            if let Err(e) = sqlx::query(&sql).execute(&mut c).await {
+                eprintln!("[chaos] dropping {}: {e}", self.name);
+            }
+            let _ = c.close().await;
+        }
+    }
 }
 
 /// Kills pgsim when main returns (including on errors).

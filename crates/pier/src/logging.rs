@@ -11,6 +11,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
@@ -34,16 +35,30 @@ pub fn is_json() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-pub fn init(format: LogFormat) {
+/// `to_stderr`: for the one-shot commands, whose stdout is their answer (`merchant create
+/// --json`, `operator create`, `channel add`…): a log line there (on PostgreSQL the store logs
+/// at start) would break a caller that parses it. The servers log to stdout.
+pub fn init(format: LogFormat, to_stderr: bool) {
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let (writer, terminal) = if to_stderr {
+        (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        )
+    } else {
+        (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     // `try_init`: a second initialisation (tests) is not an error worth dying for.
     let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(terminal).try_init(),
         LogFormat::Json => builder
             .fmt_fields(JsonFields::new())
             .event_format(JsonLine)

@@ -153,7 +153,8 @@ fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(cli.log_format);
+    let server = matches!(cli.cmd, Cmd::Serve(_) | Cmd::Pgsim(_) | Cmd::Tosssim(_));
+    logging::init(cli.log_format, !server);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

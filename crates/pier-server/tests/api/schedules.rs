@@ -1141,3 +1141,133 @@ async fn an_unknown_outcome_is_never_charged_twice() {
     assert_eq!(b["code"], 1);
     t.pier.shutdown().await;
 }
+
+/// Two instances on one PostgreSQL database, each in its own empty directory with the default
+/// (in-process) test PG, whose journal they share: their schedulers tick at the same moments
+/// over the same due schedules (small batches, so their claims interleave), and every schedule
+/// is executed and charged exactly once — the test PG's ledger as either instance reads it, and
+/// the schedules as either instance answers them. (`three_instances_execute_1000_schedules_exactly_once`
+/// does the same through a shared pgsim with the scheduler jobs running.)
+#[tokio::test]
+async fn two_instances_on_the_default_test_pg_execute_each_schedule_once() {
+    if std::env::var("PIER_TEST_STORE").as_deref() != Ok("postgres") {
+        eprintln!("note: two_instances_on_the_default_test_pg_execute_each_schedule_once needs PostgreSQL (PIER_TEST_STORE=postgres); skipped on SQLite");
+        return;
+    }
+    // 40 schedules in batches of 3: ~7 rounds in which both instances claim at once.
+    const N: usize = 40;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db = fresh_database(dir_a.path()).await;
+    let clock = pier_domain::ManualClock::new(START);
+    // The ticks below are the scheduler's; a PG deadline far above the test PG's latency keeps
+    // a loaded machine from turning a charge into an unknown outcome (which would wait for the
+    // reconciler instead of completing in the tick).
+    let o = Opts {
+        pg_deadline: Duration::from_secs(5),
+        ..Opts::default()
+    };
+    let manual = |c: &mut pier_server::Config| {
+        fast_jobs(c);
+        c.run_jobs = false;
+    };
+    let a = start_pier(&db.url, dir_a.path(), &clock, &o, manual).await;
+    let b = start_pier(&db.url, dir_b.path(), &clock, &o, |c| {
+        manual(c);
+        c.create_demo = false;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let call = |rb: reqwest::RequestBuilder| async move {
+        let v: Value = rb.send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["code"], 0, "{v}");
+        v["response"].clone()
+    };
+    let token = |base: String| async move {
+        call(
+            reqwest::Client::new()
+                .post(format!("{base}/users/getToken"))
+                .json(&json!({"imp_key": DEMO_KEY, "imp_secret": DEMO_SECRET})),
+        )
+        .await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The key is issued through A, the schedules registered through B.
+    let tok = token(a.base_url()).await;
+    call(
+        http.post(format!("{}/subscribe/customers/two", a.base_url()))
+            .header("Authorization", &tok)
+            .json(&json!({"card_number": CARD_OK, "expiry": "2030-12", "birth": "880101", "pwd_2digit": "12"})),
+    )
+    .await;
+    let items: Vec<Value> = (0..N)
+        .map(|i| item(&format!("two-{i:03}"), START + HOUR, 1000 + i as i64))
+        .collect();
+    call(
+        http.post(format!("{}/subscribe/payments/schedule", b.base_url()))
+            .header("Authorization", &tok)
+            .json(&json!({"customer_uid": "two", "schedules": items})),
+    )
+    .await;
+    clock.advance(HOUR);
+    let (ea, eb) = (a.engine.clone(), b.engine.clone());
+    let mut ran = (0, 0);
+    loop {
+        let (x, y) = tokio::join!(ea.run_due_schedules(3), eb.run_due_schedules(3));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        if x + y == 0 {
+            break;
+        }
+        ran = (ran.0 + x, ran.1 + y);
+    }
+    assert_eq!(ran.0 + ran.1, N, "executions (A, B) = {ran:?}");
+    assert!(ran.0 > 0 && ran.1 > 0, "both schedulers ran some: {ran:?}");
+    // Later ticks find nothing.
+    clock.advance(DAY);
+    let (x, y) = tokio::join!(ea.run_due_schedules(100), eb.run_due_schedules(100));
+    assert_eq!((x.unwrap(), y.unwrap()), (0, 0));
+    // The test PG's books, as each instance reads them: one approval per schedule, its amount.
+    for p in [&a, &b] {
+        let ledger = p.testpg.ledger_snapshot_shared().await.unwrap();
+        for i in 0..N {
+            let uid = format!("two-{i:03}");
+            let orders: Vec<_> = ledger
+                .orders
+                .iter()
+                .filter(|o| o.merchant_uid == uid)
+                .collect();
+            assert_eq!(orders.len(), 1, "{uid}: {orders:?}");
+            assert_eq!(
+                orders[0].status,
+                pier_pg::testpg::LedgerStatus::Approved,
+                "{uid}"
+            );
+            assert_eq!(
+                ledger.total(&orders[0].mid, &uid).map(|t| t.net_krw),
+                Some(1000 + i as i64),
+                "{uid}"
+            );
+        }
+    }
+    // Each instance answers every schedule executed and paid (a new token: the clock moved a day).
+    let tok = token(b.base_url()).await;
+    for (i, p) in [&a, &b].into_iter().cycle().take(N).enumerate() {
+        let r = call(
+            http.get(format!(
+                "{}/subscribe/payments/schedule/two-{i:03}",
+                p.base_url()
+            ))
+            .header("Authorization", &tok),
+        )
+        .await;
+        assert_eq!(
+            (r["schedule_status"].as_str(), r["payment_status"].as_str()),
+            (Some("executed"), Some("paid")),
+            "{r}"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    drop(db);
+}
