@@ -58,6 +58,7 @@ mod refunds;
 mod retention;
 mod row;
 mod rows;
+mod schedule_guards;
 mod schedules;
 pub mod testdb;
 mod testpg_journal;

@@ -10,6 +10,7 @@
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
 use crate::models::{OutboxEvent, Page, PaymentStatus, RunState, ScheduleStatus};
+use crate::schedule_guards::{may_become, rearmable};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,55 +213,6 @@ const SCHEDULE_COLS: &str = "merchant_id, merchant_uid, customer_uid, customer_i
      tax_free, vat_amount, card_quota, name, buyer_name, buyer_email, buyer_tel, buyer_addr, buyer_postcode, \
      custom_data, notice_urls, pg_provider, pg_id, schedule_status, run_state, lease_until, attempt_imp_uid, \
      imp_uid, payment_status, fail_reason, executed_at, revoked_at, created_at, updated_at";
-
-/// `'a', 'b'`: SQL literals of statuses.
-fn sql_list<T: Copy>(items: impl Iterator<Item = T>, name: fn(T) -> &'static str) -> String {
-    items
-        .map(|t| format!("'{}'", name(t)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The guard of an update moving a schedule to `to`: the statuses the domain lets become `to`
-/// (`ScheduleStatus::can_become`), so the SQL guards follow the one state machine.
-fn may_become(to: ScheduleStatus) -> String {
-    let from = ScheduleStatus::ALL.into_iter().filter(|s| s.can_become(to));
-    format!(
-        "schedule_status IN ({})",
-        sql_list(from, ScheduleStatus::as_str)
-    )
-}
-
-/// The guard of a re-arm, from `ScheduleStatus::rearmable`: each status that may be re-armed,
-/// with the payment statuses it may be re-armed after where that matters.
-fn rearmable() -> &'static str {
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        let payments = || PaymentStatus::ALL.into_iter().map(Some).chain([None]);
-        let mut any = Vec::new();
-        for st in ScheduleStatus::ALL {
-            let ok: Vec<Option<PaymentStatus>> = payments().filter(|p| st.rearmable(*p)).collect();
-            let is = format!("schedule_status = '{}'", st.as_str());
-            if ok.len() == payments().count() {
-                any.push(is);
-            } else if !ok.is_empty() {
-                let mut p = Vec::new();
-                let named = ok.iter().flatten().copied();
-                if named.clone().next().is_some() {
-                    p.push(format!(
-                        "payment_status IN ({})",
-                        sql_list(named, PaymentStatus::as_str)
-                    ));
-                }
-                if ok.contains(&None) {
-                    p.push("payment_status IS NULL".into());
-                }
-                any.push(format!("({is} AND ({}))", p.join(" OR ")));
-            }
-        }
-        format!("({})", any.join(" OR "))
-    })
-}
 
 /// A status column's value as the model's type.
 fn parse_status<T: std::str::FromStr>(col: &str, v: &str) -> sqlx::Result<T> {
@@ -591,25 +543,3 @@ impl_schedule_store!(
     "json_to_recordset($1::json) AS v(fm text, fu text, fa text, fi text, fs text, fr text, fe int8)",
     pg_impl
 );
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guards_follow_the_domain() {
-        assert_eq!(
-            may_become(ScheduleStatus::Revoked),
-            "schedule_status IN ('scheduled')"
-        );
-        assert_eq!(
-            may_become(ScheduleStatus::Executed),
-            "schedule_status IN ('scheduled')"
-        );
-        assert_eq!(
-            rearmable(),
-            "((schedule_status = 'executed' AND (payment_status IN ('failed'))) \
-             OR schedule_status = 'revoked')"
-        );
-    }
-}
