@@ -15,7 +15,10 @@ pub use card::{Birth, CardFilter, CardNumber, Expiry, Pwd2Digit};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{CustomerUid, ImpUid, MerchantUid};
 pub use money::Amount;
-pub use status::{CertificationStatus, DeliveryState, PaymentStatus, RunState, ScheduleStatus};
+pub use status::{
+    CertificationStatus, CheckoutState, DeliveryState, PaymentStatus, RefundState, RunState,
+    ScheduleStatus,
+};
 
 /// A field that failed validation. `field` is the wire name, so the message can name it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

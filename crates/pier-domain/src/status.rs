@@ -253,10 +253,92 @@ impl fmt::Display for CertificationStatus {
     }
 }
 
+/// Where a cancel (refund) request stands at the PG. `in_flight` while its PG call runs,
+/// `unknown` when the call's outcome is unknown (the refunds job asks again), then `done`
+/// (cancelled at the PG) or `released` (refused: its hold on the payment is given back).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    #[default]
+    InFlight,
+    Unknown,
+    Done,
+    Released,
+}
+
+impl RefundState {
+    pub const ALL: [RefundState; 4] = [Self::InFlight, Self::Unknown, Self::Done, Self::Released];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::Unknown => "unknown",
+            Self::Done => "done",
+            Self::Released => "released",
+        }
+    }
+
+    /// Only an open request (in flight or unknown) moves; `done` and `released` are final.
+    pub fn can_become(self, to: RefundState) -> bool {
+        matches!(self, Self::InFlight | Self::Unknown) && to != Self::InFlight
+    }
+}
+
+impl FromStr for RefundState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for RefundState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A payment window's session: `open` until its result is recorded, then `done` (final).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckoutState {
+    Open,
+    Done,
+}
+
+impl CheckoutState {
+    pub const ALL: [CheckoutState; 2] = [Self::Open, Self::Done];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn can_become(self, to: CheckoutState) -> bool {
+        self == Self::Open && to == Self::Done
+    }
+}
+
+impl FromStr for CheckoutState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for CheckoutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::PaymentStatus::*;
-    use super::{CertificationStatus, DeliveryState, RunState, ScheduleStatus};
+    use super::{
+        CertificationStatus, CheckoutState, DeliveryState, RefundState, RunState, ScheduleStatus,
+    };
 
     #[test]
     fn strings_round_trip() {
@@ -273,6 +355,12 @@ mod tests {
             assert_eq!(s.as_str().parse(), Ok(s));
         }
         for s in RunState::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in RefundState::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in CheckoutState::ALL {
             assert_eq!(s.as_str().parse(), Ok(s));
         }
         assert!("done".parse::<ScheduleStatus>().is_err());
@@ -302,6 +390,22 @@ mod tests {
         }
         assert!(!Delivered.can_become(Dead) && !Dead.can_become(Delivered));
         assert!(!Skipped.can_become(Delivered));
+    }
+
+    #[test]
+    fn refund_and_checkout_transitions() {
+        use RefundState::*;
+        assert!(InFlight.can_become(Done) && InFlight.can_become(Released));
+        assert!(InFlight.can_become(Unknown) && Unknown.can_become(Unknown));
+        assert!(Unknown.can_become(Done) && !Unknown.can_become(InFlight));
+        for ended in [Done, Released] {
+            for to in RefundState::ALL {
+                assert!(!ended.can_become(to), "{ended} is final");
+            }
+        }
+        assert!(CheckoutState::Open.can_become(CheckoutState::Done));
+        assert!(!CheckoutState::Done.can_become(CheckoutState::Open));
+        assert!(!CheckoutState::Done.can_become(CheckoutState::Done));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
-use crate::models::{OutboxEvent, Payment};
+use crate::models::{CheckoutState, OutboxEvent, Payment};
 use crate::payment_row::cols as payment_cols;
 use async_trait::async_trait;
 
@@ -23,8 +23,7 @@ pub struct CheckoutSession {
     pub customer_id: Option<String>,
     pub pg_session_id: String,
     pub pg_window_url: String,
-    /// `open` or `done`.
-    pub state: String,
+    pub state: CheckoutState,
     /// The result object (JSON) once done.
     pub result: Option<String>,
     pub created_at: i64,
@@ -97,7 +96,13 @@ macro_rules! impl_checkout_store {
                     customer_id: r.try_get("customer_id")?,
                     pg_session_id: r.try_get("pg_session_id")?,
                     pg_window_url: r.try_get("pg_window_url")?,
-                    state: r.try_get("state")?,
+                    state: {
+                        let v: String = r.try_get("state")?;
+                        v.parse().map_err(|()| sqlx::Error::ColumnDecode {
+                            index: "state".into(),
+                            source: format!("unknown checkout state {v:?}").into(),
+                        })?
+                    },
                     result: r.try_get("result")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
@@ -122,7 +127,7 @@ macro_rules! impl_checkout_store {
                     .bind(&c.customer_id)
                     .bind(&c.pg_session_id)
                     .bind(&c.pg_window_url)
-                    .bind(&c.state)
+                    .bind(c.state.as_str())
                     .bind(&c.result)
                     .bind(c.created_at)
                     .bind(c.expires_at)
@@ -158,10 +163,13 @@ macro_rules! impl_checkout_store {
                 }
 
                 async fn finish_checkout(&self, id: &str, result: &str, now: i64) -> StoreResult<bool> {
-                    let done = sqlx::query(
-                        "UPDATE checkout_sessions SET state = 'done', result = $2, updated_at = $3 \
-                         WHERE id = $1 AND state = 'open'",
-                    )
+                    // Open → done, the one move `CheckoutState::can_become` allows.
+                    let done = sqlx::query(&format!(
+                        "UPDATE checkout_sessions SET state = '{}', result = $2, updated_at = $3 \
+                         WHERE id = $1 AND state = '{}'",
+                        CheckoutState::Done.as_str(),
+                        CheckoutState::Open.as_str()
+                    ))
                     .bind(id)
                     .bind(result)
                     .bind(now)

@@ -1,7 +1,8 @@
 //! Rows as the engine sees them. Plain data; the rules live in the engine.
 
 pub use pier_domain::{
-    CertificationStatus, DeliveryState, PaymentStatus, RunState, ScheduleStatus,
+    CertificationStatus, CheckoutState, DeliveryState, PaymentStatus, RefundState, RunState,
+    ScheduleStatus,
 };
 use serde::{Deserialize, Serialize};
 

@@ -8,9 +8,20 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{StoreError, StoreResult};
-use crate::models::{CancelEntry, OutboxEvent, Payment};
+use crate::models::{CancelEntry, OutboxEvent, Payment, RefundState};
 use crate::payment_row::cols as payment_cols;
 use async_trait::async_trait;
+
+/// The guard of an update moving a request to `to`: the states the domain lets become `to`
+/// (`RefundState::can_become`), so the SQL follows the one state machine.
+fn may_become(to: RefundState) -> String {
+    let from: Vec<String> = RefundState::ALL
+        .into_iter()
+        .filter(|s| s.can_become(to))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("state IN ({})", from.join(", "))
+}
 
 /// One cancel Pier sent, or is about to send, to the PG.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,8 +38,7 @@ pub struct CancelRequestRow {
     pub refund_account: Option<String>,
     pub refund_tel: Option<String>,
     pub enable_webhook: bool,
-    /// `in_flight`, `unknown`, `done` or `released`.
-    pub state: String,
+    pub state: RefundState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub created_at: i64,
@@ -110,7 +120,13 @@ macro_rules! impl_refund_store {
                     refund_account: r.try_get("refund_account")?,
                     refund_tel: r.try_get("refund_tel")?,
                     enable_webhook: r.try_get("enable_webhook")?,
-                    state: r.try_get("state")?,
+                    state: {
+                        let v: String = r.try_get("state")?;
+                        v.parse().map_err(|()| sqlx::Error::ColumnDecode {
+                            index: "state".into(),
+                            source: format!("unknown refund state {v:?}").into(),
+                        })?
+                    },
                     attempts: r.try_get("attempts")?,
                     next_attempt_at: r.try_get("next_attempt_at")?,
                     created_at: r.try_get("created_at")?,
@@ -148,7 +164,8 @@ macro_rules! impl_refund_store {
                     }
                     sqlx::query(&format!(
                         "INSERT INTO cancel_requests ({REQUEST_COLUMNS}) \
-                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'in_flight',1,0,$13,$13)"
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'{}',1,0,$13,$13)",
+                        RefundState::InFlight.as_str()
                     ))
                     .bind(&r.cancellation_id)
                     .bind(&r.imp_uid)
@@ -173,8 +190,10 @@ macro_rules! impl_refund_store {
                 async fn commit_cancel(&self, cancellation_id: &str, entry: &CancelEntry, now: i64, events: &[OutboxEvent]) -> StoreResult<Payment> {
                     let mut tx = self.pool.begin().await?;
                     let req = sqlx::query(&format!(
-                        "UPDATE cancel_requests SET state = 'done', updated_at = $2, last_error = NULL \
-                         WHERE cancellation_id = $1 AND state IN ('in_flight','unknown') RETURNING {REQUEST_COLUMNS}"
+                        "UPDATE cancel_requests SET state = '{}', updated_at = $2, last_error = NULL \
+                         WHERE cancellation_id = $1 AND {} RETURNING {REQUEST_COLUMNS}",
+                        RefundState::Done.as_str(),
+                        may_become(RefundState::Done)
                     ))
                     .bind(cancellation_id)
                     .bind(now)
@@ -233,8 +252,10 @@ macro_rules! impl_refund_store {
                 async fn release_cancel(&self, cancellation_id: &str, error: &str, now: i64) -> StoreResult<()> {
                     let mut tx = self.pool.begin().await?;
                     let req = sqlx::query(&format!(
-                        "UPDATE cancel_requests SET state = 'released', updated_at = $2, last_error = $3 \
-                         WHERE cancellation_id = $1 AND state IN ('in_flight','unknown') RETURNING {REQUEST_COLUMNS}"
+                        "UPDATE cancel_requests SET state = '{}', updated_at = $2, last_error = $3 \
+                         WHERE cancellation_id = $1 AND {} RETURNING {REQUEST_COLUMNS}",
+                        RefundState::Released.as_str(),
+                        may_become(RefundState::Released)
                     ))
                     .bind(cancellation_id)
                     .bind(now)
@@ -257,10 +278,12 @@ macro_rules! impl_refund_store {
                 }
 
                 async fn cancel_unknown(&self, cancellation_id: &str, error: &str, next_attempt_at: i64, now: i64) -> StoreResult<()> {
-                    let done = sqlx::query(
-                        "UPDATE cancel_requests SET state = 'unknown', attempts = attempts + 1, next_attempt_at = $2, \
-                         updated_at = $3, last_error = $4 WHERE cancellation_id = $1 AND state IN ('in_flight','unknown')",
-                    )
+                    let done = sqlx::query(&format!(
+                        "UPDATE cancel_requests SET state = '{}', attempts = attempts + 1, next_attempt_at = $2, \
+                         updated_at = $3, last_error = $4 WHERE cancellation_id = $1 AND {}",
+                        RefundState::Unknown.as_str(),
+                        may_become(RefundState::Unknown)
+                    ))
                     .bind(cancellation_id)
                     .bind(next_attempt_at)
                     .bind(now)
@@ -275,8 +298,10 @@ macro_rules! impl_refund_store {
 
                 async fn list_pending_cancels(&self, now: i64, stale_before: i64, limit: i64) -> StoreResult<Vec<CancelRequestRow>> {
                     let rows = sqlx::query(&format!(
-                        "SELECT {REQUEST_COLUMNS} FROM cancel_requests WHERE (state = 'unknown' AND next_attempt_at <= $1) \
-                         OR (state = 'in_flight' AND updated_at < $2) ORDER BY updated_at LIMIT $3"
+                        "SELECT {REQUEST_COLUMNS} FROM cancel_requests WHERE (state = '{}' AND next_attempt_at <= $1) \
+                         OR (state = '{}' AND updated_at < $2) ORDER BY updated_at LIMIT $3",
+                        RefundState::Unknown.as_str(),
+                        RefundState::InFlight.as_str()
                     ))
                     .bind(now)
                     .bind(stale_before)
@@ -321,3 +346,24 @@ impl_refund_store!(
     pg_impl,
     crate::payments::pg_impl
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_follow_the_domain() {
+        assert_eq!(
+            may_become(RefundState::Done),
+            "state IN ('in_flight', 'unknown')"
+        );
+        assert_eq!(
+            may_become(RefundState::Unknown),
+            may_become(RefundState::Done)
+        );
+        assert_eq!(
+            may_become(RefundState::Released),
+            may_become(RefundState::Done)
+        );
+    }
+}

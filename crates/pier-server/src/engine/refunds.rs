@@ -13,7 +13,7 @@
 //!    cancellation_id, which the PG treats as the same cancel (never a second refund).
 
 use super::{Engine, Error, Result};
-use pier_domain::PaymentStatus;
+use pier_domain::{PaymentStatus, RefundState};
 use pier_pg::{CancelOutcome, CancelRequest, Mid, PgError};
 use pier_store::{CancelEntry, CancelRequestRow, Payment, PaymentQuery, StoreError};
 use std::sync::Arc;
@@ -83,14 +83,14 @@ impl Engine {
         };
         if input.idempotency_key.is_some() {
             if let Some(prior) = self.store.get_cancel_request(&cancellation_id).await? {
-                return match prior.state.as_str() {
+                return match prior.state {
                     // Made already: answer with the payment as it stands.
-                    "done" => self.payment(merchant_id, &prior.imp_uid).await,
-                    "released" => Err(Error::PgRefused(
+                    RefundState::Done => self.payment(merchant_id, &prior.imp_uid).await,
+                    RefundState::Released => Err(Error::PgRefused(
                         "결제취소에 실패하였습니다. (this Idempotency-Key's cancel was refused by the PG)".into(),
                     )),
                     // Still unknown or under way: Pier is finishing it; ask again later.
-                    _ => Err(Error::PgUnknown {
+                    RefundState::InFlight | RefundState::Unknown => Err(Error::PgUnknown {
                         message: format!("{MSG_CANCEL_UNKNOWN} cancellation_id: {cancellation_id}"),
                         imp_uid: prior.imp_uid,
                     }),
@@ -148,7 +148,7 @@ impl Engine {
             refund_account: input.refund.account.clone(),
             refund_tel: input.refund.tel.clone(),
             enable_webhook: input.enable_webhook,
-            state: "in_flight".into(),
+            state: RefundState::InFlight,
             attempts: 1,
             next_attempt_at: 0,
             created_at: now,

@@ -699,7 +699,7 @@ async fn a_cancel_cut_short_by_a_crash_is_finished_by_the_retry_path() {
         merchant_id: DEMO_CODE.into(),
         amount: 2500,
         reason: Some("crash".into()),
-        state: "in_flight".into(),
+        state: pier_domain::RefundState::InFlight,
         attempts: 1,
         created_at: now,
         updated_at: now,

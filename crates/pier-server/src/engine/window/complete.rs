@@ -108,7 +108,7 @@ impl Engine {
         let text = result.stored();
         if self.store.finish_checkout(&c.id, &text, now).await? {
             let mut done = c.clone();
-            done.state = "done".into();
+            done.state = pier_store::CheckoutState::Done;
             done.result = Some(text);
             return Ok((done, result));
         }

@@ -170,7 +170,7 @@ impl Engine {
                 ),
                 None => with_display(&session.redirect_url, &req),
             },
-            state: "open".into(),
+            state: pier_store::CheckoutState::Open,
             result: None,
             created_at: now,
             expires_at: now + self.cfg.checkout_ttl_secs,
