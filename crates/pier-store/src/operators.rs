@@ -6,7 +6,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::{on_conflict, StoreResult};
-use crate::models::{Customer, Payment};
+use crate::models::{Customer, Payment, PaymentStatus};
 use async_trait::async_trait;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct AuditEntry {
 /// Filters of the console's payment list. Every field narrows; `None` = any.
 #[derive(Clone, Debug, Default)]
 pub struct ConsoleFilter {
-    pub status: Option<String>,
+    pub status: Option<PaymentStatus>,
     pub pay_method: Option<String>,
     /// The PG channel: `pg_provider`, or `pg_provider.pg_id` (i'mport's `pg` syntax).
     pub pg: Option<String>,
@@ -169,8 +169,8 @@ fn console_where(f: &ConsoleFilter) -> (String, String, Vec<Bind>) {
         binds.push(b);
         binds.len() + 1
     };
-    if let Some(s) = &f.status {
-        let n = next(&mut binds, Bind::S(s.clone()));
+    if let Some(s) = f.status {
+        let n = next(&mut binds, Bind::S(s.as_str().to_owned()));
         sql.push_str(&format!(" AND status = ${n}"));
     }
     if let Some(m) = &f.pay_method {

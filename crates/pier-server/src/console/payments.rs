@@ -12,13 +12,12 @@ use axum::response::Response;
 use pier_domain::PaymentStatus;
 use pier_store::{ConsoleFilter, Payment};
 
-pub(super) fn status_label(s: &str) -> &'static str {
+pub(super) fn status_label(s: PaymentStatus) -> &'static str {
     match s {
-        "ready" => "미결제",
-        "paid" => "결제완료",
-        "cancelled" => "취소",
-        "failed" => "실패",
-        _ => "기타",
+        PaymentStatus::Ready => "미결제",
+        PaymentStatus::Paid => "결제완료",
+        PaymentStatus::Cancelled => "취소",
+        PaymentStatus::Failed => "실패",
     }
 }
 
@@ -55,7 +54,7 @@ pub(super) fn row(p: &Payment) -> Row {
         {
             "부분취소"
         } else {
-            status_label(p.status.as_str())
+            status_label(p.status)
         },
         pay_method: p.pay_method.clone().unwrap_or_default(),
         started: kst_time(p.started_at),
@@ -73,7 +72,6 @@ pub struct Filters {
     pub q: String,
 }
 
-const STATUSES: &[&str] = &["ready", "paid", "cancelled", "failed"];
 const MAX_FILTER_CHARS: usize = 40;
 
 pub(super) fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), Error> {
@@ -89,13 +87,14 @@ pub(super) fn filters(query: Option<&str>) -> Result<(Filters, ConsoleFilter), E
     };
     let mut f = ConsoleFilter::default();
     if !shown.status.is_empty() {
-        if !STATUSES.contains(&shown.status.as_str()) {
+        let Ok(status) = shown.status.parse::<PaymentStatus>() else {
+            let all: Vec<&str> = PaymentStatus::ALL.iter().map(|s| s.as_str()).collect();
             return Err(Error::Invalid(format!(
                 "알 수 없는 상태입니다. (status must be one of {})",
-                STATUSES.join(", ")
+                all.join(", ")
             )));
-        }
-        f.status = Some(shown.status.clone());
+        };
+        f.status = Some(status);
     }
     if !shown.pay_method.is_empty() {
         if shown.pay_method.chars().count() > MAX_FILTER_CHARS {
@@ -176,7 +175,10 @@ pub async fn payments(
     });
     let p = PaymentsPage {
         layout: layout(&state, &a, "payments").await,
-        statuses: STATUSES.iter().map(|s| (*s, status_label(s))).collect(),
+        statuses: PaymentStatus::ALL
+            .iter()
+            .map(|s| (s.as_str(), status_label(*s)))
+            .collect(),
         rows: page.items.iter().map(row).collect(),
         next,
         csv: format!("/console/payments.csv?{keep}"),
