@@ -115,30 +115,16 @@ impl Engine {
                     result.map(AuthOutcome::Paid)
                 }
             }
-            AuthData::Trans { bank_code } => {
-                let spec = ChargeSpec {
-                    method: PayMethod::Trans,
-                    card: None,
-                    bank_code: Some(bank_code.clone()),
-                    quota: 0,
-                    billing_key: None,
-                    report_key: false,
+            // A bank transfer or a phone payment the buyer authenticated: always approved.
+            AuthData::Trans { .. } | AuthData::Phone => {
+                let (method, bank_code) = match auth {
+                    AuthData::Trans { bank_code } => (PayMethod::Trans, Some(bank_code.clone())),
+                    _ => (PayMethod::Phone, None),
                 };
-                self.charge_locked(
-                    st,
-                    mid,
-                    order,
-                    spec,
-                    verdict(Behaviour::Approve, None, false),
-                    now,
-                )
-                .map(AuthOutcome::Paid)
-            }
-            AuthData::Phone => {
                 let spec = ChargeSpec {
-                    method: PayMethod::Phone,
+                    method,
                     card: None,
-                    bank_code: None,
+                    bank_code,
                     quota: 0,
                     billing_key: None,
                     report_key: false,
