@@ -10,7 +10,7 @@
 use super::charge::{order_of, Buyer, MSG_ALREADY_PAID, MSG_IN_PROGRESS};
 use super::{Engine, Error, Result};
 use pier_domain::PaymentStatus;
-use pier_domain::{Amount, MerchantUid};
+use pier_domain::{Amount, AmountPart, MerchantUid};
 use pier_pg::{Inquiry, Mid, Pg, PgError, PgEvent, VbankIssued, VbankRequest};
 use pier_store::{Channel, Payment, Settlement, VbankAccount};
 use std::sync::Arc;
@@ -24,8 +24,8 @@ pub const MAX_VBANK_DUE_SECS: i64 = 90 * 24 * 3600;
 pub struct VbankInput {
     pub merchant_uid: MerchantUid,
     pub amount: Amount,
-    pub tax_free: i64,
-    pub vat_amount: Option<i64>,
+    pub tax_free: AmountPart,
+    pub vat_amount: Option<AmountPart>,
     pub vbank_code: String,
     pub vbank_due: i64,
     pub vbank_holder: Option<String>,
@@ -106,7 +106,7 @@ impl Engine {
         }
         self.check_due(v.vbank_due)?;
         let channel = self.select_channel(merchant_id, v.pg.as_deref()).await?;
-        self.check_prepared(merchant_id, v.merchant_uid.as_str(), v.amount.krw())
+        self.check_prepared(merchant_id, v.merchant_uid.as_str(), Some(v.amount))
             .await?;
         if let Some(h) = self
             .store
@@ -121,7 +121,7 @@ impl Engine {
         }
         let order = super::attempt::Order {
             merchant_uid: v.merchant_uid.as_str(),
-            amount: v.amount.krw(),
+            amount: Some(v.amount),
             currency: None,
             tax_free: v.tax_free,
             vat_amount: v.vat_amount,
@@ -280,14 +280,17 @@ impl Engine {
         &self,
         merchant_id: &str,
         imp_uid: &str,
-        amount: Option<i64>,
+        amount: Option<Amount>,
         due: Option<i64>,
     ) -> Result<Payment> {
         let p = self.waiting_vbank(merchant_id, imp_uid).await?;
-        let amount = amount.unwrap_or(p.amount);
+        let amount = match amount {
+            Some(a) => a,
+            None => Amount::new(p.amount, "amount")?,
+        };
         let due = due.unwrap_or(p.vbank_date);
         self.check_due(due)?;
-        if p.tax_free > amount {
+        if !amount.covers(AmountPart::new(p.tax_free, "tax_free")?) {
             return Err(Error::Invalid(
                 "amount must not be below the tax-free amount".into(),
             ));
@@ -306,7 +309,7 @@ impl Engine {
         let new_order = format!("{}_r{}", p.imp_uid, pier_domain::ids::random_hex(3));
         let mut order = order_of(&p);
         order.order_id = new_order.clone();
-        order.amount_krw = amount;
+        order.amount_krw = amount.krw();
         let req = VbankRequest {
             order,
             bank_code: p.vbank_code.clone().unwrap_or_default(),
@@ -339,7 +342,7 @@ impl Engine {
                 imp_uid,
                 &old_tid,
                 &new_order,
-                amount,
+                amount.krw(),
                 &account(&issued),
                 self.now(),
             )

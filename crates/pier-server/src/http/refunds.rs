@@ -22,15 +22,19 @@ pub async fn cancel(
     if imp_uid.is_none() && merchant_uid.is_none() {
         return Err(ApiError::bad_request("imp_uid or merchant_uid is required"));
     }
-    let amount = p.money_opt("amount")?;
+    // 0 means the whole remaining balance, as absence does.
+    let amount = match p.money_opt("amount")? {
+        Some(0) | None => None,
+        Some(a) => Some(pier_domain::Amount::new(a, "amount")?),
+    };
     let checksum = p.money_opt("checksum")?;
     let refund_bank = p.str_opt("refund_bank", 10)?;
     let input = CancelInput {
         imp_uid,
         merchant_uid,
         amount,
-        tax_free: p.money_opt("tax_free")?,
-        vat_amount: p.money_opt("vat_amount")?,
+        tax_free: p.part_opt("tax_free")?,
+        vat_amount: p.part_opt("vat_amount")?,
         checksum,
         reason: p.str_opt("reason", 200)?,
         refund: RefundAccount {

@@ -61,7 +61,7 @@ pub async fn update(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let amount = match p.int_opt("amount")? {
-        Some(a) => Some(pier_domain::Amount::new(a, "amount")?.krw()),
+        Some(a) => Some(pier_domain::Amount::new(a, "amount")?),
         None => None,
     };
     let due = p.int_opt("vbank_due")?;

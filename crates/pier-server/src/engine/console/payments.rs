@@ -83,7 +83,9 @@ impl Engine {
         self.payment(&a.merchant_id, imp_uid).await?;
         let input = CancelInput {
             imp_uid: Some(imp_uid.to_owned()),
-            amount,
+            amount: amount
+                .map(|x| pier_domain::Amount::new(x, "amount"))
+                .transpose()?,
             reason: Some(reason.to_owned()),
             idempotency_key: Some(format!("console:{nonce}")),
             ..Default::default()
