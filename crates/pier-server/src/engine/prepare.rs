@@ -2,7 +2,7 @@
 //! `GET /payments/prepare/{merchant_uid}`, and the check every charge makes against it.
 
 use super::{Engine, Error, Result};
-use pier_domain::Amount;
+use pier_domain::{Amount, MerchantUid};
 use pier_store::{Prepared, StoreError};
 
 pub const MSG_ALREADY_PREPARED: &str =
@@ -14,15 +14,15 @@ impl Engine {
     pub async fn prepare_create(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
-        amount: i64,
+        merchant_uid: MerchantUid,
+        amount: Amount,
         currency: Option<String>,
     ) -> Result<Prepared> {
         let now = self.now();
         let p = Prepared {
             merchant_id: merchant_id.to_owned(),
-            merchant_uid: merchant_uid.to_owned(),
-            amount,
+            merchant_uid: merchant_uid.into_string(),
+            amount: amount.krw(),
             currency,
             created_at: now,
             updated_at: now,
@@ -37,15 +37,15 @@ impl Engine {
     pub async fn prepare_update(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
-        amount: i64,
+        merchant_uid: &MerchantUid,
+        amount: Amount,
         currency: Option<String>,
     ) -> Result<Prepared> {
         self.store
             .update_prepare(
                 merchant_id,
-                merchant_uid,
-                amount,
+                merchant_uid.as_str(),
+                amount.krw(),
                 currency.as_deref(),
                 self.now(),
             )
@@ -53,9 +53,13 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(MSG_NOT_PREPARED.into()))
     }
 
-    pub async fn prepare_get(&self, merchant_id: &str, merchant_uid: &str) -> Result<Prepared> {
+    pub async fn prepare_get(
+        &self,
+        merchant_id: &str,
+        merchant_uid: &MerchantUid,
+    ) -> Result<Prepared> {
         self.store
-            .get_prepare(merchant_id, merchant_uid)
+            .get_prepare(merchant_id, merchant_uid.as_str())
             .await?
             .ok_or_else(|| Error::NotFound(MSG_NOT_PREPARED.into()))
     }

@@ -85,7 +85,7 @@ impl Engine {
             if let Some(prior) = self.store.get_cancel_request(&cancellation_id).await? {
                 return match prior.state.as_str() {
                     // Made already: answer with the payment as it stands.
-                    "done" => self.payment(merchant_id, &prior.imp_uid).await,
+                    "done" => self.payment_by_uid(merchant_id, &prior.imp_uid).await,
                     "released" => Err(Error::PgRefused(
                         "결제취소에 실패하였습니다. (this Idempotency-Key's cancel was refused by the PG)".into(),
                     )),
@@ -333,7 +333,9 @@ impl Engine {
                         Ok(done)
                     }
                     // Settled concurrently (a retry run): the payment as it now is.
-                    Err(StoreError::Stale(_)) => self.payment(&p.merchant_id, &p.imp_uid).await,
+                    Err(StoreError::Stale(_)) => {
+                        self.payment_by_uid(&p.merchant_id, &p.imp_uid).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }

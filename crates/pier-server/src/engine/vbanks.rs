@@ -10,7 +10,7 @@
 use super::charge::{order_of, Buyer, MSG_ALREADY_PAID, MSG_IN_PROGRESS};
 use super::{Engine, Error, Result};
 use pier_domain::PaymentStatus;
-use pier_domain::{Amount, AmountPart, MerchantUid};
+use pier_domain::{Amount, AmountPart, ImpUid, MerchantUid};
 use pier_pg::{Inquiry, Mid, Pg, PgError, PgEvent, VbankIssued, VbankRequest};
 use pier_store::{Channel, Payment, Settlement, VbankAccount};
 use std::sync::Arc;
@@ -224,7 +224,7 @@ impl Engine {
 
     /// A waiting account of the merchant, or why not (404 unknown, 400 not a waiting vbank).
     async fn waiting_vbank(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
-        let p = self.payment(merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(merchant_id, imp_uid).await?;
         if p.pay_method.as_deref() != Some("vbank")
             || p.status != PaymentStatus::Ready
             || p.pg_tid.is_none()
@@ -255,8 +255,8 @@ impl Engine {
     }
 
     /// `DELETE /vbanks/{imp_uid}`: void the account at the PG, then mark it `cancelled`.
-    pub async fn revoke_vbank(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
-        let p = self.waiting_vbank(merchant_id, imp_uid).await?;
+    pub async fn revoke_vbank(&self, merchant_id: &str, imp_uid: &ImpUid) -> Result<Payment> {
+        let p = self.waiting_vbank(merchant_id, imp_uid.as_str()).await?;
         let (channel, pg) = self.pg_of(&p).await?;
         let mid = Mid(channel.mid.clone());
         let order_id = self.store.pg_order_id(&p.imp_uid).await?;
@@ -269,7 +269,12 @@ impl Engine {
         .await
         .map_err(|e| Error::PgRefused(pg_text("가상계좌 해지에 실패하였습니다.", &e)))?;
         self.store
-            .vbank_revoked(merchant_id, imp_uid, "가상계좌 발급취소", self.now())
+            .vbank_revoked(
+                merchant_id,
+                imp_uid.as_str(),
+                "가상계좌 발급취소",
+                self.now(),
+            )
             .await?
             .ok_or_else(|| Error::Invalid(MSG_NOT_WAITING.into()))
     }
@@ -279,11 +284,11 @@ impl Engine {
     pub async fn update_vbank(
         &self,
         merchant_id: &str,
-        imp_uid: &str,
+        imp_uid: &ImpUid,
         amount: Option<Amount>,
         due: Option<i64>,
     ) -> Result<Payment> {
-        let p = self.waiting_vbank(merchant_id, imp_uid).await?;
+        let p = self.waiting_vbank(merchant_id, imp_uid.as_str()).await?;
         let amount = match amount {
             Some(a) => a,
             None => Amount::new(p.amount, "amount")?,
@@ -330,7 +335,7 @@ impl Engine {
                 .await;
                 let text = pg_text("가상계좌 변경에 실패하였습니다.", &e);
                 self.store
-                    .vbank_revoked(merchant_id, imp_uid, &text, self.now())
+                    .vbank_revoked(merchant_id, imp_uid.as_str(), &text, self.now())
                     .await?;
                 return Err(Error::PgRefused(text));
             }
@@ -339,7 +344,7 @@ impl Engine {
         match self
             .store
             .vbank_reissued(
-                imp_uid,
+                imp_uid.as_str(),
                 &old_tid,
                 &new_order,
                 amount.krw(),
@@ -437,6 +442,6 @@ impl Engine {
         .map_err(|e| Error::PgRefused(pg_text("가상계좌 입금에 실패하였습니다.", &e)))?;
         // The deposit job records it too; whichever comes first wins the guarded update.
         self.on_pg_event(&ev, false).await?;
-        self.payment(merchant_id, imp_uid).await
+        self.payment_by_uid(merchant_id, imp_uid).await
     }
 }

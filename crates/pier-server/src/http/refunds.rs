@@ -57,9 +57,11 @@ fn prepared(p: &Prepared) -> Value {
     json!({"merchant_uid": p.merchant_uid, "amount": p.amount, "currency": p.currency})
 }
 
-fn prepare_fields(p: &super::params::Params) -> ApiResult<(MerchantUid, i64, Option<String>)> {
-    let merchant_uid = MerchantUid::parse(&p.str_req("merchant_uid", 40)?)?;
-    let amount = p.amount_req("amount")?.krw();
+fn prepare_fields(
+    p: &super::params::Params,
+) -> ApiResult<(MerchantUid, pier_domain::Amount, Option<String>)> {
+    let merchant_uid = MerchantUid::from_string(p.str_req("merchant_uid", 40)?)?;
+    let amount = p.amount_req("amount")?;
     let currency = p.str_opt("currency", 3)?.map(|c| c.to_ascii_uppercase());
     if let Some(c) = &currency {
         if c != "KRW" {
@@ -77,9 +79,7 @@ pub async fn prepare_create(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let (uid, amount, currency) = prepare_fields(&p)?;
-    let r = engine
-        .prepare_create(&m, uid.as_str(), amount, currency)
-        .await?;
+    let r = engine.prepare_create(&m, uid, amount, currency).await?;
     Ok(Envelope::ok(prepared(&r)))
 }
 
@@ -89,9 +89,7 @@ pub async fn prepare_update(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let (uid, amount, currency) = prepare_fields(&p)?;
-    let r = engine
-        .prepare_update(&m, uid.as_str(), amount, currency)
-        .await?;
+    let r = engine.prepare_update(&m, &uid, amount, currency).await?;
     Ok(Envelope::ok(prepared(&r)))
 }
 
@@ -100,6 +98,10 @@ pub async fn prepare_get(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(merchant_uid): Path<String>,
 ) -> ApiResult<Envelope<Value>> {
+    // No pre-registration has a malformed merchant_uid: answered as an unknown one always was.
+    let merchant_uid = MerchantUid::from_string(merchant_uid).map_err(|_| {
+        crate::engine::Error::NotFound(crate::engine::prepare::MSG_NOT_PREPARED.into())
+    })?;
     let r = engine.prepare_get(&m, &merchant_uid).await?;
     Ok(Envelope::ok(prepared(&r)))
 }
