@@ -464,7 +464,7 @@ impl Engine {
             merchant_id: p.merchant_id.clone(),
             imp_uid: p.imp_uid.clone(),
             merchant_uid: p.merchant_uid.clone(),
-            status: status.as_str().into(),
+            status,
             cancellation_id,
             notice_urls: p.notice_url.clone(),
             created_at: self.now(),
