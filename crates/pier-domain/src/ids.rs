@@ -15,6 +15,17 @@ macro_rules! string_id {
 
             /// Trims nothing: the merchant's id is echoed exactly as sent.
             pub fn parse(raw: &str) -> Result<Self, FieldError> {
+                Self::check(raw)?;
+                Ok(Self(raw.to_owned()))
+            }
+
+            /// `parse` of an owned string (a path segment), kept without a copy.
+            pub fn from_string(raw: String) -> Result<Self, FieldError> {
+                Self::check(&raw)?;
+                Ok(Self(raw))
+            }
+
+            fn check(raw: &str) -> Result<(), FieldError> {
                 if raw.trim().is_empty() {
                     return Err(FieldError::new($field, "must not be empty"));
                 }
@@ -31,7 +42,7 @@ macro_rules! string_id {
                         "must not contain control characters",
                     ));
                 }
-                Ok(Self(raw.to_owned()))
+                Ok(())
             }
 
             pub fn as_str(&self) -> &str {
@@ -96,6 +107,12 @@ mod tests {
         assert!(MerchantUid::parse(&"a".repeat(41)).is_err());
         assert!(MerchantUid::parse("").is_err());
         assert!(MerchantUid::parse("주문-1").is_ok());
+        assert!(MerchantUid::from_string("a".repeat(41)).is_err());
+        assert_eq!(
+            ImpUid::from_string("imp_1".to_owned()).unwrap().as_str(),
+            "imp_1"
+        );
+        assert!(ImpUid::from_string("imp\n1".to_owned()).is_err());
         assert!(CustomerUid::parse(&"c".repeat(80)).is_ok());
         assert!(CustomerUid::parse(&"c".repeat(81)).is_err());
         let imp = ImpUid::generate();

@@ -14,7 +14,7 @@ pub mod status;
 pub use card::{Birth, CardFilter, CardNumber, Expiry, Pwd2Digit};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ids::{CustomerUid, ImpUid, MerchantUid};
-pub use money::Amount;
+pub use money::{Amount, AmountPart};
 pub use status::{
     CertificationStatus, CheckoutState, DeliveryState, PaymentStatus, RefundState, RunState,
     ScheduleStatus,

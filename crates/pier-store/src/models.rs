@@ -287,13 +287,14 @@ pub enum Settlement {
 }
 
 /// A webhook announcement, written in the same transaction as the change it announces.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub id: String,
     pub merchant_id: String,
     pub imp_uid: String,
     pub merchant_uid: String,
-    pub status: String,
+    /// The payment status the webhook announces.
+    pub status: PaymentStatus,
     pub cancellation_id: Option<String>,
     /// JSON array of target URLs; empty = the merchant's configured URL.
     pub notice_urls: Option<String>,

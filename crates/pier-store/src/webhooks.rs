@@ -8,7 +8,7 @@
 
 use crate::connect::{PgStore, SqliteStore};
 use crate::error::StoreResult;
-use crate::models::{DeliveryState, OutboxEvent, Page};
+use crate::models::{DeliveryState, OutboxEvent, Page, PaymentStatus};
 use async_trait::async_trait;
 
 /// An outbox row with its delivery bookkeeping.
@@ -31,7 +31,8 @@ pub struct Delivery {
     pub event_id: String,
     pub imp_uid: String,
     pub merchant_uid: String,
-    pub status: String,
+    /// The payment status the webhook announced.
+    pub status: PaymentStatus,
     pub url: String,
     pub attempt: i64,
     /// 0 when no HTTP answer came.
@@ -115,6 +116,14 @@ const DELIVERY_COLS: &str =
     "id, merchant_id, event_id, imp_uid, merchant_uid, status, url, attempt, \
      status_code, latency_ms, error, at";
 
+/// The payment status an outbox row or a delivery announces, from its `status` text column.
+fn payment_status(v: &str) -> sqlx::Result<PaymentStatus> {
+    v.parse().map_err(|()| sqlx::Error::ColumnDecode {
+        index: "status".into(),
+        source: format!("unknown payment status {v:?}").into(),
+    })
+}
+
 macro_rules! impl_webhook_store {
     ($store:ty, $row:ty, $m:ident, $lock:expr, $plan:expr) => {
         mod $m {
@@ -128,7 +137,7 @@ macro_rules! impl_webhook_store {
                         merchant_id: r.try_get("merchant_id")?,
                         imp_uid: r.try_get("imp_uid")?,
                         merchant_uid: r.try_get("merchant_uid")?,
-                        status: r.try_get("status")?,
+                        status: payment_status(r.try_get("status")?)?,
                         cancellation_id: r.try_get("cancellation_id")?,
                         notice_urls: r.try_get("notice_urls")?,
                         created_at: r.try_get("created_at")?,
@@ -155,7 +164,7 @@ macro_rules! impl_webhook_store {
                     event_id: r.try_get("event_id")?,
                     imp_uid: r.try_get("imp_uid")?,
                     merchant_uid: r.try_get("merchant_uid")?,
-                    status: r.try_get("status")?,
+                    status: payment_status(r.try_get("status")?)?,
                     url: r.try_get("url")?,
                     attempt: r.try_get("attempt")?,
                     status_code: r.try_get("status_code")?,
@@ -243,7 +252,7 @@ macro_rules! impl_webhook_store {
                         .bind(&d.event_id)
                         .bind(&d.imp_uid)
                         .bind(&d.merchant_uid)
-                        .bind(&d.status)
+                        .bind(d.status.as_str())
                         .bind(&d.url)
                         .bind(d.attempt)
                         .bind(d.status_code)

@@ -26,7 +26,7 @@ pub(super) fn delivery_row(d: &pier_store::Delivery) -> DeliveryRow {
     DeliveryRow {
         event_id: d.event_id.clone(),
         imp_uid: d.imp_uid.clone(),
-        status: d.status.clone(),
+        status: d.status.as_str().to_owned(),
         url: d.url.clone(),
         attempt: d.attempt,
         status_code: d.status_code,

@@ -8,6 +8,7 @@
 
 use super::prepare::check_prepared_amount;
 use super::{Error, Result};
+use pier_domain::{Amount, AmountPart};
 use pier_store::{Channel, Customer, Payment, PgState, Prepared};
 
 /// The buyer's details an order carries (all optional, as i'mport takes them).
@@ -23,11 +24,12 @@ pub struct Buyer {
 /// The order part shared by every flow.
 pub(crate) struct Order<'a> {
     pub merchant_uid: &'a str,
-    pub amount: i64,
+    /// `None`: 0, a window that only issues a billing key.
+    pub amount: Option<Amount>,
     /// `None`: the model's default (KRW).
     pub currency: Option<&'a str>,
-    pub tax_free: i64,
-    pub vat_amount: Option<i64>,
+    pub tax_free: AmountPart,
+    pub vat_amount: Option<AmountPart>,
     pub name: &'a Option<String>,
     pub buyer: &'a Buyer,
     pub custom_data: &'a Option<String>,
@@ -68,7 +70,7 @@ pub(crate) fn attempt(
         imp_uid,
         merchant_id.to_owned(),
         o.merchant_uid.to_owned(),
-        o.amount,
+        o.amount.map_or(0, Amount::krw),
         now,
     );
     match flow {
@@ -105,8 +107,8 @@ pub(crate) fn attempt(
         p.currency = c.to_owned();
     }
     p.name = o.name.clone();
-    p.tax_free = o.tax_free;
-    p.vat_amount = o.vat_amount;
+    p.tax_free = o.tax_free.krw();
+    p.vat_amount = o.vat_amount.map(AmountPart::krw);
     p.escrow = o.escrow;
     p.card_quota = o.card_quota;
     p.buyer_name = o.buyer.name.clone();
@@ -134,9 +136,11 @@ pub(crate) const MSG_KEY_CHANNEL_GONE: &str =
 
 /// A billing-key charge's attempt: `template` (from `attempt` with no channel) completed from
 /// the key — its channel, its card, and its buyer fields where the order gave none (spec §3.5) —
-/// or refused: the key's channel is gone, or the amount differs from the pre-registered one.
+/// or refused: the key's channel is gone, or the order's `amount` differs from the
+/// pre-registered one.
 pub(crate) fn keyed(
     mut template: Payment,
+    amount: Amount,
     customer: &Customer,
     channel: Option<&Channel>,
     prepared: Option<&Prepared>,
@@ -144,7 +148,7 @@ pub(crate) fn keyed(
     let Some(ch) = channel else {
         return Err(Error::Refused(MSG_KEY_CHANNEL_GONE.into()));
     };
-    check_prepared_amount(prepared, &template.merchant_uid, template.amount)?;
+    check_prepared_amount(prepared, &template.merchant_uid, Some(amount))?;
     let p = &mut template;
     on_channel(p, ch);
     p.customer_uid = Some(customer.customer_uid.clone());
@@ -209,12 +213,16 @@ mod tests {
         }
     }
 
+    fn krw(n: i64) -> Amount {
+        Amount::new(n, "amount").unwrap()
+    }
+
     fn template(buyer: &Buyer, amount: i64) -> Payment {
         let order = Order {
             merchant_uid: "order_1",
-            amount,
+            amount: Some(krw(amount)),
             currency: Some("KRW"),
-            tax_free: 0,
+            tax_free: AmountPart::ZERO,
             vat_amount: None,
             name: &None,
             buyer,
@@ -247,9 +255,9 @@ mod tests {
         assert_eq!(p.channel_id, None, "an `again` template has no channel yet");
         let order = Order {
             merchant_uid: "order_2",
-            amount: 5000,
+            amount: Some(krw(5000)),
             currency: None,
-            tax_free: 0,
+            tax_free: AmountPart::ZERO,
             vat_amount: None,
             name: &None,
             buyer: &buyer,
@@ -294,7 +302,14 @@ mod tests {
             name: Some("Given".into()),
             ..Buyer::default()
         };
-        let p = keyed(template(&buyer, 1000), &customer(), Some(&channel()), None).unwrap();
+        let p = keyed(
+            template(&buyer, 1000),
+            krw(1000),
+            &customer(),
+            Some(&channel()),
+            None,
+        )
+        .unwrap();
         assert_eq!(p.buyer_name.as_deref(), Some("Given"));
         assert_eq!(p.buyer_tel.as_deref(), Some("010-0000-0000"));
         assert_eq!(p.card_code.as_deref(), Some("366"));
@@ -302,6 +317,7 @@ mod tests {
         assert_eq!(p.customer_uid.as_deref(), Some("cu_1"));
         let same = keyed(
             template(&buyer, 1000),
+            krw(1000),
             &customer(),
             Some(&channel()),
             Some(&prepared(1000)),
@@ -312,10 +328,11 @@ mod tests {
     #[test]
     fn keyed_refuses_a_gone_channel_and_a_differing_prepared_amount() {
         let buyer = Buyer::default();
-        let gone = keyed(template(&buyer, 1000), &customer(), None, None);
+        let gone = keyed(template(&buyer, 1000), krw(1000), &customer(), None, None);
         assert!(matches!(gone, Err(Error::Refused(m)) if m == MSG_KEY_CHANNEL_GONE));
         let differs = keyed(
             template(&buyer, 1000),
+            krw(1000),
             &customer(),
             Some(&channel()),
             Some(&prepared(900)),

@@ -70,7 +70,7 @@ impl Engine {
         merchant_id: &str,
         imp_uid: &str,
     ) -> Result<PaymentBalance> {
-        let p = self.payment(merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(merchant_id, imp_uid).await?;
         let receipt = self.receipt_part(&p).await?;
         let mut histories = Vec::new();
         let mut primary = Part::default();

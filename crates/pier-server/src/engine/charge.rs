@@ -13,7 +13,7 @@
 use super::prepare::check_prepared_amount;
 use super::{Engine, Error, Result};
 use pier_domain::PaymentStatus;
-use pier_domain::{Amount, CustomerUid, MerchantUid};
+use pier_domain::{Amount, AmountPart, CustomerUid, MerchantUid};
 use pier_pg::{Approval, CardData, Mid, Order, Pg, PgError};
 use pier_store::{
     Channel, ChargeContext, Customer, OutboxEvent, Payment, Prepared, Settlement, StoreError,
@@ -37,8 +37,8 @@ pub struct OrderInput {
     pub merchant_uid: MerchantUid,
     pub amount: Amount,
     pub currency: String,
-    pub tax_free: i64,
-    pub vat_amount: Option<i64>,
+    pub tax_free: AmountPart,
+    pub vat_amount: Option<AmountPart>,
     pub name: Option<String>,
     pub buyer: Buyer,
     pub card_quota: i64,
@@ -98,7 +98,13 @@ impl Engine {
         }
         let card = input.card.clone();
         let outcome = self
-            .run_charge(p, channel.clone(), Call::Keyed(card), prepared)
+            .run_charge(
+                p,
+                input.order.amount,
+                channel.clone(),
+                Call::Keyed(card),
+                prepared,
+            )
             .await?;
         if let (Some(uid), None) = (&input.customer_uid, &outcome.declined) {
             // The card paid: store it as a billing key too (spec §9.3, on success only).
@@ -191,6 +197,7 @@ impl Engine {
         template.customer_uid_usage = Some(input.usage.into());
         let p = super::attempt::keyed(
             template,
+            input.order.amount,
             &ctx.customer,
             Some(&channel),
             ctx.prepared.as_ref(),
@@ -205,7 +212,7 @@ impl Engine {
     fn new_attempt(&self, merchant_id: &str, o: &OrderInput, channel: Option<&Channel>) -> Payment {
         let order = super::attempt::Order {
             merchant_uid: o.merchant_uid.as_str(),
-            amount: o.amount.krw(),
+            amount: Some(o.amount),
             currency: Some(&o.currency),
             tax_free: o.tax_free,
             vat_amount: o.vat_amount,
@@ -258,11 +265,12 @@ impl Engine {
     async fn run_charge(
         self: &Arc<Self>,
         p: Payment,
+        amount: Amount,
         channel: Channel,
         call: Call,
         prepared: Option<Prepared>,
     ) -> Result<ChargeOutcome> {
-        check_prepared_amount(prepared.as_ref(), &p.merchant_uid, p.amount)?;
+        check_prepared_amount(prepared.as_ref(), &p.merchant_uid, Some(amount))?;
         self.insert_guarded(&p).await?;
         self.charge_inserted(p, channel, call).await
     }
@@ -456,7 +464,7 @@ impl Engine {
             merchant_id: p.merchant_id.clone(),
             imp_uid: p.imp_uid.clone(),
             merchant_uid: p.merchant_uid.clone(),
-            status: status.as_str().into(),
+            status,
             cancellation_id,
             notice_urls: p.notice_url.clone(),
             created_at: self.now(),

@@ -27,7 +27,7 @@ impl Engine {
         input: LogisInput,
         create: bool,
     ) -> Result<EscrowLogis> {
-        let p = self.payment(merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(merchant_id, imp_uid).await?;
         if !p.escrow {
             return Err(Error::Invalid(
                 "에스크로 결제건이 아닙니다. (not an escrow payment: pay with escrow: true)".into(),
@@ -64,7 +64,7 @@ impl Engine {
     }
 
     pub async fn get_escrow_logis(&self, merchant_id: &str, imp_uid: &str) -> Result<EscrowLogis> {
-        self.payment(merchant_id, imp_uid).await?;
+        self.payment_by_uid(merchant_id, imp_uid).await?;
         self.store
             .get_escrow_logis(merchant_id, imp_uid)
             .await?

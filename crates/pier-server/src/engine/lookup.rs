@@ -1,6 +1,7 @@
 //! Payment lookups (spec §3.1). Every read is scoped to the caller's merchant.
 
 use super::{Engine, Error, Result};
+use pier_domain::{ImpUid, MerchantUid};
 use pier_store::{Page, Payment, PaymentQuery};
 
 pub const MSG_NO_PAYMENT: &str = "존재하지 않는 결제정보입니다.";
@@ -14,7 +15,13 @@ impl Engine {
         Ok(self.store.list_stuck(None, min_attempts, limit).await?)
     }
 
-    pub async fn payment(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
+    /// `GET /payments/{imp_uid}`.
+    pub async fn payment(&self, merchant_id: &str, imp_uid: &ImpUid) -> Result<Payment> {
+        self.payment_by_uid(merchant_id, imp_uid.as_str()).await
+    }
+
+    /// A payment of the merchant by an imp_uid read from the store (or not yet typed).
+    pub(crate) async fn payment_by_uid(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
         self.store
             .get_payment(Some(merchant_id), imp_uid)
             .await?
@@ -37,7 +44,7 @@ impl Engine {
     pub async fn find_payment(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
+        merchant_uid: &MerchantUid,
         q: PaymentQuery,
     ) -> Result<Payment> {
         let q = PaymentQuery {
@@ -47,7 +54,7 @@ impl Engine {
         };
         let page = self
             .store
-            .find_by_merchant_uid(merchant_id, merchant_uid, &q)
+            .find_by_merchant_uid(merchant_id, merchant_uid.as_str(), &q)
             .await?;
         page.items
             .into_iter()
@@ -58,12 +65,12 @@ impl Engine {
     pub async fn find_all_payments(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
+        merchant_uid: &MerchantUid,
         q: PaymentQuery,
     ) -> Result<Page<Payment>> {
         let page = self
             .store
-            .find_by_merchant_uid(merchant_id, merchant_uid, &q)
+            .find_by_merchant_uid(merchant_id, merchant_uid.as_str(), &q)
             .await?;
         if page.total == 0 {
             return Err(Error::NotFound(MSG_NO_PAYMENT.into()));

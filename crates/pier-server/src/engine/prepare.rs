@@ -2,6 +2,7 @@
 //! `GET /payments/prepare/{merchant_uid}`, and the check every charge makes against it.
 
 use super::{Engine, Error, Result};
+use pier_domain::{Amount, MerchantUid};
 use pier_store::{Prepared, StoreError};
 
 pub const MSG_ALREADY_PREPARED: &str =
@@ -13,15 +14,15 @@ impl Engine {
     pub async fn prepare_create(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
-        amount: i64,
+        merchant_uid: MerchantUid,
+        amount: Amount,
         currency: Option<String>,
     ) -> Result<Prepared> {
         let now = self.now();
         let p = Prepared {
             merchant_id: merchant_id.to_owned(),
-            merchant_uid: merchant_uid.to_owned(),
-            amount,
+            merchant_uid: merchant_uid.into_string(),
+            amount: amount.krw(),
             currency,
             created_at: now,
             updated_at: now,
@@ -36,15 +37,15 @@ impl Engine {
     pub async fn prepare_update(
         &self,
         merchant_id: &str,
-        merchant_uid: &str,
-        amount: i64,
+        merchant_uid: &MerchantUid,
+        amount: Amount,
         currency: Option<String>,
     ) -> Result<Prepared> {
         self.store
             .update_prepare(
                 merchant_id,
-                merchant_uid,
-                amount,
+                merchant_uid.as_str(),
+                amount.krw(),
                 currency.as_deref(),
                 self.now(),
             )
@@ -52,9 +53,13 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(MSG_NOT_PREPARED.into()))
     }
 
-    pub async fn prepare_get(&self, merchant_id: &str, merchant_uid: &str) -> Result<Prepared> {
+    pub async fn prepare_get(
+        &self,
+        merchant_id: &str,
+        merchant_uid: &MerchantUid,
+    ) -> Result<Prepared> {
         self.store
-            .get_prepare(merchant_id, merchant_uid)
+            .get_prepare(merchant_id, merchant_uid.as_str())
             .await?
             .ok_or_else(|| Error::NotFound(MSG_NOT_PREPARED.into()))
     }
@@ -65,22 +70,25 @@ impl Engine {
         &self,
         merchant_id: &str,
         merchant_uid: &str,
-        amount: i64,
+        amount: Option<Amount>,
     ) -> Result<()> {
         let prepared = self.store.get_prepare(merchant_id, merchant_uid).await?;
         check_prepared_amount(prepared.as_ref(), merchant_uid, amount)
     }
 }
 
-/// Refuses an amount that differs from the one pre-registered for the merchant_uid.
+/// Refuses an amount that differs from the one pre-registered for the merchant_uid (`None`:
+/// 0, a window that only issues a billing key — it differs from every registered amount).
 pub(crate) fn check_prepared_amount(
     prepared: Option<&Prepared>,
     merchant_uid: &str,
-    amount: i64,
+    amount: Option<Amount>,
 ) -> Result<()> {
     match prepared {
-        Some(p) if p.amount != amount => Err(Error::Refused(format!(
-            "사전등록된 결제금액과 요청금액이 일치하지 않습니다. (amount {amount} differs from the {} pre-registered for merchant_uid {merchant_uid}; nothing was charged)",
+        // A stored amount outside `Amount`'s range matches no order.
+        Some(p) if Amount::new(p.amount, "amount").ok() != amount => Err(Error::Refused(format!(
+            "사전등록된 결제금액과 요청금액이 일치하지 않습니다. (amount {} differs from the {} pre-registered for merchant_uid {merchant_uid}; nothing was charged)",
+            amount.map_or(0, Amount::krw),
             p.amount
         ))),
         _ => Ok(()),

@@ -165,7 +165,7 @@ impl Engine {
         imp_uid: &str,
         input: ReceiptInput,
     ) -> Result<CashReceipt> {
-        let p = self.payment(merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(merchant_id, imp_uid).await?;
         if !matches!(p.pay_method.as_deref(), Some("trans" | "vbank")) {
             return Err(Error::Invalid(format!(
                 "현금영수증은 계좌이체·가상계좌 결제건에만 발급할 수 있습니다. (cash receipts are for trans or vbank payments; this one is {})",
@@ -192,7 +192,7 @@ impl Engine {
         merchant_id: &str,
         imp_uid: &str,
     ) -> Result<CashReceipt> {
-        self.payment(merchant_id, imp_uid).await?;
+        self.payment_by_uid(merchant_id, imp_uid).await?;
         self.store
             .find_receipt(merchant_id, KIND_PAYMENT, imp_uid)
             .await?
@@ -204,7 +204,7 @@ impl Engine {
         merchant_id: &str,
         imp_uid: &str,
     ) -> Result<CashReceipt> {
-        self.payment(merchant_id, imp_uid).await?;
+        self.payment_by_uid(merchant_id, imp_uid).await?;
         let r = self
             .store
             .find_receipt(merchant_id, KIND_PAYMENT, imp_uid)

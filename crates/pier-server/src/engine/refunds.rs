@@ -13,7 +13,7 @@
 //!    cancellation_id, which the PG treats as the same cancel (never a second refund).
 
 use super::{Engine, Error, Result};
-use pier_domain::{PaymentStatus, RefundState};
+use pier_domain::{Amount, AmountPart, PaymentStatus, RefundState};
 use pier_pg::{CancelOutcome, CancelRequest, Mid, PgError};
 use pier_store::{CancelEntry, CancelRequestRow, Payment, PaymentQuery, StoreError};
 use std::sync::Arc;
@@ -53,9 +53,9 @@ pub struct CancelInput {
     pub imp_uid: Option<String>,
     pub merchant_uid: Option<String>,
     /// `None` (or 0 on the wire): the whole remaining balance.
-    pub amount: Option<i64>,
-    pub tax_free: Option<i64>,
-    pub vat_amount: Option<i64>,
+    pub amount: Option<Amount>,
+    pub tax_free: Option<AmountPart>,
+    pub vat_amount: Option<AmountPart>,
     pub checksum: Option<i64>,
     pub reason: Option<String>,
     pub refund: RefundAccount,
@@ -85,7 +85,7 @@ impl Engine {
             if let Some(prior) = self.store.get_cancel_request(&cancellation_id).await? {
                 return match prior.state {
                     // Made already: answer with the payment as it stands.
-                    RefundState::Done => self.payment(merchant_id, &prior.imp_uid).await,
+                    RefundState::Done => self.payment_by_uid(merchant_id, &prior.imp_uid).await,
                     RefundState::Released => Err(Error::PgRefused(
                         "결제취소에 실패하였습니다. (this Idempotency-Key's cancel was refused by the PG)".into(),
                     )),
@@ -101,32 +101,33 @@ impl Engine {
         if !matches!(p.status, PaymentStatus::Paid | PaymentStatus::Cancelled) || p.paid_at == 0 {
             return Err(Error::Refused(MSG_NOT_PAID.into()));
         }
-        let before = p.amount - p.cancel_amount;
-        if before <= 0 {
+        // What is left to cancel, and of it what no other cancel holds right now.
+        let Some(before) = Amount::remaining(p.amount, p.cancel_amount) else {
             return Err(Error::Refused(MSG_ALREADY_CANCELLED.into()));
-        }
+        };
         if let Some(c) = input.checksum {
-            if c != before {
+            if c != before.krw() {
                 return Err(checksum_mismatch(c, before));
             }
         }
+        let free = before.checked_sub_krw(p.cancel_reserved);
         let amount = match input.amount {
-            None | Some(0) => before - p.cancel_reserved,
             Some(a) => a,
+            None => free.ok_or_else(|| Error::Refused(MSG_CANCEL_BUSY.into()))?,
         };
         if amount > before {
             return Err(over_balance(amount, before));
         }
-        if amount <= 0 || amount > p.amount - p.cancel_amount - p.cancel_reserved {
+        if free.is_none_or(|f| amount > f) {
             return Err(Error::Refused(MSG_CANCEL_BUSY.into()));
         }
-        let tax_free = input.tax_free.unwrap_or(0);
-        if tax_free > amount {
+        let tax_free = input.tax_free.unwrap_or(AmountPart::ZERO);
+        if !amount.covers(tax_free) {
             return Err(Error::Invalid(
                 "tax_free must not exceed the cancel amount".into(),
             ));
         }
-        if input.vat_amount.is_some_and(|v| v > amount) {
+        if input.vat_amount.is_some_and(|v| !amount.covers(v)) {
             return Err(Error::Invalid(
                 "vat_amount must not exceed the cancel amount".into(),
             ));
@@ -139,9 +140,9 @@ impl Engine {
             cancellation_id,
             imp_uid: p.imp_uid.clone(),
             merchant_id: merchant_id.to_owned(),
-            amount,
-            tax_free,
-            vat_amount: input.vat_amount,
+            amount: amount.krw(),
+            tax_free: tax_free.krw(),
+            vat_amount: input.vat_amount.map(AmountPart::krw),
             reason: input.reason.clone(),
             refund_holder: input.refund.holder.clone(),
             refund_bank: input.refund.bank.clone(),
@@ -229,7 +230,7 @@ impl Engine {
     async fn explain_refused_reserve(
         &self,
         p: &Payment,
-        amount: i64,
+        amount: Amount,
         checksum: Option<i64>,
     ) -> Error {
         let fresh = match self.store.get_payment(None, &p.imp_uid).await {
@@ -237,11 +238,10 @@ impl Engine {
             Ok(None) => return Error::Refused(MSG_NO_CANCEL_TARGET.into()),
             Err(e) => return e.into(),
         };
-        let before = fresh.amount - fresh.cancel_amount;
-        if before <= 0 {
+        let Some(before) = Amount::remaining(fresh.amount, fresh.cancel_amount) else {
             return Error::Refused(MSG_ALREADY_CANCELLED.into());
-        }
-        if let Some(c) = checksum.filter(|c| *c != before) {
+        };
+        if let Some(c) = checksum.filter(|c| *c != before.krw()) {
             return checksum_mismatch(c, before);
         }
         if amount > before {
@@ -333,7 +333,9 @@ impl Engine {
                         Ok(done)
                     }
                     // Settled concurrently (a retry run): the payment as it now is.
-                    Err(StoreError::Stale(_)) => self.payment(&p.merchant_id, &p.imp_uid).await,
+                    Err(StoreError::Stale(_)) => {
+                        self.payment_by_uid(&p.merchant_id, &p.imp_uid).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -415,15 +417,18 @@ impl Engine {
     }
 }
 
-fn checksum_mismatch(checksum: i64, balance: i64) -> Error {
+fn checksum_mismatch(checksum: i64, balance: Amount) -> Error {
     Error::Refused(format!(
-        "checksum이 취소가능 잔액과 일치하지 않습니다. (checksum {checksum} != refundable balance {balance}; nothing was cancelled)"
+        "checksum이 취소가능 잔액과 일치하지 않습니다. (checksum {checksum} != refundable balance {}; nothing was cancelled)",
+        balance.krw()
     ))
 }
 
-fn over_balance(amount: i64, balance: i64) -> Error {
+fn over_balance(amount: Amount, balance: Amount) -> Error {
     Error::Refused(format!(
-        "취소 요청금액이 취소가능 잔액보다 큽니다. (requested {amount} > refundable balance {balance})"
+        "취소 요청금액이 취소가능 잔액보다 큽니다. (requested {} > refundable balance {})",
+        amount.krw(),
+        balance.krw()
     ))
 }
 

@@ -10,7 +10,7 @@
 use super::charge::{order_of, Buyer, MSG_ALREADY_PAID, MSG_IN_PROGRESS};
 use super::{Engine, Error, Result};
 use pier_domain::PaymentStatus;
-use pier_domain::{Amount, MerchantUid};
+use pier_domain::{Amount, AmountPart, ImpUid, MerchantUid};
 use pier_pg::{Inquiry, Mid, Pg, PgError, PgEvent, VbankIssued, VbankRequest};
 use pier_store::{Channel, Payment, Settlement, VbankAccount};
 use std::sync::Arc;
@@ -24,8 +24,8 @@ pub const MAX_VBANK_DUE_SECS: i64 = 90 * 24 * 3600;
 pub struct VbankInput {
     pub merchant_uid: MerchantUid,
     pub amount: Amount,
-    pub tax_free: i64,
-    pub vat_amount: Option<i64>,
+    pub tax_free: AmountPart,
+    pub vat_amount: Option<AmountPart>,
     pub vbank_code: String,
     pub vbank_due: i64,
     pub vbank_holder: Option<String>,
@@ -106,7 +106,7 @@ impl Engine {
         }
         self.check_due(v.vbank_due)?;
         let channel = self.select_channel(merchant_id, v.pg.as_deref()).await?;
-        self.check_prepared(merchant_id, v.merchant_uid.as_str(), v.amount.krw())
+        self.check_prepared(merchant_id, v.merchant_uid.as_str(), Some(v.amount))
             .await?;
         if let Some(h) = self
             .store
@@ -121,7 +121,7 @@ impl Engine {
         }
         let order = super::attempt::Order {
             merchant_uid: v.merchant_uid.as_str(),
-            amount: v.amount.krw(),
+            amount: Some(v.amount),
             currency: None,
             tax_free: v.tax_free,
             vat_amount: v.vat_amount,
@@ -224,7 +224,7 @@ impl Engine {
 
     /// A waiting account of the merchant, or why not (404 unknown, 400 not a waiting vbank).
     async fn waiting_vbank(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
-        let p = self.payment(merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(merchant_id, imp_uid).await?;
         if p.pay_method.as_deref() != Some("vbank")
             || p.status != PaymentStatus::Ready
             || p.pg_tid.is_none()
@@ -255,8 +255,8 @@ impl Engine {
     }
 
     /// `DELETE /vbanks/{imp_uid}`: void the account at the PG, then mark it `cancelled`.
-    pub async fn revoke_vbank(&self, merchant_id: &str, imp_uid: &str) -> Result<Payment> {
-        let p = self.waiting_vbank(merchant_id, imp_uid).await?;
+    pub async fn revoke_vbank(&self, merchant_id: &str, imp_uid: &ImpUid) -> Result<Payment> {
+        let p = self.waiting_vbank(merchant_id, imp_uid.as_str()).await?;
         let (channel, pg) = self.pg_of(&p).await?;
         let mid = Mid(channel.mid.clone());
         let order_id = self.store.pg_order_id(&p.imp_uid).await?;
@@ -269,7 +269,12 @@ impl Engine {
         .await
         .map_err(|e| Error::PgRefused(pg_text("가상계좌 해지에 실패하였습니다.", &e)))?;
         self.store
-            .vbank_revoked(merchant_id, imp_uid, "가상계좌 발급취소", self.now())
+            .vbank_revoked(
+                merchant_id,
+                imp_uid.as_str(),
+                "가상계좌 발급취소",
+                self.now(),
+            )
             .await?
             .ok_or_else(|| Error::Invalid(MSG_NOT_WAITING.into()))
     }
@@ -279,15 +284,18 @@ impl Engine {
     pub async fn update_vbank(
         &self,
         merchant_id: &str,
-        imp_uid: &str,
-        amount: Option<i64>,
+        imp_uid: &ImpUid,
+        amount: Option<Amount>,
         due: Option<i64>,
     ) -> Result<Payment> {
-        let p = self.waiting_vbank(merchant_id, imp_uid).await?;
-        let amount = amount.unwrap_or(p.amount);
+        let p = self.waiting_vbank(merchant_id, imp_uid.as_str()).await?;
+        let amount = match amount {
+            Some(a) => a,
+            None => Amount::new(p.amount, "amount")?,
+        };
         let due = due.unwrap_or(p.vbank_date);
         self.check_due(due)?;
-        if p.tax_free > amount {
+        if !amount.covers(AmountPart::new(p.tax_free, "tax_free")?) {
             return Err(Error::Invalid(
                 "amount must not be below the tax-free amount".into(),
             ));
@@ -306,7 +314,7 @@ impl Engine {
         let new_order = format!("{}_r{}", p.imp_uid, pier_domain::ids::random_hex(3));
         let mut order = order_of(&p);
         order.order_id = new_order.clone();
-        order.amount_krw = amount;
+        order.amount_krw = amount.krw();
         let req = VbankRequest {
             order,
             bank_code: p.vbank_code.clone().unwrap_or_default(),
@@ -327,7 +335,7 @@ impl Engine {
                 .await;
                 let text = pg_text("가상계좌 변경에 실패하였습니다.", &e);
                 self.store
-                    .vbank_revoked(merchant_id, imp_uid, &text, self.now())
+                    .vbank_revoked(merchant_id, imp_uid.as_str(), &text, self.now())
                     .await?;
                 return Err(Error::PgRefused(text));
             }
@@ -336,10 +344,10 @@ impl Engine {
         match self
             .store
             .vbank_reissued(
-                imp_uid,
+                imp_uid.as_str(),
                 &old_tid,
                 &new_order,
-                amount,
+                amount.krw(),
                 &account(&issued),
                 self.now(),
             )
@@ -434,6 +442,6 @@ impl Engine {
         .map_err(|e| Error::PgRefused(pg_text("가상계좌 입금에 실패하였습니다.", &e)))?;
         // The deposit job records it too; whichever comes first wins the guarded update.
         self.on_pg_event(&ev, false).await?;
-        self.payment(merchant_id, imp_uid).await
+        self.payment_by_uid(merchant_id, imp_uid).await
     }
 }

@@ -70,7 +70,7 @@ pub fn body_of(row: &OutboxRow, format: &str) -> (Vec<u8>, &'static str) {
     let mut pairs: Vec<(&str, &str)> = vec![
         ("imp_uid", &e.imp_uid),
         ("merchant_uid", &e.merchant_uid),
-        ("status", &e.status),
+        ("status", e.status.as_str()),
     ];
     if let Some(c) = &e.cancellation_id {
         pairs.push(("cancellation_id", c));
@@ -257,7 +257,7 @@ impl Engine {
                 event_id: e.id.clone(),
                 imp_uid: e.imp_uid.clone(),
                 merchant_uid: e.merchant_uid.clone(),
-                status: e.status.clone(),
+                status: e.status,
                 url: url.clone(),
                 attempt,
                 status_code: code,

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use pier_domain::Amount;
+use pier_domain::{Amount, AmountPart};
 use serde_json::{Map, Value};
 
 /// Most pairs a form or query may carry, and the deepest bracket nesting.
@@ -149,6 +149,14 @@ impl Params {
                 Err(ApiError::bad_request(format!("{k} is too large")))
             }
             other => Ok(other),
+        }
+    }
+
+    /// `money_opt` as a part of an amount (tax-free, VAT); same checks, same answers.
+    pub fn part_opt(&self, k: &'static str) -> ApiResult<Option<AmountPart>> {
+        match self.money_opt(k)? {
+            Some(v) => Ok(Some(AmountPart::new(v, k)?)),
+            None => Ok(None),
         }
     }
 

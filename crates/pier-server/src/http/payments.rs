@@ -4,10 +4,13 @@
 use super::error::{ApiError, ApiResult, Envelope};
 use super::params::{Params, Query};
 use super::{wire, AppState, Merchant};
+use crate::engine::lookup::MSG_NO_PAYMENT;
+use crate::engine::Error;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use pier_domain::{ImpUid, MerchantUid};
 use pier_store::{PaymentQuery, PaymentStatus, Sorting};
 
 pub const MAX_PAGE_LIMIT: i64 = 1000;
@@ -41,6 +44,16 @@ pub fn sorting(q: &Params) -> ApiResult<Sorting> {
     }
 }
 
+/// An id from the path. No payment has a malformed one, so it is answered as the lookup of an
+/// unknown id always was: not found.
+pub(crate) fn path_imp_uid(raw: String) -> Result<ImpUid, Error> {
+    ImpUid::from_string(raw).map_err(|_| Error::NotFound(MSG_NO_PAYMENT.into()))
+}
+
+fn path_merchant_uid(raw: String) -> Result<MerchantUid, Error> {
+    MerchantUid::from_string(raw).map_err(|_| Error::NotFound(MSG_NO_PAYMENT.into()))
+}
+
 /// The wire's payment_status filter: a status, or (where allowed) `all` for none.
 fn status_filter(s: &str, allow_all: bool) -> ApiResult<Option<PaymentStatus>> {
     match s.parse::<PaymentStatus>() {
@@ -61,6 +74,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     // Test-channel payments are shown without include_sandbox: every Pier channel is a test
     // channel today, and a client that cannot see its payments is no use.
+    let imp_uid = path_imp_uid(imp_uid)?;
     let p = engine.payment(&m, &imp_uid).await?;
     Ok(Envelope::ok(wire::payment_wire(&p)).into_response())
 }
@@ -93,7 +107,7 @@ pub async fn get_many(
             .filter(|u| found.iter().any(|p| &p.merchant_uid == *u))
             .count();
     if found.is_empty() {
-        return Err(ApiError::not_found(crate::engine::lookup::MSG_NO_PAYMENT));
+        return Err(ApiError::not_found(MSG_NO_PAYMENT));
     }
     let status = if hits < asked {
         StatusCode::MULTI_STATUS
@@ -120,6 +134,7 @@ async fn find_inner(
         offset: 0,
         limit: 1,
     };
+    let merchant_uid = path_merchant_uid(merchant_uid)?;
     let p = engine.find_payment(&m, &merchant_uid, pq).await?;
     Ok(Envelope::ok(wire::payment_wire(&p)).into_response())
 }
@@ -160,6 +175,7 @@ async fn find_all_inner(
         offset: (page - 1) * limit,
         limit,
     };
+    let merchant_uid = path_merchant_uid(merchant_uid)?;
     let res = engine.find_all_payments(&m, &merchant_uid, pq).await?;
     Ok(Envelope::ok(wire::paged(&res, page, limit, wire::payment_wire)).into_response())
 }

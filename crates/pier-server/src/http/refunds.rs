@@ -22,15 +22,19 @@ pub async fn cancel(
     if imp_uid.is_none() && merchant_uid.is_none() {
         return Err(ApiError::bad_request("imp_uid or merchant_uid is required"));
     }
-    let amount = p.money_opt("amount")?;
+    // 0 means the whole remaining balance, as absence does.
+    let amount = match p.money_opt("amount")? {
+        Some(0) | None => None,
+        Some(a) => Some(pier_domain::Amount::new(a, "amount")?),
+    };
     let checksum = p.money_opt("checksum")?;
     let refund_bank = p.str_opt("refund_bank", 10)?;
     let input = CancelInput {
         imp_uid,
         merchant_uid,
         amount,
-        tax_free: p.money_opt("tax_free")?,
-        vat_amount: p.money_opt("vat_amount")?,
+        tax_free: p.part_opt("tax_free")?,
+        vat_amount: p.part_opt("vat_amount")?,
         checksum,
         reason: p.str_opt("reason", 200)?,
         refund: RefundAccount {
@@ -53,9 +57,11 @@ fn prepared(p: &Prepared) -> Value {
     json!({"merchant_uid": p.merchant_uid, "amount": p.amount, "currency": p.currency})
 }
 
-fn prepare_fields(p: &super::params::Params) -> ApiResult<(MerchantUid, i64, Option<String>)> {
-    let merchant_uid = MerchantUid::parse(&p.str_req("merchant_uid", 40)?)?;
-    let amount = p.amount_req("amount")?.krw();
+fn prepare_fields(
+    p: &super::params::Params,
+) -> ApiResult<(MerchantUid, pier_domain::Amount, Option<String>)> {
+    let merchant_uid = MerchantUid::from_string(p.str_req("merchant_uid", 40)?)?;
+    let amount = p.amount_req("amount")?;
     let currency = p.str_opt("currency", 3)?.map(|c| c.to_ascii_uppercase());
     if let Some(c) = &currency {
         if c != "KRW" {
@@ -73,9 +79,7 @@ pub async fn prepare_create(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let (uid, amount, currency) = prepare_fields(&p)?;
-    let r = engine
-        .prepare_create(&m, uid.as_str(), amount, currency)
-        .await?;
+    let r = engine.prepare_create(&m, uid, amount, currency).await?;
     Ok(Envelope::ok(prepared(&r)))
 }
 
@@ -85,9 +89,7 @@ pub async fn prepare_update(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let (uid, amount, currency) = prepare_fields(&p)?;
-    let r = engine
-        .prepare_update(&m, uid.as_str(), amount, currency)
-        .await?;
+    let r = engine.prepare_update(&m, &uid, amount, currency).await?;
     Ok(Envelope::ok(prepared(&r)))
 }
 
@@ -96,6 +98,10 @@ pub async fn prepare_get(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(merchant_uid): Path<String>,
 ) -> ApiResult<Envelope<Value>> {
+    // No pre-registration has a malformed merchant_uid: answered as an unknown one always was.
+    let merchant_uid = MerchantUid::from_string(merchant_uid).map_err(|_| {
+        crate::engine::Error::NotFound(crate::engine::prepare::MSG_NOT_PREPARED.into())
+    })?;
     let r = engine.prepare_get(&m, &merchant_uid).await?;
     Ok(Envelope::ok(prepared(&r)))
 }

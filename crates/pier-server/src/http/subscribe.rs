@@ -11,7 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use pier_domain::{Birth, CardNumber, CustomerUid, Expiry, FieldError, MerchantUid, Pwd2Digit};
+use pier_domain::{
+    AmountPart, Birth, CardNumber, CustomerUid, Expiry, FieldError, MerchantUid, Pwd2Digit,
+};
 use pier_pg::CardData;
 use pier_store::{PaymentQuery, Sorting};
 use serde_json::Value;
@@ -85,15 +87,15 @@ pub fn order_input(p: &Params) -> ApiResult<OrderInput> {
             "currency {currency} is not supported (KRW only)"
         )));
     }
-    let tax_free = p.money_opt("tax_free")?.unwrap_or(0);
-    if tax_free > amount.krw() {
+    let tax_free = p.part_opt("tax_free")?.unwrap_or(AmountPart::ZERO);
+    if !amount.covers(tax_free) {
         return Err(ApiError::bad_request("tax_free must not exceed amount"));
     }
-    let vat_amount = match p.money_opt("vat_amount")? {
+    let vat_amount = match p.part_opt("vat_amount")? {
         Some(v) => Some(v),
-        None => p.money_opt("vat")?,
+        None => p.part_opt("vat")?,
     };
-    if vat_amount.is_some_and(|v| v > amount.krw()) {
+    if vat_amount.is_some_and(|v| !amount.covers(v)) {
         return Err(ApiError::bad_request("vat_amount must not exceed amount"));
     }
     let quota = p.int_opt("card_quota")?.unwrap_or(0);

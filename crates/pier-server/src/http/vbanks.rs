@@ -61,13 +61,14 @@ pub async fn update(
     Body(p): Body,
 ) -> ApiResult<Envelope<Value>> {
     let amount = match p.int_opt("amount")? {
-        Some(a) => Some(pier_domain::Amount::new(a, "amount")?.krw()),
+        Some(a) => Some(pier_domain::Amount::new(a, "amount")?),
         None => None,
     };
     let due = p.int_opt("vbank_due")?;
     if amount.is_none() && due.is_none() {
         return Err(ApiError::bad_request("amount or vbank_due is required"));
     }
+    let imp_uid = super::payments::path_imp_uid(imp_uid)?;
     let r = engine.update_vbank(&m, &imp_uid, amount, due).await?;
     Ok(Envelope::ok(wire::payment(&r)))
 }
@@ -77,6 +78,7 @@ pub async fn revoke(
     Extension(Merchant(m)): Extension<Merchant>,
     Path(imp_uid): Path<String>,
 ) -> ApiResult<Envelope<Value>> {
+    let imp_uid = super::payments::path_imp_uid(imp_uid)?;
     let r = engine.revoke_vbank(&m, &imp_uid).await?;
     Ok(Envelope::ok(wire::payment(&r)))
 }

@@ -297,7 +297,13 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
     let (_, b) = cancel(&t, &tok, json!({"imp_uid": imp, "amount": 1000})).await;
     assert_eq!(code(&b), 0, "{b}");
     let events = t.pier.store().outbox_for_payment(imp).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.status == "cancelled").count(), 0);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.status.as_str() == "cancelled")
+            .count(),
+        0
+    );
     // With it: one, carrying the cancellation_id of the new history entry.
     let (_, b) = cancel(
         &t,
@@ -311,7 +317,10 @@ async fn pg_refusal_releases_the_reservation_and_webhook_is_opt_in() {
         .unwrap()
         .to_owned();
     let events = t.pier.store().outbox_for_payment(imp).await.unwrap();
-    let cancelled: Vec<_> = events.iter().filter(|e| e.status == "cancelled").collect();
+    let cancelled: Vec<_> = events
+        .iter()
+        .filter(|e| e.status.as_str() == "cancelled")
+        .collect();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].cancellation_id.as_deref(), Some(cid.as_str()));
     t.pier.shutdown().await;

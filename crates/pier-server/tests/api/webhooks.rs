@@ -482,7 +482,7 @@ async fn other_event_types_go_through_the_same_code() {
         merchant_id: DEMO_CODE.into(),
         imp_uid: p["imp_uid"].as_str().unwrap().into(),
         merchant_uid: "wh-types-1".into(),
-        status: status.into(),
+        status: status.parse().unwrap(),
         cancellation_id: cancellation_id.map(Into::into),
         notice_urls: None,
         created_at: t.clock_now(),

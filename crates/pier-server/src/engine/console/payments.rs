@@ -42,7 +42,7 @@ impl Engine {
         a: &Actor,
         imp_uid: &str,
     ) -> Result<(Payment, Vec<Delivery>)> {
-        let p = self.payment(&a.merchant_id, imp_uid).await?;
+        let p = self.payment_by_uid(&a.merchant_id, imp_uid).await?;
         let d = self
             .webhook_deliveries(&a.merchant_id, Some(imp_uid), 0, 20)
             .await?;
@@ -80,10 +80,12 @@ impl Engine {
             return Err(Error::Invalid("invalid confirmation".into()));
         }
         // Another merchant's payment is "not found", as on the detail page.
-        self.payment(&a.merchant_id, imp_uid).await?;
+        self.payment_by_uid(&a.merchant_id, imp_uid).await?;
         let input = CancelInput {
             imp_uid: Some(imp_uid.to_owned()),
-            amount,
+            amount: amount
+                .map(|x| pier_domain::Amount::new(x, "amount"))
+                .transpose()?,
             reason: Some(reason.to_owned()),
             idempotency_key: Some(format!("console:{nonce}")),
             ..Default::default()

@@ -17,7 +17,7 @@
 
 use super::charge::OrderInput;
 use super::{Engine, Error, Result};
-use pier_domain::CustomerUid;
+use pier_domain::{AmountPart, CustomerUid};
 use pier_domain::{PaymentStatus, RunState, ScheduleStatus};
 use pier_pg::CardData;
 use pier_store::{Page, Payment, Schedule, ScheduleQuery, StoreError};
@@ -114,8 +114,8 @@ impl Engine {
                 Schedule {
                     customer_id: customer_id.clone().or(customer.customer_id.clone()),
                     currency: o.currency,
-                    tax_free: o.tax_free,
-                    vat_amount: o.vat_amount,
+                    tax_free: o.tax_free.krw(),
+                    vat_amount: o.vat_amount.map(AmountPart::krw),
                     card_quota: o.card_quota,
                     name: o.name,
                     buyer_name: o.buyer.name.or(customer.customer_name.clone()),

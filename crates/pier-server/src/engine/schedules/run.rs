@@ -5,7 +5,7 @@
 use super::*;
 use crate::engine::charge::{AgainInput, Buyer, OrderInput};
 use crate::engine::{Engine, Error, Result};
-use pier_domain::{Amount, CustomerUid, MerchantUid};
+use pier_domain::{Amount, AmountPart, CustomerUid, MerchantUid};
 use pier_domain::{PaymentStatus, ScheduleStatus};
 use pier_store::{ChargeContext, OutboxEvent, Payment, Schedule, ScheduleFinish, ScheduleOutcome};
 use std::sync::Arc;
@@ -281,8 +281,11 @@ fn again_input(s: &Schedule) -> Result<AgainInput> {
             merchant_uid: MerchantUid::parse(&s.merchant_uid)?,
             amount: Amount::new(s.amount, "amount")?,
             currency: s.currency.clone(),
-            tax_free: s.tax_free,
-            vat_amount: s.vat_amount,
+            tax_free: AmountPart::new(s.tax_free, "tax_free")?,
+            vat_amount: s
+                .vat_amount
+                .map(|v| AmountPart::new(v, "vat_amount"))
+                .transpose()?,
             name: s.name.clone(),
             buyer: Buyer {
                 name: s.buyer_name.clone(),

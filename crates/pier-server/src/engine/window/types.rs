@@ -1,7 +1,7 @@
 //! What the window flow is about: the validated request, its refusals and their codes.
 
 use crate::engine::charge::{Buyer, MSG_UNKNOWN};
-use pier_domain::{CustomerUid, MerchantUid};
+use pier_domain::{Amount, AmountPart, CustomerUid, MerchantUid};
 use pier_pg::PgError;
 use pier_store::StoreError;
 use std::time::Duration;
@@ -88,10 +88,10 @@ pub struct WindowRequest {
     pub pay_method: String,
     pub pg: Option<String>,
     pub merchant_uid: MerchantUid,
-    /// 0 only with `customer_uid` (billing key only).
-    pub amount: i64,
-    pub tax_free: i64,
-    pub vat_amount: Option<i64>,
+    /// `None` (0 on the wire) only with `customer_uid` (billing key only).
+    pub amount: Option<Amount>,
+    pub tax_free: AmountPart,
+    pub vat_amount: Option<AmountPart>,
     pub name: Option<String>,
     pub buyer: Buyer,
     pub custom_data: Option<String>,

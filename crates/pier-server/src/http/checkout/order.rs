@@ -12,7 +12,7 @@ use crate::http::window_result::prevalidation_result;
 use crate::http::AppState;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use pier_domain::{CustomerUid, MerchantUid};
+use pier_domain::{Amount, AmountPart, CustomerUid, MerchantUid};
 use serde_json::Value;
 
 pub(crate) const MAX_URL_CHARS: usize = 2_000;
@@ -175,17 +175,22 @@ pub fn window_request(body: &Value, headers: &HeaderMap) -> Result<WindowRequest
             format!("currency {currency} is not supported (KRW only)"),
         ));
     }
-    let tax_free = p.money_opt("tax_free").map_err(invalid)?.unwrap_or(0);
-    if tax_free > amount {
+    let tax_free = p
+        .part_opt("tax_free")
+        .map_err(invalid)?
+        .unwrap_or(AmountPart::ZERO);
+    if tax_free.krw() > amount {
         return Err(WindowError::new(
             codes::INVALID_PARAM,
             "tax_free must not exceed amount",
         ));
     }
-    let vat_amount = match p.money_opt("vat_amount").map_err(invalid)? {
+    let vat_amount = match p.part_opt("vat_amount").map_err(invalid)? {
         Some(v) => Some(v),
-        None => p.money_opt("vat").map_err(invalid)?,
+        None => p.part_opt("vat").map_err(invalid)?,
     };
+    // In range (checked above), so `None` is exactly 0: a billing-key-only window.
+    let amount = Amount::new(amount, "amount").ok();
     let (mode, m_redirect_url) = window_mode(body, &p)?;
     let confirm_url = http_url(
         "confirm_url",
