@@ -318,7 +318,7 @@ pub async fn verify(run: Run<'_>) -> anyhow::Result<bool> {
             "totals_equal": pier_total == pg_net,
             "told_paid_not_paid": told_paid_not_paid, "told_failed_but_charged": told_failed_but_charged,
             "paid_without_webhook": webhooks_missing,
-            "refund_mismatches": refund_mismatches, "refunds.pending": refunds.pending,
+            "refund_mismatches": refund_mismatches, "refunds_pending": refunds.pending,
             "refunded_as_asked": pier_refunded.values().sum::<i64>() == 500 * refunds.ok as i64,
         },
         "refunds": {"asked": refunds.paid_uids.len(), "ok": refunds.ok,
