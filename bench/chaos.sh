@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Chaos test: kill -9 Pier under load while the PG injects faults, then check the money against
-# the PG's ledger (see bench/src/bin/chaos.rs and docs/RELIABILITY.md).
+# the PG's ledger (see bench/src/bin/chaos/ and docs/RELIABILITY.md).
 #
 #   bench/chaos.sh           # CI size: 1,000 payments, 5 kills (< 3 minutes on 2 cores)
 #   bench/chaos.sh full      # 10,000 payments, 20 kills
