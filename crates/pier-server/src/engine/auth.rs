@@ -193,8 +193,13 @@ impl Engine {
                     .into(),
             ));
         }
-        let mut merchant = self.merchant_by_key(imp_key).await?;
-        let check = |m: &Option<Merchant>| match m {
+        // The secret is checked against the database's row, never a cached one: a rotation
+        // through another instance must stop the old secret at once (and let the new one in),
+        // not MERCHANT_TTL later. One primary-key read per getToken; the request paths keep
+        // the cache. The row read refreshes it.
+        self.auth.merchants.remove(imp_key);
+        let merchant = self.merchant_by_key(imp_key).await?;
+        let ok = match &merchant {
             Some(m) => self.auth.secret_matches(imp_secret, &m.secret_hash),
             None => {
                 // Same work on unknown keys, so timing does not tell keys apart.
@@ -202,14 +207,6 @@ impl Engine {
                 false
             }
         };
-        let mut ok = check(&merchant);
-        if !ok && merchant.is_some() {
-            // The cached row may predate a rotation by another process: ask the database once
-            // (a new secret must work at once, not after MERCHANT_TTL).
-            self.auth.merchants.remove(imp_key);
-            merchant = self.merchant_by_key(imp_key).await?;
-            ok = check(&merchant);
-        }
         let Some(merchant) = merchant.filter(|_| ok) else {
             self.auth.note_failure(client, imp_key, now_ms);
             return Err(Error::Unauthorized);

@@ -204,6 +204,23 @@ async fn console_billing_keys_page_by_keyset() {
     assert!(!second.body.contains("console-next-page"));
 }
 
+/// getToken's status through every instance (one with a single instance): a rotation must
+/// reach all of them at once, not when another instance's cached merchant row expires.
+async fn get_token_everywhere(t: &TestPier, secret: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for url in t.urls("/users/getToken") {
+        let r = t
+            .http
+            .post(&url)
+            .json(&json!({"imp_key": DEMO_KEY, "imp_secret": secret}))
+            .send()
+            .await
+            .unwrap();
+        out.push(r.status().as_u16());
+    }
+    out
+}
+
 #[tokio::test]
 async fn console_imp_secret_rotation_is_shown_once_and_old_secret_stops_working() {
     let t = TestPier::start().await;
@@ -217,6 +234,9 @@ async fn console_imp_secret_rotation_is_shown_once_and_old_secret_stops_working(
         .await;
     assert_eq!(p.status, 403, "an operator cannot rotate");
     t.token().await;
+    // Every instance has now read (and cached) the merchant with the old secret.
+    let n = t.urls("/users/getToken").len();
+    assert_eq!(get_token_everywhere(&t, DEMO_SECRET).await, vec![200; n]);
 
     let mut c = operator(&t, DEMO_CODE, "admin@shop.example", "admin").await;
     let csrf = c.csrf().await;
@@ -251,6 +271,12 @@ async fn console_imp_secret_rotation_is_shown_once_and_old_secret_stops_working(
         )
         .await;
     assert_eq!(s, 401, "the old secret stops working: {b}");
+    assert_eq!(
+        get_token_everywhere(&t, DEMO_SECRET).await,
+        vec![401; n],
+        "the old secret stops working on every instance at once"
+    );
+    assert_eq!(get_token_everywhere(&t, &secret).await, vec![200; n]);
     t.token_for(DEMO_KEY, &secret).await;
     // Shown once: no page shows it again.
     for path in ["/console/settings", "/console/audit", "/console/dashboard"] {
